@@ -1,0 +1,1 @@
+"""canary: daily known-answer canaries for hosted LLMs, with Slack alerts on a quality drop."""

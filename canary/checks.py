@@ -1,0 +1,402 @@
+"""Deterministic assertions on a reply: one registry, `not-` done once, readable verdicts.
+
+Names follow promptfoo's where the meaning is the same. Every check reads a `TurnReply`
+(the turn's final text, every tool call made during the turn, the last finish reason) and
+returns (passed, detail); `run` adds negation, answer extraction and the one-line
+explanation a person reads in an alert.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+import jsonschema
+
+
+@dataclass
+class TurnReply:
+    text: str = ""
+    tool_calls: list[dict] = field(default_factory=list)  # {"name":..., "arguments": {...}}
+    finish_reason: str | None = None
+
+
+@dataclass
+class Verdict:
+    type: str
+    passed: bool
+    explanation: str
+
+    def as_dict(self) -> dict:
+        return {"type": self.type, "passed": self.passed, "explanation": self.explanation}
+
+
+Result = tuple[bool, str]
+
+
+@dataclass
+class Check:
+    fn: Callable[[Any, Any], Result]  # (value, subject) -> (passed, detail)
+    validate: Callable[[Any], str | None]  # problem with `value`, or None
+    reads: str = "text"  # "text" (the answer), "reply" (the whole TurnReply)
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def check(name: str, validate: Callable[[Any], str | None], reads: str = "text"):
+    def register(fn):
+        REGISTRY[name] = Check(fn, validate, reads)
+        return fn
+    return register
+
+
+# --- value validators -------------------------------------------------------------------
+
+def _string(v):
+    return None if isinstance(v, str) and v != "" else "value must be a non-empty string"
+
+
+def _strings(v):
+    ok = isinstance(v, list) and v and all(isinstance(s, str) for s in v)
+    return None if ok else "value must be a non-empty list of strings"
+
+
+def _nothing(v):
+    return None
+
+
+def _regex(v):
+    if not isinstance(v, str):
+        return "value must be a regular expression string"
+    try:
+        compile_regex(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _json_schema(v):
+    if v is None:
+        return None
+    try:
+        jsonschema.Draft202012Validator.check_schema(v)
+    except jsonschema.SchemaError as exc:
+        return f"value is not a valid JSON Schema: {exc.message}"
+    return None
+
+
+def _count(v):
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return None
+    if isinstance(v, dict) and v and set(v) <= {"min", "max"} and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v.values()):
+        return None
+    return "value must be a count (e.g. 3) or {min: N, max: M}"
+
+
+def _number(v):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return None if ok else "value must be a number"
+
+
+def _tool_call(v):
+    if v is None:
+        return None  # any tool call
+    if isinstance(v, str):
+        return None  # just the name
+    if not isinstance(v, dict) or "name" not in v or set(v) - {"name", "arguments"}:
+        return "value must be {name: TOOL, arguments: {...}} (arguments optional)"
+    if not isinstance(v.get("arguments", {}), dict):
+        return "arguments must be a mapping of argument name to expected value(s)"
+    return None
+
+
+# --- helpers shared by the checks ---------------------------------------------------------
+
+@lru_cache(maxsize=512)
+def compile_regex(pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression /{pattern}/: {exc}") from None
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return json.dumps(text if len(text) <= n else text[: n - 1] + "…", ensure_ascii=False)
+
+
+def _text_check(test: Callable[[str, Any], bool], describe: str):
+    """One helper for the plain text checks: `describe` is filled with the value."""
+    def fn(value, text: str) -> Result:
+        passed = test(text, value)
+        return passed, f"{describe.format(v=_show(value))}: {'yes' if passed else 'no'}, reply {_short(text)}"
+    return fn
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
+
+
+def _count_ok(n: int, spec) -> bool:
+    if isinstance(spec, int):
+        return n == spec
+    return spec.get("min", 0) <= n <= spec.get("max", math.inf)
+
+
+def _count_text(spec) -> str:
+    if isinstance(spec, int):
+        return f"exactly {spec}"
+    lo, hi = spec.get("min"), spec.get("max")
+    return f"{lo} to {hi}" if lo is not None and hi is not None else (
+        f"at least {lo}" if lo is not None else f"at most {hi}")
+
+
+def _counter(name: str, count: Callable[[str], int]):
+    def fn(value, text: str) -> Result:
+        n = count(text)
+        return _count_ok(n, value), f"{n} {name} (wanted {_count_text(value)})"
+    return fn
+
+
+_NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+
+
+def parse_number(text: str) -> float | None:
+    """The last number written in the text (commas, a $ sign and a % sign tolerated)."""
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    raw = found[-1].replace(",", "").replace("$", "")
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _json_values(text: str):
+    """Every JSON object or array embedded in the text (fenced or not), first to last."""
+    decoder = json.JSONDecoder()
+    i = 0
+    while i < len(text):
+        if text[i] in "{[":
+            try:
+                obj, end = decoder.raw_decode(text, i)
+                yield obj
+                i = end
+                continue
+            except json.JSONDecodeError:
+                pass
+        i += 1
+
+
+def _norm(v):
+    return " ".join(v.split()).casefold() if isinstance(v, str) else v
+
+
+def _same(expected, actual) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return expected == actual
+    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
+        return math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(expected, (int, float)) and isinstance(actual, str):
+        try:
+            return _same(expected, float(actual.strip()))
+        except ValueError:
+            return False
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return arguments_match(expected, actual)[0]
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(expected) == len(actual) and all(_same(e, a) for e, a in zip(expected, actual))
+    return _norm(expected) == _norm(actual)
+
+
+def arguments_match(expected: dict, actual: dict) -> Result:
+    """Every expected argument is present and equal; a list lists several acceptable values.
+
+    Strings compare case- and whitespace-insensitively, numbers numerically; arguments the
+    case does not mention are allowed (optional parameters).
+    """
+    for key, want in expected.items():
+        if key not in actual:
+            return False, f"argument {key} missing"
+        got = actual[key]
+        options = want if isinstance(want, list) and not isinstance(got, list) else [want]
+        if not any(_same(option, got) for option in options):
+            return False, f"{key}={json.dumps(got, ensure_ascii=False)}, wanted {_show(want)}"
+    return True, "arguments match"
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+check("equals", _string)(_text_check(lambda t, v: t.strip() == v.strip(), "equals {v}"))
+check("contains", _string)(_text_check(lambda t, v: v in t, "contains {v}"))
+check("icontains", _string)(_text_check(lambda t, v: v.casefold() in t.casefold(), "contains {v}"))
+check("starts-with", _string)(_text_check(lambda t, v: t.lstrip().startswith(v), "starts with {v}"))
+check("ends-with", _string)(_text_check(lambda t, v: t.rstrip().endswith(v), "ends with {v}"))
+check("contains-any", _strings)(_text_check(lambda t, v: any(s in t for s in v), "contains any of {v}"))
+check("contains-all", _strings)(_text_check(lambda t, v: all(s in t for s in v), "contains all of {v}"))
+check("icontains-any", _strings)(_text_check(
+    lambda t, v: any(s.casefold() in t.casefold() for s in v), "contains any of {v}"))
+check("icontains-all", _strings)(_text_check(
+    lambda t, v: all(s.casefold() in t.casefold() for s in v), "contains all of {v}"))
+
+
+@check("regex", _regex)
+def _regex_check(value, text) -> Result:
+    m = compile_regex(value).search(text)
+    return (True, f"/{value}/ matched {_short(m.group(0), 30)}") if m else \
+        (False, f"/{value}/ not found in {_short(text)}")
+
+
+@check("is-json", _json_schema)
+def _is_json(value, text) -> Result:
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = re.sub(r"^```[a-zA-Z]*\n?|\n?```$", "", stripped).strip()
+    try:
+        obj = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        return False, f"not JSON ({exc.msg} at char {exc.pos}): {_short(text)}"
+    return _schema_result(value, obj, "reply is JSON")
+
+
+@check("contains-json", _json_schema)
+def _contains_json(value, text) -> Result:
+    last = "no JSON found in " + _short(text)
+    for obj in _json_values(text):
+        passed, detail = _schema_result(value, obj, "contains JSON")
+        if passed:
+            return passed, detail
+        last = detail
+    return False, last
+
+
+def _schema_result(schema, obj, ok: str) -> Result:
+    if schema is None:
+        return True, ok
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(obj))
+    if error is None:
+        return True, ok + " matching the schema"
+    path = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return False, f"JSON does not match the schema at {path}: {error.message}"
+
+
+def _words(text: str) -> int:
+    return len(re.findall(r"\b[\w'’-]+\b", text))
+
+
+def _sentences(text: str) -> int:
+    return len([s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if re.search(r"\w", s)])
+
+
+def _paragraphs(text: str) -> int:
+    return len([p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()])
+
+
+def _numbered(text: str) -> int:
+    return len(re.findall(r"(?m)^\s*\d+[.)]\s+\S", text))
+
+
+def _bullets(text: str) -> int:
+    return len(re.findall(r"(?m)^\s*[-*•]\s+\S", text))
+
+
+check("word-count", _count)(_counter("words", _words))
+check("sentence-count", _count)(_counter("sentences", _sentences))
+check("paragraph-count", _count)(_counter("paragraphs", _paragraphs))
+check("numbered-items", _count)(_counter("numbered items", _numbered))
+check("bullet-items", _count)(_counter("bullet items", _bullets))
+
+
+@check("number", _number)
+def _number_check(value, text, tolerance: float | None = None) -> Result:
+    got = parse_number(text)
+    tol = 1e-9 if tolerance is None else tolerance
+    if got is None:
+        return False, f"no number in {_short(text)} (wanted {value})"
+    ok = abs(got - value) <= tol
+    return ok, f"{got:g} {'is' if ok else 'is not'} {value:g} ± {tol:g}"
+
+
+@check("finish-reason", _string, reads="reply")
+def _finish_reason(value, reply: TurnReply) -> Result:
+    got = reply.finish_reason
+    return got == value, f"finish reason {got!r}, wanted {value!r}"
+
+
+@check("tool-call", _tool_call, reads="reply")
+def _tool_call_check(value, reply: TurnReply) -> Result:
+    calls = reply.tool_calls
+    if value is None:
+        return bool(calls), (f"{len(calls)} tool call(s): " + ", ".join(c["name"] for c in calls)
+                             if calls else "no tool call")
+    name = value if isinstance(value, str) else value["name"]
+    wanted = {} if isinstance(value, str) else value.get("arguments", {})
+    named = [c for c in calls if c["name"] == name]
+    if not named:
+        made = ", ".join(c["name"] for c in calls) or "none"
+        return False, f"no call to {name} (calls made: {made})"
+    why = ""
+    for call in named:
+        ok, why = arguments_match(wanted, call.get("arguments") or {})
+        if ok:
+            return True, f"{name} called with matching arguments"
+    return False, f"{name} called, but {why}"
+
+
+# --- running a list of assertions ------------------------------------------------------------
+
+def split_type(type_: str) -> tuple[bool, str]:
+    negated = type_.startswith("not-")
+    return negated, type_[4:] if negated else type_
+
+
+def validate(assertion) -> str | None:
+    """Why an assertion (anything with .type, .value, .tolerance) is unusable, or None."""
+    _, base = split_type(assertion.type)
+    entry = REGISTRY.get(base)
+    if entry is None:
+        return f"unknown assertion type '{assertion.type}' (known: {', '.join(sorted(REGISTRY))}; any may take a not- prefix)"
+    if assertion.tolerance is not None and base != "number":
+        return "tolerance only applies to the number assertion"
+    return entry.validate(assertion.value)
+
+
+def extract_answer(text: str, pattern: str | None) -> str | None:
+    """The part of the reply the asserts read: the last match of `pattern` (its first group)."""
+    if not pattern:
+        return text
+    matches = list(compile_regex(pattern).finditer(text))
+    if not matches:
+        return None
+    m = matches[-1]
+    return m.group(1) if m.re.groups else m.group(0)
+
+
+def run(assertions, reply: TurnReply, answer_pattern: str | None = None) -> list[Verdict]:
+    """Every assertion on one turn's reply, each with its one-line explanation."""
+    answer = extract_answer(reply.text, answer_pattern)
+    verdicts = []
+    for a in assertions:
+        negated, base = split_type(a.type)
+        entry = REGISTRY[base]
+        if entry.reads == "text" and answer is None:
+            verdicts.append(Verdict(a.type, False,
+                                    f"no answer matching /{answer_pattern}/ in {_short(reply.text)}"))
+            continue
+        subject = reply if entry.reads == "reply" else answer
+        if base == "number":
+            passed, detail = entry.fn(a.value, subject, a.tolerance)
+        else:
+            passed, detail = entry.fn(a.value, subject)
+        if negated:
+            passed = not passed
+        verdicts.append(Verdict(a.type, passed, ("must not: " if negated else "") + detail))
+    return verdicts

@@ -1,0 +1,201 @@
+"""canary.yaml: its schema, where it is found, and what is resolved relative to it."""
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from .errors import ConfigError
+from .yamlfile import Strict, load
+
+DEFAULT_API_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90s`, `2m`, `24h`, `7d` or a number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+    if not m:
+        raise ValueError(f"'{value}' is not a duration (like 90s, 15m, 24h, 7d)")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return timedelta(seconds=float(m.group(1)) * unit)
+
+
+def _cron(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a cron expression (minute hour day month weekday): {exc}")
+    return value
+
+
+class Price(Strict):
+    input: float = Field(ge=0)   # USD per million input tokens
+    output: float = Field(ge=0)  # USD per million output tokens
+
+
+class ModelConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    provider: str
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: Price | None = None
+    suites: list[str] | None = None
+    repeat: int | None = Field(default=None, ge=1, le=100)
+    concurrency: int = Field(default=8, ge=1, le=512)
+    timeout: float = Field(default=120.0, gt=0)   # seconds per API call
+    max_retries: int = Field(default=2, ge=0, le=10)  # the SDK's own retries
+    schedule: str | None = None
+    daily_token_budget: int | None = Field(default=None, ge=1)
+    daily_cost_budget: float | None = Field(default=None, gt=0)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        from .providers import PROVIDERS
+        if value not in PROVIDERS:
+            raise ValueError(f"unknown provider '{value}' (known: {', '.join(sorted(PROVIDERS))})")
+        return value
+
+    _cron = field_validator("schedule")(classmethod(lambda cls, v: _cron(v)))
+
+    @property
+    def key_env(self) -> str:
+        return self.api_key_env or DEFAULT_API_KEY_ENV.get(self.provider, "API_KEY")
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float | None:
+        if self.price is None:
+            return None
+        return (input_tokens * self.price.input + output_tokens * self.price.output) / 1e6
+
+
+class Detection(Strict):
+    method: Literal["sigma", "cusum", "ewma", "binomial"] = "sigma"
+    sigma: float = Field(default=2.0, gt=0)
+    window: int = Field(default=14, ge=2)
+    min_history: int = Field(default=5, ge=2)
+    confirm: bool = True
+    baseline: Literal["rolling", "frozen"] = "rolling"
+    min_answered_share: float = Field(default=0.5, gt=0, le=1)
+    cusum_k: float = 0.5
+    cusum_h: float = 5.0
+    ewma_lambda: float = Field(default=0.2, gt=0, le=1)
+    ewma_L: float = 2.962
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    drift_tokens: bool = True
+    drift_latency: bool = False
+
+
+class Slack(Strict):
+    webhook_url_env: str | None = None
+    token_env: str | None = None
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "Slack":
+        if bool(self.webhook_url_env) == bool(self.token_env):
+            raise ValueError("slack needs either webhook_url_env or token_env (with channel)")
+        if self.token_env and not self.channel:
+            raise ValueError("slack.token_env needs a channel")
+        return self
+
+
+class Alerts(Strict):
+    slack: Slack | None = None
+    error_rate: float = Field(default=0.2, gt=0, le=1)
+
+
+class Daemon(Strict):
+    http: str | None = "127.0.0.1:8787"
+    catch_up: timedelta = timedelta(hours=24)
+    lease: timedelta = timedelta(seconds=120)
+    shutdown_grace: timedelta = timedelta(seconds=30)
+    jitter: timedelta = timedelta(0)
+
+    @field_validator("catch_up", "lease", "shutdown_grace", "jitter", mode="before")
+    @classmethod
+    def _duration(cls, value):
+        return parse_duration(value) if not isinstance(value, timedelta) else value
+
+
+class Config(Strict):
+    database: str = "sqlite:///canary.db"
+    prompts: str = "prompts"
+    schedule: str = "0 6 * * *"
+    timezone: str = "UTC"
+    models: list[ModelConfig] = Field(default_factory=list)
+    detection: Detection = Field(default_factory=Detection)
+    alerts: Alerts = Field(default_factory=Alerts)
+    daemon: Daemon = Field(default_factory=Daemon)
+    _path: Path | None = PrivateAttr(default=None)
+
+    _cron = field_validator("schedule")(classmethod(lambda cls, v: _cron(v)))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (an IANA name like UTC or Europe/Paris)") from None
+        return value
+
+    @property
+    def base_dir(self) -> Path:
+        return self._path.parent if self._path else Path.cwd()
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def prompts_dir(self) -> Path:
+        return (self.base_dir / self.prompts).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """$CANARY_DATABASE_URL, else `database`; a relative SQLite path is relative to the config."""
+        url = os.environ.get("CANARY_DATABASE_URL") or self.database
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != prefix and not url[len(prefix):].startswith(("/", ":memory:")):
+            url = prefix + str(self.base_dir / url[len(prefix):])
+        return url
+
+    def model(self, name: str) -> ModelConfig:
+        return next(m for m in self.models if m.name == name)
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path:
+    """`--config`, then $CANARY_CONFIG, then ./canary.yaml."""
+    path = Path(explicit or os.environ.get("CANARY_CONFIG") or "canary.yaml")
+    if not path.exists():
+        raise ConfigError([f"{path}:1: config file not found (create one with `canary init`, "
+                           "or point --config / $CANARY_CONFIG at it)"])
+    return path
+
+
+def load_config(explicit: str | os.PathLike | None = None) -> Config:
+    """Load and validate canary.yaml; raise ConfigError with every problem as `path:line: message`."""
+    path = find_config(explicit)
+    doc = load(path)
+    config, problems = doc.validate(Config, doc.data if doc.data is not None else {})
+    if config is not None:
+        seen: set[str] = set()
+        for i, m in enumerate(config.models):
+            if m.name in seen:
+                problems.append(doc.problem(("models", i, "name"), f"duplicate model name '{m.name}'"))
+            seen.add(m.name)
+    if problems:
+        raise ConfigError(problems)
+    config._path = path.resolve()
+    return config

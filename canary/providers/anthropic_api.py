@@ -1,0 +1,86 @@
+"""Anthropic Messages API through the official `anthropic` SDK (async client)."""
+from __future__ import annotations
+
+
+
+import anthropic
+
+from .base import CallError, Message, Provider, Reply, Request, ToolCall, kind_for_status, split_params
+
+DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; a model's params may set it
+
+STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                "tool_use": "tool_calls", "refusal": "refusal", "model_context_window_exceeded": "length"}
+
+
+class AnthropicProvider(Provider):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.client = anthropic.AsyncAnthropic(api_key=self.api_key, base_url=self.base_url,
+                                               timeout=self.timeout, max_retries=self.max_retries)
+
+    async def complete(self, request: Request) -> Reply:
+        params = {"max_tokens": DEFAULT_MAX_TOKENS, **request.params}
+        known, extra = split_params(self.client.messages.create, params)
+        if request.system:
+            known["system"] = request.system
+        if request.tools:
+            known["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                              for t in request.tools]
+        try:
+            msg = await self.client.messages.create(
+                model=request.model, messages=[_message(m) for m in request.messages],
+                extra_body=extra or None, **known)
+        except anthropic.APIStatusError as exc:
+            raise CallError(kind_for_status(exc.status_code), _describe(exc), exc.status_code, exc.request_id) from None
+        except anthropic.APITimeoutError as exc:
+            raise CallError("timeout", f"timed out: {exc}") from None
+        except anthropic.APIConnectionError as exc:
+            raise CallError("connection", f"connection failed: {exc}") from None
+        except anthropic.APIError as exc:
+            raise CallError("other", f"{type(exc).__name__}: {exc}") from None
+        return _reply(msg)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _message(m: Message) -> dict:
+    if m.role == "user":
+        return {"role": "user", "content": m.text}
+    if m.role == "tool":
+        return {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call_id, "content": content}
+            for call_id, _name, content in m.tool_results]}
+    if m.native is not None:
+        return {"role": "assistant", "content": m.native}
+    blocks = [{"type": "text", "text": m.text}] if m.text else []
+    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
+    return {"role": "assistant", "content": blocks}
+
+
+def _reply(msg) -> Reply:
+    texts, thinking, calls = [], [], []
+    for block in msg.content:
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "thinking":
+            thinking.append(block.thinking)
+        elif block.type == "tool_use":
+            calls.append(ToolCall(block.id, block.name, dict(block.input or {})))
+    return Reply(
+        text="".join(texts), tool_calls=calls, thinking="\n".join(thinking),
+        finish_reason=STOP_REASONS.get(msg.stop_reason, str(msg.stop_reason)),
+        input_tokens=msg.usage.input_tokens or 0, output_tokens=msg.usage.output_tokens or 0,
+        model=msg.model, request_id=getattr(msg, "_request_id", None),
+        native=[b.model_dump(mode="json", exclude_none=True) for b in msg.content])
+
+
+def _describe(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
+    detail = err.get("message") or str(exc)
+    return f"HTTP {exc.status_code} {err.get('type', type(exc).__name__)}: {detail}"[:500]
+
+
+

@@ -1,0 +1,250 @@
+"""A run: every (case, sample) of a suite against one model, turns and tool rounds included.
+
+Each sample ends as passed, failed (a wrong answer) or error (a service failure after the
+SDK's own bounded retries, with its class, HTTP status and request id). Errors never count
+as wrong answers. Samples are handed to the `SampleWriter` the moment they finish.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from . import checks
+from .config import Config, ModelConfig
+from .errors import UsageError
+from .providers import CallError, Message, Provider, Request, provider_class
+from .store import SampleWriter, Store
+from .suites import Case, Suite
+
+MAX_TOOL_ROUNDS = 5  # tool rounds per turn before the turn is scored as it stands
+
+Clock = Callable[[], datetime]
+ProviderFactory = Callable[[ModelConfig], Provider]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def make_provider(model: ModelConfig) -> Provider:
+    """The real thing: the model's SDK, its base_url, its key from the environment."""
+    key = os.environ.get(model.key_env)
+    if not key:
+        raise UsageError(f"model {model.name}: the API key variable ${model.key_env} is not set "
+                         f"(set it, or name another with api_key_env)")
+    return provider_class(model.provider)(api_key=key, base_url=model.base_url,
+                                          timeout=model.timeout, max_retries=model.max_retries)
+
+
+def endpoint_factory(url: str, api_key: str) -> ProviderFactory:
+    """Every model pointed at one server (the simulator): its root URL plus the API's prefix."""
+    def factory(model: ModelConfig) -> Provider:
+        cls = provider_class(model.provider)
+        return cls(api_key=api_key, base_url=url.rstrip("/") + cls.api_prefix,
+                   timeout=model.timeout, max_retries=model.max_retries)
+    return factory
+
+
+@dataclass
+class Job:
+    """One run to make: a model, a suite, a slot."""
+
+    model: ModelConfig
+    suite: Suite
+    repeat: int
+    slot: datetime
+    kind: str = "manual"  # manual | scheduled | confirm
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    model: str
+    suite: str
+    status: str
+    planned: int
+    passed: int
+    failed: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    latency_p50_ms: float | None
+
+    @property
+    def answered(self) -> int:
+        return self.passed + self.failed
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.answered if self.answered else None
+
+    @property
+    def error_rate(self) -> float | None:
+        total = self.answered + self.errors
+        return self.errors / total if total else None
+
+    @classmethod
+    def of(cls, row) -> "RunSummary":
+        return cls(row.id, row.model, row.suite, row.status, row.planned, row.passed, row.failed, row.errors,
+                   row.input_tokens, row.output_tokens, row.cost, row.latency_p50_ms)
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "pass_rate": self.pass_rate, "error_rate": self.error_rate}
+
+
+def jobs_for(config: Config, suites: dict[str, Suite], *, models: Iterable[str] = (),
+             suite_names: Iterable[str] = (), repeat: int | None = None, slot: datetime,
+             kind: str = "manual") -> list[Job]:
+    """The (model, suite) pairs a command or a schedule asks for; unknown names are usage errors."""
+    models, suite_names = list(models), list(suite_names)
+    known_models = [m.name for m in config.models]
+    for name in models:
+        if name not in known_models:
+            raise UsageError(f"unknown model '{name}' (configured: {', '.join(known_models) or 'none'})")
+    for name in suite_names:
+        if name not in suites:
+            raise UsageError(f"unknown suite '{name}' (loaded: {', '.join(sorted(suites)) or 'none'})")
+    jobs = []
+    for m in config.models:
+        if models and m.name not in models:
+            continue
+        for name in (m.suites if m.suites is not None else sorted(suites)):
+            if name not in suites or (suite_names and name not in suite_names):
+                continue
+            suite = suites[name]
+            jobs.append(Job(m, suite, repeat or m.repeat or suite.repeat, slot, kind))
+    return jobs
+
+
+async def run_sample(provider: Provider, model: ModelConfig, suite: Suite, case: Case, index: int,
+                     run_id: int, clock: Clock) -> dict:
+    """One sample of one case, every turn and tool round; the row to store."""
+    messages: list[Message] = []
+    turns: list[dict] = []
+    tokens_in = tokens_out = 0
+    latency = 0.0
+    reported = finish = request_id = None
+    error: CallError | None = None
+    pattern = case.answer.regex if case.answer else None
+    params = {**model.params, **suite.params}
+    tools = suite.tools_for(case)
+    try:
+        for turn in case.turns:
+            messages.append(Message("user", turn.user))
+            calls: list[dict] = []
+            texts: list[str] = []
+            thinking: list[str] = []
+            record = {"user": turn.user, "text": "", "tool_calls": calls, "verdicts": []}
+            turns.append(record)
+            for round_ in range(MAX_TOOL_ROUNDS + 1):
+                started = time.perf_counter()
+                reply = await provider.complete(Request(model.model, case.system, messages, tools, params))
+                latency += time.perf_counter() - started
+                tokens_in += reply.input_tokens
+                tokens_out += reply.output_tokens
+                reported, finish, request_id = reply.model, reply.finish_reason, reply.request_id
+                messages.append(Message("assistant", reply.text, reply.tool_calls, native=reply.native))
+                texts.append(reply.text)
+                if reply.thinking:
+                    thinking.append(reply.thinking)
+                calls += [{"name": c.name, "arguments": c.arguments} for c in reply.tool_calls]
+                if not reply.tool_calls or round_ == MAX_TOOL_ROUNDS:
+                    break
+                messages.append(Message("tool", tool_results=[
+                    (c.id, c.name, json.dumps(case.canned_result(c.name, c.arguments)))
+                    for c in reply.tool_calls]))
+            final = checks.TurnReply(text=texts[-1], tool_calls=calls, finish_reason=finish)
+            verdicts = checks.run(turn.asserts, final, pattern)
+            record.update(text=final.text, finish_reason=finish, verdicts=[v.as_dict() for v in verdicts])
+            if thinking:
+                record["thinking"] = "\n".join(thinking)
+    except CallError as exc:
+        error = exc
+    if error:
+        status = "error"
+    else:
+        status = "passed" if all(v["passed"] for t in turns for v in t["verdicts"]) else "failed"
+    return {
+        "run_id": run_id, "case_id": case.id, "sample": index, "status": status,
+        "error": error.kind if error else None, "error_status": error.status if error else None,
+        "error_message": str(error) if error else None,
+        "request_id": (error.request_id if error else request_id),
+        "input_tokens": tokens_in, "output_tokens": tokens_out,
+        "latency_ms": round(latency * 1000, 3) if not error else None,
+        "finish_reason": finish, "reported_model": reported,
+        "cost": model.cost(tokens_in, tokens_out), "turns": turns, "finished_at": clock(),
+    }
+
+
+async def execute(provider: Provider, job: Job, run_id: int, todo: list[tuple[Case, int]],
+                  writer: SampleWriter, *, concurrency: asyncio.Semaphore, clock: Clock,
+                  on_sample: Callable[[Job, dict], None] | None = None) -> None:
+    """Run the given samples of one run, at most `concurrency` at a time per model."""
+    work = iter(todo)
+
+    async def worker() -> None:
+        for case, index in work:
+            async with concurrency:
+                row = await run_sample(provider, job.model, job.suite, case, index, run_id, clock)
+            writer.put(row)
+            if on_sample:
+                on_sample(job, row)
+
+    await asyncio.gather(*(worker() for _ in range(min(job.model.concurrency, len(todo)) or 1)))
+
+
+def planned_samples(suite: Suite, repeat: int) -> list[tuple[Case, int]]:
+    return [(case, i) for case in suite.cases for i in range(repeat)]
+
+
+async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, owner: str | None = None,
+                   provider_factory: ProviderFactory = make_provider,
+                   on_sample: Callable[[Job, dict], None] | None = None) -> list[RunSummary]:
+    """Run every job (all models at once, each within its own concurrency); summaries in job order.
+
+    A job whose slot already has a run resumes it when unfinished (only the missing samples
+    are run) and is skipped when complete.
+    """
+    providers: dict[str, Provider] = {}
+    limits: dict[str, asyncio.Semaphore] = {}
+    for job in jobs:
+        if job.model.name not in providers:
+            providers[job.model.name] = provider_factory(job.model)
+            limits[job.model.name] = asyncio.Semaphore(job.model.concurrency)
+    writer = SampleWriter(store)
+    finished: list[tuple[int, bool]] = [(0, False)] * len(jobs)  # (run id, run by this call)
+
+    async def one(i: int, job: Job) -> None:
+        plan = planned_samples(job.suite, job.repeat)
+        run_id = store.create_run(model=job.model.name, suite=job.suite.name, suite_version=job.suite.version,
+                                  slot=job.slot, kind=job.kind, planned=len(plan), owner=owner, now=clock())
+        if run_id is None:  # the slot has a run already: resume it if it is unfinished
+            existing = store.find_run(job.model.name, job.suite.name, job.slot, job.kind)
+            if existing.status == "complete" or not store.take_over(existing.id, owner or "", clock(),
+                                                                     unless_heartbeat_after=None):
+                finished[i] = (existing.id, False)
+                return
+            run_id = existing.id
+            done = store.done_samples(run_id)
+            plan = [(c, k) for c, k in plan if (c.id, k) not in done]
+        await execute(providers[job.model.name], job, run_id, plan, writer,
+                      concurrency=limits[job.model.name], clock=clock, on_sample=on_sample)
+        finished[i] = (run_id, True)
+
+    try:
+        await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)))
+    finally:
+        writer.close()
+        for provider in providers.values():
+            await provider.aclose()
+    summaries = []
+    for run_id, ran in finished:
+        row = store.finish_run(run_id, "complete", clock()) if ran else store.run(run_id)
+        summaries.append(RunSummary.of(row))
+    return summaries

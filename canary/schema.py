@@ -1,0 +1,68 @@
+"""The SQL tables, as SQLAlchemy Core metadata. Every change here is an alembic migration too.
+
+All timestamps are naive UTC. Runs are unique per (model, suite, slot, kind): a scheduled
+slot runs once, however many daemons race for it; its confirmation run is kind `confirm`.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("suite", String(200), nullable=False),
+    Column("suite_version", String(64), nullable=False),
+    Column("slot", DateTime, nullable=False),  # the scheduled time (or the start of a manual run)
+    Column("kind", String(16), nullable=False),  # scheduled | manual | confirm
+    Column("status", String(24), nullable=False),  # running | complete | interrupted | budget_exhausted
+    Column("owner", String(200)),  # the replica that holds the run
+    Column("heartbeat_at", DateTime),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("planned", Integer, nullable=False),  # samples the run is meant to have
+    Column("passed", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cost", Float),
+    Column("latency_p50_ms", Float),
+    Column("reported_model", String(200)),
+    UniqueConstraint("model", "suite", "slot", "kind", name="uq_runs_model_suite_slot_kind"),
+)
+Index("ix_runs_series", runs.c.model, runs.c.suite, runs.c.slot)
+
+samples = Table(
+    "samples", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("case_id", String(200), nullable=False),
+    Column("sample", Integer, nullable=False),
+    Column("status", String(8), nullable=False),  # passed | failed | error
+    Column("error", String(24)),  # the error class, when status is error
+    Column("error_status", Integer),  # its HTTP status, if any
+    Column("error_message", Text),
+    Column("request_id", String(200)),
+    Column("input_tokens", Integer, nullable=False, default=0),
+    Column("output_tokens", Integer, nullable=False, default=0),
+    Column("latency_ms", Float),
+    Column("finish_reason", String(40)),
+    Column("reported_model", String(200)),
+    Column("cost", Float),
+    Column("turns", Json, nullable=False),  # per turn: user, text, tool_calls, thinking, verdicts
+    Column("finished_at", DateTime, nullable=False),
+    UniqueConstraint("run_id", "case_id", "sample", name="uq_samples_run_case_sample"),
+)

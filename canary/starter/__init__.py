@@ -1,0 +1,1 @@
+"""The starter canary.yaml that `canary init` writes (data only)."""

@@ -1,0 +1,286 @@
+"""The one place that reads and writes the database: runs, samples, migrations, import/export.
+
+SQLite (WAL, busy timeout) is the embedded default; PostgreSQL (psycopg 3) is for production.
+Samples are written by a `SampleWriter` thread that commits every finished sample within
+milliseconds (group commit), so the event loop never waits on the disk and a crash loses at
+most the samples in flight.
+"""
+from __future__ import annotations
+
+import queue
+import statistics
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Any, Iterable, Iterator
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import and_, create_engine, event, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import OperationalError
+
+from .errors import StorageError
+from .schema import metadata, runs, samples
+
+SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def alembic_config(connection=None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("canary.migrations")))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Store:
+    def __init__(self, url: str, *, upgrade: bool = True):
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        if upgrade:
+            self.upgrade()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Apply every pending migration (serialised across replicas on PostgreSQL)."""
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7714390215)"))
+                command.upgrade(alembic_config(conn), "head")
+        except OperationalError as exc:
+            raise StorageError(f"cannot open the database {self.safe_url}: {exc.orig}") from None
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # any failure means "not reachable" to a health check
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self):
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def create_run(self, *, model: str, suite: str, suite_version: str, slot: datetime, kind: str,
+                   planned: int, owner: str | None, now: datetime) -> int | None:
+        """Claim a run by inserting its unique row; None when that slot already has one."""
+        stmt = self._insert(runs).values(
+            model=model, suite=suite, suite_version=suite_version, slot=slot, kind=kind,
+            status="running", owner=owner, heartbeat_at=now, started_at=now, planned=planned,
+            passed=0, failed=0, errors=0, input_tokens=0, output_tokens=0,
+        ).on_conflict_do_nothing().returning(runs.c.id)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).scalar()
+
+    def run(self, run_id: int) -> Row | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(runs).where(runs.c.id == run_id)).first()
+
+    def find_run(self, model: str, suite: str, slot: datetime, kind: str) -> Row | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(runs).where(and_(
+                runs.c.model == model, runs.c.suite == suite, runs.c.slot == slot, runs.c.kind == kind))).first()
+
+    def take_over(self, run_id: int, owner: str, now: datetime, *, unless_heartbeat_after: datetime | None) -> bool:
+        """Become the owner of an unfinished run (a stale one, when a lease is given)."""
+        cond = and_(runs.c.id == run_id, runs.c.status.in_(["running", "interrupted"]))
+        if unless_heartbeat_after is not None:
+            cond = and_(cond, (runs.c.heartbeat_at < unless_heartbeat_after) | (runs.c.status == "interrupted"))
+        with self.engine.begin() as conn:
+            done = conn.execute(update(runs).where(cond).values(
+                owner=owner, heartbeat_at=now, status="running")).rowcount
+        return done == 1
+
+    def heartbeat(self, run_id: int, owner: str, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(and_(runs.c.id == run_id, runs.c.owner == owner))
+                         .values(heartbeat_at=now))
+
+    def done_samples(self, run_id: int) -> set[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            return {(r.case_id, r.sample) for r in conn.execute(
+                select(samples.c.case_id, samples.c.sample).where(samples.c.run_id == run_id))}
+
+    def finish_run(self, run_id: int, status: str, now: datetime) -> Row:
+        """Close a run: its counts, tokens, cost and p50 latency, recomputed from its samples."""
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                status=status, finished_at=now, **self._aggregates(conn, run_id)))
+            return conn.execute(select(runs).where(runs.c.id == run_id)).one()
+
+    def _aggregates(self, conn, run_id: int) -> dict[str, Any]:
+        rows = conn.execute(select(samples.c.status, samples.c.input_tokens, samples.c.output_tokens,
+                                   samples.c.cost, samples.c.latency_ms, samples.c.reported_model)
+                            .where(samples.c.run_id == run_id)).all()
+        counts = Counter(r.status for r in rows)
+        answered = [r for r in rows if r.status != "error"]
+        costs = [r.cost for r in rows if r.cost is not None]
+        models = Counter(r.reported_model for r in answered if r.reported_model)
+        return {
+            "passed": counts["passed"], "failed": counts["failed"], "errors": counts["error"],
+            "input_tokens": sum(r.input_tokens for r in rows),
+            "output_tokens": sum(r.output_tokens for r in rows),
+            "cost": sum(costs) if costs else None,
+            "latency_p50_ms": statistics.median([r.latency_ms for r in answered]) if answered else None,
+            "reported_model": models.most_common(1)[0][0] if models else None,
+        }
+
+    def mark_interrupted(self, owner: str, now: datetime) -> int:
+        """Every run this replica still holds becomes `interrupted` (resumable)."""
+        with self.engine.begin() as conn:
+            ids = conn.execute(select(runs.c.id).where(and_(runs.c.owner == owner, runs.c.status == "running"))).scalars().all()
+            for run_id in ids:
+                conn.execute(update(runs).where(runs.c.id == run_id).values(
+                    status="interrupted", finished_at=now, **self._aggregates(conn, run_id)))
+        return len(ids)
+
+    def series(self, model: str, suite: str, *, kinds: Iterable[str] = ("scheduled", "manual", "confirm"),
+               statuses: Iterable[str] = ("complete",), limit: int | None = None) -> list[Row]:
+        """Runs of one (model, suite), oldest first."""
+        q = (select(runs).where(and_(runs.c.model == model, runs.c.suite == suite,
+                                     runs.c.kind.in_(list(kinds)), runs.c.status.in_(list(statuses))))
+             .order_by(runs.c.slot.desc(), runs.c.id.desc()))
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return list(reversed(conn.execute(q).all()))
+
+    def latest_runs(self) -> list[Row]:
+        """The latest run of every (model, suite) series."""
+        newest = select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id")) \
+            .group_by(runs.c.model, runs.c.suite).subquery()
+        with self.engine.connect() as conn:
+            return conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)
+                                .order_by(runs.c.model, runs.c.suite)).all()
+
+    def run_samples(self, run_id: int) -> list[Row]:
+        with self.engine.connect() as conn:
+            return conn.execute(select(samples).where(samples.c.run_id == run_id)
+                                .order_by(samples.c.case_id, samples.c.sample)).all()
+
+    # --- samples -----------------------------------------------------------------------------
+
+    def insert_samples(self, rows: list[dict], conn=None) -> int:
+        """Insert samples in one transaction; one already stored (same run, case, index) is skipped."""
+        if not rows:
+            return 0
+        if conn is None:
+            with self.engine.begin() as conn:
+                return self.insert_samples(rows, conn)
+        stmt = self._insert(samples).on_conflict_do_nothing().returning(samples.c.id)
+        return len(conn.execute(stmt, rows).all())
+
+    # --- export / import ---------------------------------------------------------------------
+
+    def export_rows(self, *, model: str | None = None, suite: str | None = None,
+                    since: datetime | None = None) -> Iterator[dict]:
+        """Every stored sample with its run's fields (run columns prefixed `run_`), oldest first, streamed."""
+        cols = [c.label(f"run_{c.name}") for c in runs.columns] + [c for c in samples.columns if c.name != "id"]
+        q = select(*cols).join_from(runs, samples, samples.c.run_id == runs.c.id)
+        if model:
+            q = q.where(runs.c.model == model)
+        if suite:
+            q = q.where(runs.c.suite == suite)
+        if since:
+            q = q.where(runs.c.slot >= since)
+        q = q.order_by(runs.c.slot, runs.c.id, samples.c.case_id, samples.c.sample)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=500).execute(q):
+                yield row._asdict()
+
+    def ensure_run(self, conn, *, model, suite, suite_version, slot, kind, status, started_at,
+                   finished_at, planned) -> int:
+        """Find or create a run row (import): returns its id."""
+        found = conn.execute(select(runs.c.id).where(and_(
+            runs.c.model == model, runs.c.suite == suite, runs.c.slot == slot, runs.c.kind == kind))).scalar()
+        if found is not None:
+            return found
+        return conn.execute(runs.insert().values(
+            model=model, suite=suite, suite_version=suite_version, slot=slot, kind=kind, status=status,
+            started_at=started_at, finished_at=finished_at, planned=planned, passed=0, failed=0, errors=0,
+            input_tokens=0, output_tokens=0).returning(runs.c.id)).scalar()
+
+    def refresh_runs(self, conn, run_ids: Iterable[int]) -> None:
+        for run_id in run_ids:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**self._aggregates(conn, run_id)))
+
+
+class SampleWriter:
+    """A thread that commits finished samples as they come (group commit), in order."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="canary-sample-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, row: dict) -> None:
+        if self._error:
+            raise StorageError(f"storing samples failed: {self._error}")
+        self._queue.put(row)
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = batch[-1] is None
+            rows = [r for r in batch if r is not None]
+            try:
+                self.store.insert_samples(rows)
+            except Exception as exc:  # kept and raised to the runner on its next put/close
+                self._error = exc
+
+    def close(self) -> None:
+        """Commit everything queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error:
+            raise StorageError(f"storing samples failed: {self._error}")
+
+
+__all__ = ["Store", "SampleWriter", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]

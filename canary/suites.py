@@ -1,0 +1,248 @@
+"""Suite files (prompts/*.yaml): their schema, loading, validation and content hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from . import checks
+from .errors import ConfigError
+from .yamlfile import Strict, YamlDoc, load
+
+
+class Assertion(Strict):
+    """One check of a reply: `type` (any name of the checks registry, optionally `not-`)."""
+
+    type: str
+    value: Any = None
+    tolerance: float | None = None  # for `number`
+
+    @model_validator(mode="after")
+    def _known(self) -> "Assertion":
+        problem = checks.validate(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class ToolCallSpec(Strict):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Reference(Strict):
+    """The known answer of a turn: the tool calls (by round) and the final text."""
+
+    text: str = ""
+    tool_calls: list[ToolCallSpec] = Field(default_factory=list)  # one round (parallel calls)
+    rounds: list[list[ToolCallSpec]] = Field(default_factory=list)  # several rounds, in order
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Reference":
+        if self.tool_calls and self.rounds:
+            raise ValueError("give either tool_calls (one round) or rounds, not both")
+        if self.tool_calls:
+            self.rounds = [self.tool_calls]
+            self.tool_calls = []
+        return self
+
+
+class AnswerSpec(Strict):
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        checks.compile_regex(value)
+        return value
+
+
+class Turn(Strict):
+    user: str
+    asserts: list[Assertion] = Field(default_factory=list, alias="assert")
+    reference: Reference | None = None
+
+
+class Tool(Strict):
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @field_validator("parameters")
+    @classmethod
+    def _json_schema(cls, value: dict) -> dict:
+        try:
+            jsonschema.Draft202012Validator.check_schema(value)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return value
+
+
+class CannedResult(Strict):
+    when: dict[str, Any]
+    result: Any
+
+
+class Case(Strict):
+    id: str
+    description: str = ""
+    system: str | None = None
+    prompt: str | None = None
+    turns: list[Turn] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    tool_results: dict[str, Any] = Field(default_factory=dict)
+    asserts: list[Assertion] = Field(default_factory=list, alias="assert")
+    reference: Reference | None = None
+    answer: AnswerSpec | None = None
+
+    @model_validator(mode="after")
+    def _single_or_multi(self) -> "Case":
+        if (self.prompt is None) == (not self.turns):
+            raise ValueError("a case has either `prompt` (single turn) or `turns`, exactly one")
+        if self.turns and (self.asserts or self.reference):
+            raise ValueError("a multi-turn case puts `assert` and `reference` inside each turn")
+        if self.prompt is not None:
+            self.turns = [Turn(user=self.prompt, asserts=self.asserts, reference=self.reference)]
+        return self
+
+    def canned_result(self, name: str, arguments: dict) -> Any:
+        """The result fed back for a tool call; an error result for an unknown tool."""
+        if name not in self.tools:
+            return {"error": f"unknown tool '{name}'"}
+        spec = self.tool_results.get(name, {"error": f"no result configured for '{name}'"})
+        if isinstance(spec, list) and spec and all(isinstance(s, dict) and "when" in s for s in spec):
+            for option in spec:
+                if checks.arguments_match(option["when"], arguments)[0]:
+                    return option.get("result")
+            return {"error": f"no result for {name} with arguments {json.dumps(arguments)}"}
+        return spec
+
+
+class Suite(Strict):
+    suite: str
+    description: str = ""
+    repeat: int = Field(default=1, ge=1, le=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+    tools: list[Tool] = Field(default_factory=list)
+    cases: list[Case] = Field(min_length=1)
+    _doc: YamlDoc | None = PrivateAttr(default=None)
+
+    def where(self, loc: tuple) -> str:
+        """`path:line` of a part of this suite's file (for problems found after loading)."""
+        return self._doc.where(loc) if self._doc else f"suite {self.suite}"
+
+    @property
+    def name(self) -> str:
+        return self.suite
+
+    @property
+    def version(self) -> str:
+        """Content hash: changes when anything that affects the scores changes, not comments."""
+        return _version(self)
+
+    def tools_for(self, case: Case) -> list[Tool]:
+        return [t for t in self.tools if t.name in case.tools]
+
+    def case(self, case_id: str) -> Case:
+        return next(c for c in self.cases if c.id == case_id)
+
+
+def _version(suite: Suite) -> str:
+    payload = json.dumps(suite.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _cross_checks(doc: YamlDoc, suite: Suite) -> list[str]:
+    """What pydantic cannot see on one field: unique ids, tool names, canned-result shapes."""
+    problems = []
+    tool_names = {t.name for t in suite.tools}
+    seen: dict[str, int] = {}
+    for i, case in enumerate(suite.cases):
+        if case.id in seen:
+            problems.append(doc.problem(("cases", i, "id"), f"duplicate case id '{case.id}'"))
+        seen.setdefault(case.id, i)
+        for j, name in enumerate(case.tools):
+            if name not in tool_names:
+                known = ", ".join(sorted(tool_names)) or "none defined"
+                problems.append(doc.problem(("cases", i, "tools", j),
+                                            f"unknown tool '{name}' (suite tools: {known})"))
+        for name in case.tool_results:
+            if name not in case.tools:
+                problems.append(doc.problem(("cases", i, "tool_results", name),
+                                            f"tool_results for '{name}', which the case does not offer in `tools`"))
+        for t, turn in enumerate(case.turns):
+            loc = ("cases", i) if case.prompt is not None else ("cases", i, "turns", t)
+            if not turn.asserts:
+                problems.append(doc.problem(loc, f"case '{case.id}': every turn needs at least one assert"))
+            for round_ in (turn.reference.rounds if turn.reference else []):
+                for call in round_:
+                    if call.name not in case.tools:
+                        problems.append(doc.problem(loc + ("reference",),
+                                                    f"reference calls '{call.name}', not in the case's tools"))
+    return problems
+
+
+def load_suite(path: Path) -> Suite:
+    """Load one suite file; raise ConfigError listing every problem as `path:line: message`."""
+    doc = load(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([f"{path}:1: a suite file is a mapping with `suite:` and `cases:`"])
+    suite, problems = doc.validate(Suite)
+    if suite is not None:
+        problems = _cross_checks(doc, suite)
+    if problems:
+        raise ConfigError(problems)
+    suite._doc = doc
+    return suite
+
+
+def load_suites(directory: Path) -> tuple[dict[str, Suite], list[str]]:
+    """Every suite in a directory: (good suites by name, problems of the bad files).
+
+    A bad file never stops the others; two files naming the same suite is a problem too.
+    """
+    suites: dict[str, Suite] = {}
+    origin: dict[str, Path] = {}
+    problems: list[str] = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}, [f"{directory}:1: prompts directory not found"]
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            suite = load_suite(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if suite.name in suites:
+            problems.append(f"{path}:1: suite '{suite.name}' is already defined in {origin[suite.name]}")
+            continue
+        suites[suite.name] = suite
+        origin[suite.name] = path
+    return suites, problems
+
+
+def reference_reply(turn: Turn) -> checks.TurnReply:
+    """What a model answering exactly like the reference would be scored on."""
+    ref = turn.reference
+    calls = [{"name": c.name, "arguments": c.arguments} for r in ref.rounds for c in r]
+    return checks.TurnReply(text=ref.text, tool_calls=calls, finish_reason="stop")
+
+
+def reference_problems(suite: Suite) -> list[str]:
+    """Cases whose reference does not pass its own asserts (or that have none to check)."""
+    problems = []
+    for i, case in enumerate(suite.cases):
+        pattern = case.answer.regex if case.answer else None
+        for t, turn in enumerate(case.turns):
+            loc = ("cases", i) if case.prompt is not None else ("cases", i, "turns", t)
+            where = f"{suite.where(loc)}: case {case.id}" + (f", turn {t + 1}" if len(case.turns) > 1 else "")
+            if turn.reference is None:
+                problems.append(f"{where}: no reference, so nobody knows it can be passed")
+                continue
+            failed = [v for v in checks.run(turn.asserts, reference_reply(turn), pattern) if not v.passed]
+            problems += [f"{where}: reference fails {v.type}: {v.explanation}" for v in failed]
+    return problems

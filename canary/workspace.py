@@ -1,0 +1,57 @@
+"""What every command starts from: the config, the good suites, the problems, the store."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .config import Config, load_config
+from .errors import ConfigError
+from .store import Store
+from .suites import Suite, load_suites, reference_problems
+
+
+@dataclass
+class Workspace:
+    config: Config
+    suites: dict[str, Suite]
+    problems: list[str] = field(default_factory=list)
+
+    def store(self) -> Store:
+        """The database, migrated to the current schema."""
+        return Store(self.config.database_url)
+
+
+def open_workspace(config_path: str | os.PathLike | None = None, *, check_references: bool = False) -> Workspace:
+    """Load canary.yaml and every suite; a bad suite is a problem, the good ones stay usable."""
+    config = load_config(config_path)
+    suites, problems = load_suites(config.prompts_dir)
+    for i, model in enumerate(config.models):
+        for name in model.suites or []:
+            if name not in suites and not any(f"suite '{name}'" in p for p in problems):
+                problems.append(f"{config.path}: model {model.name} names suite '{name}', "
+                                f"which is not in {config.prompts_dir}")
+    if check_references:
+        for suite in suites.values():
+            problems += reference_problems(suite)
+    return Workspace(config, suites, problems)
+
+
+def init_project(directory: Path) -> list[Path]:
+    """Write a starter canary.yaml and the starter suites into `directory` (never overwriting)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    targets = [(resources.files("canary.starter") / "canary.yaml", directory / "canary.yaml")]
+    prompts = resources.files("canary.prompts")
+    targets += [(f, directory / "prompts" / f.name) for f in prompts.iterdir() if f.name.endswith(".yaml")]
+    existing = [str(dst) for _src, dst in targets if dst.exists()]
+    if existing:
+        raise ConfigError([f"{p}:1: already exists; canary init never overwrites" for p in existing])
+    for src, dst in targets:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with resources.as_file(src) as path:
+            shutil.copyfile(path, dst)
+        written.append(dst)
+    return written

@@ -1,0 +1,1 @@
+"""Alembic migrations of canary's database; shipped inside the package as canary.migrations."""

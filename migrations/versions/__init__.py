@@ -1,0 +1,1 @@
+"""One file a revision, append-only, one concern each."""

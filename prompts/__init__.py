@@ -1,0 +1,1 @@
+"""The starter suites shipped with canary; `canary init` copies these YAML files (data only)."""

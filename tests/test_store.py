@@ -1,0 +1,127 @@
+"""The store on SQLite and PostgreSQL: migrations, the unique slot key, samples, export/import."""
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from canary.schema import metadata
+from canary.store import Store
+from canary.transfer import export_records, import_jsonl, write_jsonl
+
+T0 = datetime(2026, 11, 1, 6, 0)
+
+
+def sample_row(run_id, case, i, status="passed", **kw):
+    row = {"run_id": run_id, "case_id": case, "sample": i, "status": status, "error": None,
+           "error_status": None, "error_message": None, "request_id": f"req_{case}_{i}",
+           "input_tokens": 10, "output_tokens": 5, "latency_ms": 100.0 + i, "finish_reason": "stop",
+           "reported_model": "m-1", "cost": 0.001, "turns": [{"user": "q", "text": "a", "verdicts": []}],
+           "finished_at": T0}
+    row.update(kw)
+    return row
+
+
+def test_migrations_match_the_models(db_url):
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    store.close()
+    assert diff == []
+
+
+def test_upgrade_is_idempotent_and_keeps_rows(db_url):
+    store = Store(db_url)
+    run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0, kind="scheduled",
+                              planned=1, owner=None, now=T0)
+    store.insert_samples([sample_row(run_id, "c", 0)])
+    store.close()
+    again = Store(db_url)  # a second start runs the migrations again: nothing changes, nothing lost
+    assert again.done_samples(run_id) == {("c", 0)}
+    assert set(inspect(again.engine).get_table_names()) >= {"runs", "samples", "alembic_version"}
+    again.close()
+
+
+def test_a_slot_is_claimed_once(store):
+    kw = dict(model="m", suite="s", suite_version="v1", slot=T0, kind="scheduled", planned=3, owner="a", now=T0)
+    first = store.create_run(**kw)
+    assert first is not None
+    assert store.create_run(**{**kw, "owner": "b"}) is None
+    assert store.create_run(**{**kw, "kind": "confirm"}) not in (None, first)
+
+
+def test_samples_are_stored_once_and_aggregated(store):
+    run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0, kind="manual",
+                              planned=4, owner=None, now=T0)
+    rows = [sample_row(run_id, "a", 0), sample_row(run_id, "a", 1, "failed"),
+            sample_row(run_id, "b", 0, "error", error="overloaded", error_status=529, latency_ms=None,
+                       input_tokens=0, output_tokens=0, cost=None)]
+    assert store.insert_samples(rows) == 3
+    assert store.insert_samples(rows[:1]) == 0  # already stored: skipped
+    run = store.finish_run(run_id, "complete", T0 + timedelta(minutes=1))
+    assert (run.passed, run.failed, run.errors) == (1, 1, 1)
+    assert (run.input_tokens, run.output_tokens) == (20, 10)
+    assert run.latency_p50_ms == 100.5  # median of the answered samples only
+    assert abs(run.cost - 0.002) < 1e-12
+    assert run.reported_model == "m-1"
+
+
+def test_export_then_import_round_trips(db_url, tmp_path):
+    source = Store(db_url)
+    for day in range(3):
+        slot = T0 + timedelta(days=day)
+        run_id = source.create_run(model="m", suite="s", suite_version="v1", slot=slot, kind="scheduled",
+                                   planned=2, owner=None, now=slot)
+        source.insert_samples([sample_row(run_id, "a", 0, finished_at=slot),
+                               sample_row(run_id, "a", 1, "error", error="overloaded", error_status=529,
+                                          finished_at=slot)])
+        source.finish_run(run_id, "complete", slot)
+    out = io.StringIO()
+    assert write_jsonl(export_records(source), out) == 6
+    lines = out.getvalue().splitlines()
+    first = json.loads(lines[0])
+    assert first["slot"] == "2026-11-01T06:00:00Z" and first["passed"] is True and first["error"] is None
+    assert json.loads(lines[1])["error"] == "overloaded"
+    source.close()
+
+    target = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    assert import_jsonl(target, io.StringIO(out.getvalue())) == (6, 0)
+    assert import_jsonl(target, io.StringIO(out.getvalue())) == (0, 6)  # idempotent
+    again = io.StringIO()
+    write_jsonl(export_records(target), again)
+    assert again.getvalue() == out.getvalue()
+    runs = target.series("m", "s")
+    assert [(r.passed, r.errors) for r in runs] == [(1, 1)] * 3
+    target.close()
+
+
+def test_import_rejects_a_bad_line_and_writes_nothing(store):
+    good = json.dumps({"model": "m", "suite": "s", "suite_version": "v", "slot": "2026-11-01T06:00:00Z",
+                       "case": "a", "sample": 0, "status": "passed"})
+    bad = json.dumps({"model": "m", "suite": "s", "slot": "2026-11-01T06:00:00Z", "case": "a", "sample": 1,
+                      "status": "passed"})
+    try:
+        import_jsonl(store, io.StringIO(good + "\n" + bad + "\n"), name="h.jsonl")
+    except Exception as exc:
+        assert "h.jsonl:2: missing suite_version" in str(exc)
+    else:
+        raise AssertionError("a bad line must be refused")
+    assert store.series("m", "s") == []
+
+
+def test_alembic_cli_upgrade_on_an_empty_database(tmp_path, monkeypatch):
+    """`alembic upgrade head` from the repo root builds the same schema as the models."""
+    from alembic import command
+    from alembic.config import Config
+    from conftest import REPO
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CANARY_DATABASE_URL", url)
+    command.upgrade(Config(str(REPO / "alembic.ini")), "head")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
