@@ -195,9 +195,17 @@ def load_suite(path: Path) -> Suite:
     if suite is not None:
         problems = _cross_checks(doc, suite)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=_line))
     suite._doc = doc
     return suite
+
+
+def _line(problem: str) -> int:
+    """The line number in `path:line: message` (for listing problems in file order)."""
+    try:
+        return int(problem.split(": ", 1)[0].rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def load_suites(directory: Path) -> tuple[dict[str, Suite], list[str]]:

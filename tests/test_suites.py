@@ -1,0 +1,157 @@
+"""Suite and config files: every problem reported at once as path:line, good suites kept."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from canary.config import load_config
+from canary.errors import ConfigError
+from canary.suites import load_suite, load_suites, reference_problems
+
+GOOD = """\
+suite: weather
+repeat: 2
+tools:
+  - name: get_weather
+    description: Current weather for a city
+    parameters:
+      type: object
+      properties: {city: {type: string}}
+      required: [city]
+cases:
+  - id: paris
+    prompt: Weather in Paris?
+    tools: [get_weather]
+    tool_results: {get_weather: {temp_c: 18}}
+    assert:
+      - {type: tool-call, value: {name: get_weather, arguments: {city: Paris}}}
+      - {type: icontains, value: "18"}
+    reference:
+      tool_calls: [{name: get_weather, arguments: {city: Paris}}]
+      text: It is 18 C in Paris.
+  - id: planets
+    turns:
+      - user: Answer in lowercase only. Largest planet?
+        assert: [{type: icontains, value: jupiter}, {type: not-regex, value: "[A-Z]"}]
+        reference: {text: jupiter.}
+      - user: And the smallest?
+        assert: [{type: icontains, value: mercury}]
+        reference: {text: mercury.}
+"""
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems_of(path):
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    return info.value.problems
+
+
+def test_a_good_suite_loads_with_its_turns(tmp_path):
+    suite = load_suite(write(tmp_path, "s.yaml", GOOD))
+    assert [c.id for c in suite.cases] == ["paris", "planets"]
+    assert len(suite.case("planets").turns) == 2 and len(suite.case("paris").turns) == 1
+    assert suite.case("paris").turns[0].reference.rounds[0][0].name == "get_weather"
+    assert reference_problems(suite) == []
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path):
+    text = GOOD.replace("repeat: 2", "repeat: 2\nrepet: 3").replace(
+        "{type: icontains, value: mercury}", "{type: icontain, value: mercury}")
+    path = write(tmp_path, "s.yaml", text)
+    problems = problems_of(path)
+    assert problems[0] == f"{path}:3: unknown key 'repet' (check its spelling)"  # in file order
+    assert any(p.startswith(f"{path}:28: ") and "unknown assertion type 'icontain'" in p for p in problems)
+    assert len(problems) == 2
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "s.yaml", "suite: x\ncases:\n  - id: a\n    prompt: [unclosed\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:") and "invalid YAML" in problem
+
+
+def test_cross_checks(tmp_path):
+    text = GOOD.replace("  - id: planets", "  - id: paris") \
+               .replace("tools: [get_weather]", "tools: [get_wether]")
+    path = write(tmp_path, "s.yaml", text)
+    problems = problems_of(path)
+    assert any(p.startswith(f"{path}:21: ") and "duplicate case id 'paris'" in p for p in problems)
+    assert any(p.startswith(f"{path}:13: ") and "unknown tool 'get_wether'" in p for p in problems)
+
+
+def test_a_reference_that_fails_its_asserts_is_reported(tmp_path):
+    path = write(tmp_path, "s.yaml", GOOD.replace("reference: {text: mercury.}", "reference: {text: Mars.}"))
+    [problem] = reference_problems(load_suite(path))
+    assert problem.startswith(f"{path}:26: case planets, turn 2: reference fails icontains")
+
+
+def test_a_bad_file_never_stops_the_others(tmp_path):
+    write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "b.yaml", "suite: broken\ncases: []\n")
+    write(tmp_path, "c.yaml", GOOD)  # same suite name again
+    suites, problems = load_suites(tmp_path)
+    assert list(suites) == ["weather"]
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{tmp_path / 'b.yaml'}:2: ")
+    assert "already defined" in problems[1]
+
+
+def test_version_ignores_comments_but_not_content(tmp_path):
+    a = load_suite(write(tmp_path, "a.yaml", GOOD))
+    b = load_suite(write(tmp_path, "b.yaml", "# a comment\n" + GOOD))
+    c = load_suite(write(tmp_path, "c.yaml", GOOD.replace("Weather in Paris?", "Weather in Paris today?")))
+    assert a.version == b.version != c.version
+
+
+def test_config_errors_name_their_lines(tmp_path):
+    path = write(tmp_path, "canary.yaml", """\
+        database: sqlite:///x.db
+        schedule: "61 6 * * *"
+        models:
+          - name: a
+            provider: anthropc
+            model: m
+          - name: a
+            provider: openai
+            model: m
+            concurency: 4
+        detection: {method: sigmaa}
+        """)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = "\n".join(info.value.problems)
+    assert f"{path}:2: schedule:" in text
+    assert f"{path}:5: provider: unknown provider 'anthropc' (known: anthropic, openai)" in text
+    assert f"{path}:10: unknown key 'concurency'" in text
+    assert f"{path}:11: method:" in text
+
+
+def test_config_defaults_and_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("CANARY_DATABASE_URL", raising=False)
+    path = write(tmp_path, "canary.yaml", """\
+        models:
+          - {name: a, provider: anthropic, model: m}
+          - {name: b, provider: openai, model: m, api_key_env: GATEWAY_KEY}
+        """)
+    config = load_config(path)
+    assert config.database_url == f"sqlite:///{tmp_path / 'canary.db'}"
+    assert config.prompts_dir == tmp_path / "prompts"
+    assert [m.key_env for m in config.models] == ["ANTHROPIC_API_KEY", "GATEWAY_KEY"]
+    assert config.detection.window == 14 and config.detection.confirm is True
+    monkeypatch.setenv("CANARY_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert config.database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_missing_config_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CANARY_CONFIG", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert "canary init" in info.value.problems[0]
