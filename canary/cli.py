@@ -13,9 +13,11 @@ from pathlib import Path
 
 import click
 
-from . import render
+from . import alerts, monitor, render, reports
+from .alerts import notifier_from_config
+from .monitor import run_and_watch
 from .errors import CanaryError, ConfigError, StorageError, UsageError
-from .runner import RunSummary, endpoint_factory, jobs_for, make_provider, planned_samples, run_jobs, utcnow
+from .runner import RunSummary, endpoint_factory, jobs_for, make_provider, planned_samples, utcnow
 from .workspace import init_project, open_workspace
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
@@ -97,19 +99,25 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
             factory = endpoint_factory(server.url, api_key="canary-sim")
         total = sum(len(planned_samples(j.suite, j.repeat)) for j in jobs)
         with render.progress(total, enabled=not as_json) as advance:
-            summaries = asyncio.run(run_jobs(store, jobs, provider_factory=factory, on_sample=advance))
+            watch = asyncio.run(run_and_watch(store, ws.config, jobs, provider_factory=factory, on_sample=advance,
+                                              notifier=notifier_from_config(ws.config.alerts)))
     store.close()
     if as_json:
-        render.print_json({"runs": [s.as_dict() for s in summaries]})
+        render.print_json({"runs": [s.as_dict() for s in watch.summaries],
+                           "confirmations": [s.as_dict() for s in watch.confirmations],
+                           "alerts": [e.__dict__ for e in watch.events]})
     else:
-        render.console.print(render.run_table(summaries))
-    sys.exit(exit_code(summaries))
+        render.console.print(render.run_table(watch.summaries + watch.confirmations))
+        for e in watch.events:
+            render.console.print(f"alert {e.action}: {e.model} · {e.suite}: {e.kind}")
+    sys.exit(exit_code(watch.summaries, watch.regression))
 
 
-def exit_code(summaries: list[RunSummary], alerted: bool = False) -> int:
+def exit_code(summaries: list[RunSummary], regression: bool = False) -> int:
+    """3 when no sample of the command could be answered, else 1 on a new regression alert."""
     if summaries and all(s.answered == 0 for s in summaries):
         return EXIT_DOWN
-    return EXIT_ALERT if alerted else EXIT_OK
+    return EXIT_ALERT if regression else EXIT_OK
 
 
 @main.command()
@@ -118,27 +126,60 @@ def exit_code(summaries: list[RunSummary], alerted: bool = False) -> int:
 @click.option("--suite", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def history(config_path, model, suite, as_json):
-    """The pass-rate series of one model and suite."""
+    """The pass-rate series of one model and suite, with its band."""
     ws = open_workspace(config_path)
     store = ws.store()
-    rows = store.series(model, suite, statuses=("complete", "interrupted", "budget_exhausted"))
+    data = reports.history(store, ws.config, model, suite)
     store.close()
-    data = [{**RunSummary.of(r).as_dict(), "slot": r.slot.isoformat(), "kind": r.kind,
-             "suite_version": r.suite_version} for r in rows]
     if as_json:
         render.print_json({"model": model, "suite": suite, "runs": data})
-        return
-    if not data:
-        render.console.print(f"no runs of {model} on {suite} yet")
-        return
-    table = render.Table(title=f"{model} · {suite}")
-    for col in ("slot", "kind", "status", "pass rate", "errors", "out tokens", "p50 latency"):
-        table.add_column(col)
-    for d in data:
-        table.add_row(d["slot"][:16], d["kind"], d["status"],
-                      f"{render.pct(d['pass_rate'])} ({d['passed']}/{d['passed'] + d['failed']})",
-                      str(d["errors"]), f"{d['output_tokens']:,}", render.ms(d["latency_p50_ms"]))
-    render.console.print(table)
+    elif not data:
+        render.console.print(f"no completed runs of {model} on {suite} yet")
+    else:
+        render.console.print(render.history_table(f"{model} · {suite}", data))
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def status(config_path, as_json):
+    """Per model and suite: last run, pass rate, rolling mean and band, alert state, next run."""
+    ws = open_workspace(config_path)
+    store = ws.store()
+    rows = reports.status(store, ws.config, ws.suites, utcnow())
+    store.close()
+    if as_json:
+        render.print_json({"series": rows})
+    else:
+        render.console.print(render.status_table(rows))
+
+
+@main.command("alerts")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def alerts_(config_path, as_json):
+    """Alerts, newest first, and the delivery state of their messages."""
+    ws = open_workspace(config_path)
+    store = ws.store()
+    rows = alerts.list_alerts(store)
+    store.close()
+    if as_json:
+        render.print_json({"alerts": rows})
+    else:
+        render.console.print(render.alerts_table(rows))
+
+
+@main.command()
+@config_option
+@click.option("--model", required=True)
+@click.option("--suite", required=True)
+def ack(config_path, model, suite):
+    """Accept today's level: close the open alert; the baseline restarts from the last run."""
+    ws = open_workspace(config_path)
+    store = ws.store()
+    closed = monitor.ack(store, model, suite, utcnow())
+    store.close()
+    render.console.print(f"acknowledged {model} · {suite}: {closed} alert(s) closed, baseline restarts here")
 
 
 @main.command("export")

@@ -51,3 +51,43 @@ def progress(total: int, enabled: bool = True):
                   TimeElapsedColumn(), console=errors, transient=True) as bar:
         task = bar.add_task("samples", total=total)
         yield lambda *_: bar.advance(task)
+
+
+def _when(dt) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M") if dt else "-"
+
+
+def history_table(title: str, points: list[dict]) -> Table:
+    table = Table(title=title)
+    for col in ("slot", "pass rate", "errors", "mean", "band floor", "verdict", "out tokens/answer", "p50 latency"):
+        table.add_column(col, justify="left" if col == "slot" else "right")
+    for p in points:
+        verdict = {"breach": "[red]breach[/]", "ok": "ok", "no_verdict": "-"}[p["verdict"]]
+        tokens = "-" if p["output_tokens_per_answer"] is None else f"{p['output_tokens_per_answer']:.0f}"
+        table.add_row(_when(p["slot"]), f"{pct(p['pass_rate'])} ({p['passed']}/{p['answered']})", str(p["errors"]),
+                      pct(p["mean"]), pct(p["lower"]), verdict, tokens, ms(p["latency_p50_ms"]))
+    return table
+
+
+def status_table(rows: list[dict]) -> Table:
+    table = Table(title="canary status")
+    for col in ("model", "suite", "last run", "pass rate", "mean", "band floor", "alerts", "next run"):
+        table.add_column(col)
+    for r in rows:
+        rate = "-" if r["pass_rate"] is None else f"{pct(r['pass_rate'])} ({r['passed']}/{r['answered']})"
+        last = _when(r["last_run"]) + ("" if r["last_status"] in (None, "complete") else f" ({r['last_status']})")
+        state = "[red]" + ", ".join(r["alerts"]) + "[/]" if r["alerts"] else "ok"
+        table.add_row(r["model"], r["suite"], last, rate, pct(r["mean"]), pct(r["lower"]), state, _when(r["next_run"]))
+    return table
+
+
+def alerts_table(rows: list[dict]) -> Table:
+    table = Table(title="canary alerts")
+    for col in ("id", "model", "suite", "kind", "state", "opened", "closed", "delivery"):
+        table.add_column(col)
+    for r in rows:
+        delivery = "; ".join(f"{m['event']}: {m['state']}" + (f" ({m['attempts']} tries)" if m["state"] == "pending" else "")
+                             for m in r["messages"]) or "-"
+        closed = _when(r["closed_at"]) + (f" ({r['closed_by']})" if r["closed_by"] else "")
+        table.add_row(str(r["id"]), r["model"], r["suite"], r["kind"], r["state"], _when(r["opened_at"]), closed, delivery)
+    return table

@@ -66,3 +66,51 @@ samples = Table(
     Column("finished_at", DateTime, nullable=False),
     UniqueConstraint("run_id", "case_id", "sample", name="uq_samples_run_case_sample"),
 )
+
+# An alert is one episode of one signal of one series: opened by a breaching run, closed by
+# a recovering run or an ack. At most one is open per (model, suite, kind).
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),  # "" for alerts about canary itself
+    Column("suite", String(200), nullable=False),
+    Column("kind", String(24), nullable=False),  # quality | availability | drift | model_changed | config_error
+    Column("state", String(8), nullable=False),  # open | closed
+    Column("opened_at", DateTime, nullable=False),
+    Column("opened_run_id", Id),
+    Column("closed_at", DateTime),
+    Column("closed_run_id", Id),
+    Column("closed_by", String(16)),  # recovered | ack
+    Column("details", Json, nullable=False),  # the verdict's numbers, failing cases, ...
+)
+Index("ix_alerts_one_open", alerts.c.model, alerts.c.suite, alerts.c.kind, unique=True,
+      sqlite_where=alerts.c.state == "open", postgresql_where=alerts.c.state == "open")
+
+# Messages wait here until Slack accepts them: a Slack outage delays them, never drops them.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", Id, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(16), nullable=False),  # opened | recovered
+    Column("message", Json, nullable=False),  # {"text": ..., "blocks": [...]}
+    Column("state", String(12), nullable=False),  # pending | sent | logged (no Slack configured)
+    Column("created_at", DateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("claimed_by", String(200)),
+    Column("claimed_until", DateTime),
+    Column("sent_at", DateTime),
+    Column("last_error", Text),
+    UniqueConstraint("alert_id", "event", name="uq_outbox_alert_event"),
+)
+
+# `canary ack`: the series' baseline restarts at this run.
+acks = Table(
+    "acks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("suite", String(200), nullable=False),
+    Column("run_id", Id, nullable=False),
+    Column("at", DateTime, nullable=False),
+)
+Index("ix_acks_series", acks.c.model, acks.c.suite)

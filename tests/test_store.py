@@ -125,3 +125,21 @@ def test_alembic_cli_upgrade_on_an_empty_database(tmp_path, monkeypatch):
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     engine.dispose()
+
+
+def test_upgrading_an_old_database_keeps_its_rows(db_url):
+    """A database made by the first revision, with rows, upgrades to head with nothing lost."""
+    from alembic import command
+    from canary.store import alembic_config, make_engine
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    store = Store(db_url, upgrade=False)
+    run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0, kind="scheduled",
+                              planned=1, owner=None, now=T0)
+    store.insert_samples([sample_row(run_id, "c", 0)])
+    store.upgrade()
+    assert store.done_samples(run_id) == {("c", 0)}
+    assert {"alerts", "outbox", "acks"} <= set(inspect(store.engine).get_table_names())
+    store.close()
+    engine.dispose()

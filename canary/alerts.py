@@ -1,0 +1,227 @@
+"""Alert lifecycle, the outbox, and delivery to Slack through slack-sdk.
+
+An alert opens once when a series goes into breach and closes once when it recovers (or is
+acked); each of those events puts one message in the outbox (unique per alert and event).
+`deliver` sends due messages and marks each sent as soon as Slack accepts it; a refused or
+failed send is retried later with backoff, so a Slack outage delays a message, never drops
+it, and a message Slack accepted is not sent again, across restarts and replicas.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .config import Alerts
+from .schema import alerts, outbox
+from .store import Store
+
+log = logging.getLogger("canary.alerts")
+
+BACKOFF_FIRST = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=1)
+CLAIM = timedelta(minutes=2)  # a sender's hold on a message while it sends it
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Notifier(Protocol):
+    def send(self, message: dict) -> None:
+        """Deliver one {"text", "blocks"} message; raise DeliveryError if it was not accepted."""
+
+
+class WebhookNotifier:
+    """An incoming webhook (slack_sdk.webhook.WebhookClient)."""
+
+    def __init__(self, url: str, timeout: float = 15):
+        from slack_sdk.webhook import WebhookClient
+        self.client = WebhookClient(url, timeout=timeout)
+
+    def send(self, message: dict) -> None:
+        try:
+            resp = self.client.send(text=message["text"], blocks=message.get("blocks"))
+        except Exception as exc:  # connection refused, timeout: the SDK raises urllib's errors
+            raise DeliveryError(f"webhook unreachable: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            retry = resp.headers.get("retry-after") or resp.headers.get("Retry-After")
+            raise DeliveryError(f"webhook answered HTTP {resp.status_code}: {str(resp.body)[:200]}",
+                                float(retry[0] if isinstance(retry, list) else retry) if retry else None)
+
+
+class WebApiNotifier:
+    """A bot token and a channel (slack_sdk.WebClient.chat_postMessage)."""
+
+    def __init__(self, token: str, channel: str, base_url: str | None = None, timeout: float = 15):
+        from slack_sdk import WebClient
+        kwargs = {"base_url": base_url} if base_url else {}
+        self.client = WebClient(token=token, timeout=timeout, **kwargs)
+        self.channel = channel
+
+    def send(self, message: dict) -> None:
+        from slack_sdk.errors import SlackApiError
+        try:
+            self.client.chat_postMessage(channel=self.channel, text=message["text"], blocks=message.get("blocks"))
+        except SlackApiError as exc:
+            resp = exc.response
+            retry = resp.headers.get("retry-after") or resp.headers.get("Retry-After")
+            if isinstance(retry, list):
+                retry = retry[0]
+            raise DeliveryError(f"Slack API answered HTTP {resp.status_code}: {resp.get('error')}",
+                                float(retry) if retry else None) from None
+        except Exception as exc:
+            raise DeliveryError(f"Slack API unreachable: {type(exc).__name__}") from None
+
+
+def notifier_from_config(cfg: Alerts, env=os.environ) -> Notifier | None:
+    """The configured Slack notifier, its secret read from the environment; None if unset."""
+    slack = cfg.slack
+    if slack is None:
+        return None
+    if slack.webhook_url_env:
+        url = env.get(slack.webhook_url_env)
+        if not url:
+            log.warning("alerts.slack: $%s is not set; alerts stay in the outbox", slack.webhook_url_env)
+            return None
+        return WebhookNotifier(url)
+    token = env.get(slack.token_env)
+    if not token:
+        log.warning("alerts.slack: $%s is not set; alerts stay in the outbox", slack.token_env)
+        return None
+    return WebApiNotifier(token, slack.channel, base_url=env.get("CANARY_SLACK_API_URL"))
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+def open_alert(store: Store, *, model: str, suite: str, kind: str, run_id: int | None, details: dict,
+               message: dict, now: datetime) -> int | None:
+    """Open an alert and queue its message; None if one of this kind is already open (no repeat)."""
+    try:
+        with store.begin() as conn:
+            alert_id = conn.execute(alerts.insert().values(
+                model=model, suite=suite, kind=kind, state="open", opened_at=now, opened_run_id=run_id,
+                details=details).returning(alerts.c.id)).scalar()
+            _enqueue(conn, alert_id, "opened", message, now)
+    except IntegrityError:  # the partial unique index: an alert of this kind is already open
+        return None
+    log.warning("alert opened: %s", message["text"])
+    return alert_id
+
+
+def close_alert(store: Store, alert_id: int, *, run_id: int | None, by: str, message: dict | None,
+                now: datetime) -> bool:
+    """Close an open alert (recovered or acked); queue its recovery message if given."""
+    with store.begin() as conn:
+        closed = conn.execute(update(alerts).where(and_(alerts.c.id == alert_id, alerts.c.state == "open"))
+                              .values(state="closed", closed_at=now, closed_run_id=run_id, closed_by=by)).rowcount
+        if closed and message:
+            _enqueue(conn, alert_id, "recovered", message, now)
+    if closed and message:
+        log.warning("alert closed: %s", message["text"])
+    return bool(closed)
+
+
+def _enqueue(conn, alert_id: int, event: str, message: dict, now: datetime) -> None:
+    conn.execute(outbox.insert().values(alert_id=alert_id, event=event, message=message, state="pending",
+                                        created_at=now, attempts=0, next_attempt_at=now))
+
+
+def open_alerts(store: Store, model: str | None = None, suite: str | None = None) -> list:
+    q = select(alerts).where(alerts.c.state == "open")
+    if model is not None:
+        q = q.where(alerts.c.model == model)
+    if suite is not None:
+        q = q.where(alerts.c.suite == suite)
+    with store.begin() as conn:
+        return conn.execute(q.order_by(alerts.c.id)).all()
+
+
+def alert_intervals(store: Store, model: str, suite: str, kind: str) -> list[tuple[int, int | None]]:
+    """(opening run id, closing run id or None while open) of every alert of one series."""
+    with store.begin() as conn:
+        return [tuple(r) for r in conn.execute(select(alerts.c.opened_run_id, alerts.c.closed_run_id).where(and_(
+            alerts.c.model == model, alerts.c.suite == suite, alerts.c.kind == kind,
+            alerts.c.opened_run_id.is_not(None))))]
+
+
+def list_alerts(store: Store, limit: int = 100) -> list[dict]:
+    """Alerts, newest first, each with its messages' delivery state."""
+    with store.begin() as conn:
+        rows = conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(limit)).all()
+        ids = [r.id for r in rows]
+        msgs = conn.execute(select(outbox).where(outbox.c.alert_id.in_(ids)).order_by(outbox.c.id)).all() if ids else []
+    by_alert: dict[int, list] = {}
+    for m in msgs:
+        by_alert.setdefault(m.alert_id, []).append({
+            "event": m.event, "state": m.state, "attempts": m.attempts, "sent_at": m.sent_at,
+            "next_attempt_at": m.next_attempt_at if m.state == "pending" else None, "last_error": m.last_error})
+    return [{"id": r.id, "model": r.model, "suite": r.suite, "kind": r.kind, "state": r.state,
+             "opened_at": r.opened_at, "closed_at": r.closed_at, "closed_by": r.closed_by,
+             "summary": r.details.get("reason", ""), "messages": by_alert.get(r.id, [])} for r in rows]
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    logged: int = 0
+
+
+def backoff(attempts: int, retry_after: float | None) -> timedelta:
+    delay = min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+    return max(delay, timedelta(seconds=retry_after or 0))
+
+
+def deliver(store: Store, notifier: Notifier | None, *, now: datetime, owner: str, limit: int = 50) -> DeliveryReport:
+    """Send every due message once. Each is claimed first, so two replicas never both send it."""
+    report = DeliveryReport()
+    with store.begin() as conn:
+        due = conn.execute(select(outbox.c.id).where(and_(
+            outbox.c.state == "pending", outbox.c.next_attempt_at <= now,
+            or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)))
+            .order_by(outbox.c.id).limit(limit)).scalars().all()
+    for message_id in due:
+        with store.begin() as conn:
+            claimed = conn.execute(update(outbox).where(and_(
+                outbox.c.id == message_id, outbox.c.state == "pending",
+                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)))
+                .values(claimed_by=owner, claimed_until=now + CLAIM)).rowcount
+            row = conn.execute(select(outbox).where(outbox.c.id == message_id)).one() if claimed else None
+        if row is None:
+            continue
+        if notifier is None:  # no Slack configured: the log line was the delivery
+            _settle(store, message_id, state="logged", now=now)
+            report.logged += 1
+            continue
+        try:
+            notifier.send(row.message)
+        except DeliveryError as exc:
+            attempts = row.attempts + 1
+            with store.begin() as conn:
+                conn.execute(update(outbox).where(outbox.c.id == message_id).values(
+                    attempts=attempts, last_error=str(exc)[:500], claimed_by=None, claimed_until=None,
+                    next_attempt_at=now + backoff(attempts, exc.retry_after)))
+            log.warning("Slack refused alert message %s (attempt %s): %s; will retry", message_id, attempts, exc)
+            report.failed += 1
+            continue
+        _settle(store, message_id, state="sent", now=now, attempts=row.attempts + 1)
+        report.sent += 1
+    return report
+
+
+def _settle(store: Store, message_id: int, *, state: str, now: datetime, attempts: int | None = None) -> None:
+    values = {"state": state, "sent_at": now, "claimed_by": None, "claimed_until": None, "last_error": None}
+    if attempts is not None:
+        values["attempts"] = attempts
+    with store.begin() as conn:
+        conn.execute(update(outbox).where(outbox.c.id == message_id).values(**values))

@@ -1,0 +1,68 @@
+"""What an alert says: Slack Block Kit messages, each with a plain-text fallback. No I/O here."""
+from __future__ import annotations
+
+KIND_TITLES = {
+    "quality": "pass rate dropped",
+    "availability": "API errors",
+    "drift:tokens": "output tokens drifted",
+    "drift:latency": "latency drifted",
+    "model_changed": "the API reports a different model",
+    "config_error": "config does not validate",
+}
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _fields(pairs: list[tuple[str, str]]) -> dict:
+    return {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in pairs]}
+
+
+def _text(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def opened(model: str, suite: str, kind: str, details: dict) -> dict:
+    """The message for a series going into breach."""
+    title = f":rotating_light: canary: *{model}* · *{suite}*: {KIND_TITLES.get(kind, kind)}"
+    blocks = [_text(title)]
+    if kind == "quality":
+        blocks.append(_fields([
+            ("Pass rate", f"{_pct(details['rate'])} ({details['passed']}/{details['answered']})"),
+            ("Baseline", f"mean {_pct(details['mean'])}, band down to {_pct(details['lower'])}"),
+            ("Threshold", f"{_pct(details['lower'])} ({details['method']}"
+                          f"{', confirmed by a second run' if details.get('confirmed') else ''})"),
+            ("Errors", f"{details.get('errors', 0)} samples (not counted as failures)"),
+        ]))
+        failing = details.get("failing", [])
+        if failing:
+            lines = [f"• `{f['case']}`: {f['explanation']}" for f in failing]
+            blocks.append(_text("*Failing cases*\n" + "\n".join(lines)))
+    elif kind == "availability":
+        blocks.append(_fields([
+            ("Errored samples", f"{details['errors']}/{details['samples']} ({_pct(details['error_rate'])})"),
+            ("Threshold", _pct(details["threshold"])),
+            ("Error classes", ", ".join(f"{k}: {v}" for k, v in details.get("classes", {}).items()) or "-"),
+        ]))
+    elif kind == "model_changed":
+        blocks.append(_fields([("Now", f"`{details['now']}`"), ("Baseline", f"`{details['before']}`")]))
+    elif kind == "config_error":
+        blocks.append(_text("```" + "\n".join(details.get("problems", [])[:10]) + "```"))
+    else:
+        blocks.append(_text(details.get("reason", "")))
+    blocks.append(_context(model, suite, kind))
+    summary = details.get("reason", KIND_TITLES.get(kind, kind))
+    return {"text": f"canary: {model} · {suite}: {KIND_TITLES.get(kind, kind)}: {summary}", "blocks": blocks}
+
+
+def recovered(model: str, suite: str, kind: str, details: dict) -> dict:
+    """The one message for a series back inside its band."""
+    title = f":white_check_mark: canary: *{model}* · *{suite}*: recovered ({KIND_TITLES.get(kind, kind)})"
+    blocks = [_text(title), _text(details.get("reason", "")), _context(model, suite, kind)]
+    return {"text": f"canary: {model} · {suite}: recovered: {details.get('reason', '')}", "blocks": blocks}
+
+
+def _context(model: str, suite: str, kind: str) -> dict:
+    command = "canary status" if kind == "config_error" else f"canary history --model {model} --suite {suite}"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"More: `{command}`"}]}

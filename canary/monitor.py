@@ -1,0 +1,233 @@
+"""After a run: judge every signal of its series, confirm a breach, open and close alerts.
+
+`run_and_watch` is what `canary run` and every daemon job call: run the jobs, re-run once a
+suite whose pass rate breached (detection.confirm), decide on the pooled samples, then open
+or close alerts (quality, availability, drift, model_changed) and deliver what is due.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, select
+
+from . import alerts, detect, messages
+from .config import Config, Detection
+from .runner import Job, RunSummary, run_jobs, utcnow
+from .schema import acks, samples
+from .store import Store
+
+
+def detection_params(cfg: Detection) -> detect.DetectionParams:
+    return detect.DetectionParams(
+        method=cfg.method, sigma=cfg.sigma, window=cfg.window, min_history=cfg.min_history,
+        baseline=cfg.baseline, min_answered_share=cfg.min_answered_share, cusum_k=cfg.cusum_k,
+        cusum_h=cfg.cusum_h, ewma_lambda=cfg.ewma_lambda, ewma_L=cfg.ewma_L, alpha=cfg.alpha)
+
+
+@dataclass
+class Point:
+    """One day of one series: a run, pooled with its confirmation run if it had one."""
+
+    run_ids: list[int]
+    slot: datetime
+    point: detect.RunPoint
+    errors: int
+    output_tokens: int
+    latency_p50_ms: float | None
+    reported_model: str | None
+
+    @property
+    def tokens_per_answer(self) -> float | None:
+        return self.output_tokens / self.point.answered if self.point.answered else None
+
+
+def series(store: Store, model: str, suite: str) -> list[Point]:
+    """The series since the last ack, oldest first, confirmation runs pooled into their run."""
+    rows = store.series(model, suite, statuses=("complete",))
+    since = last_ack(store, model, suite)
+    intervals = alerts.alert_intervals(store, model, suite, "quality")
+    points: list[Point] = []
+    by_slot: dict[datetime, Point] = {}
+    for r in rows:
+        if since is not None and r.id < since:
+            continue
+        in_alert = any(lo <= r.id and (hi is None or r.id < hi) for lo, hi in intervals)
+        run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
+                                    r.suite_version, in_alert)
+        if r.kind == "confirm":
+            parent = by_slot.get(r.slot)
+            if parent is not None:
+                parent.run_ids.append(r.id)
+                parent.point = detect.pool(parent.point, run_point)
+                parent.errors += r.errors
+                parent.output_tokens += r.output_tokens
+            continue
+        by_slot[r.slot] = Point([r.id], r.slot, run_point, r.errors, r.output_tokens, r.latency_p50_ms,
+                                r.reported_model)
+        points.append(by_slot[r.slot])
+    return points
+
+
+def last_ack(store: Store, model: str, suite: str) -> int | None:
+    with store.begin() as conn:
+        return conn.execute(select(acks.c.run_id).where(and_(acks.c.model == model, acks.c.suite == suite))
+                            .order_by(acks.c.id.desc()).limit(1)).scalar()
+
+
+@dataclass
+class Assessment:
+    model: str
+    suite: str
+    today: Point
+    quality: detect.Verdict
+    signals: dict[str, tuple[bool, dict]] = field(default_factory=dict)  # kind -> (in breach, details)
+
+
+def assess(store: Store, config: Config, model: str, suite: str, run_id: int) -> Assessment | None:
+    """Every signal of the series at the point holding `run_id` (history = the points before it)."""
+    points = series(store, model, suite)
+    idx = next((i for i, p in enumerate(points) if run_id in p.run_ids), None)
+    if idx is None:
+        return None
+    today, history = points[idx], points[:idx]
+    cfg = config.detection
+    quality = detect.evaluate([p.point for p in history], today.point, detection_params(cfg))
+    result = Assessment(model, suite, today, quality)
+    same = [p for p in history if p.point.suite_version == today.point.suite_version]
+
+    samples_n = today.point.samples
+    error_rate = today.errors / samples_n if samples_n else 0.0
+    result.signals["availability"] = (error_rate >= config.alerts.error_rate, {
+        "errors": today.errors, "samples": samples_n, "error_rate": error_rate,
+        "threshold": config.alerts.error_rate, "classes": error_classes(store, today.run_ids),
+        "reason": f"{today.errors}/{samples_n} samples errored ({100 * error_rate:.1f}%, "
+                  f"threshold {100 * config.alerts.error_rate:.0f}%)"})
+    drifts = [("drift:tokens", cfg.drift_tokens, lambda p: p.tokens_per_answer),
+              ("drift:latency", cfg.drift_latency, lambda p: p.latency_p50_ms)]
+    for kind, enabled, metric in drifts:
+        if enabled:
+            v = detect.band([metric(p) for p in same], metric(today), cfg.sigma, cfg.window, cfg.min_history)
+            if v.status != "no_verdict":
+                result.signals[kind] = (v.status == "breach", {"reason": v.reason, "value": v.rate,
+                                                               "mean": v.mean, "lower": v.lower, "upper": v.upper})
+    before = Counter(p.reported_model for p in same[-cfg.window:] if p.reported_model)
+    if before and today.reported_model:
+        usual = before.most_common(1)[0][0]
+        result.signals["model_changed"] = (today.reported_model != usual, {
+            "now": today.reported_model, "before": usual,
+            "reason": f"the API reports {today.reported_model}, the baseline ran on {usual}"})
+    return result
+
+
+def error_classes(store: Store, run_ids: list[int]) -> dict[str, int]:
+    with store.begin() as conn:
+        rows = conn.execute(select(samples.c.error).where(and_(
+            samples.c.run_id.in_(run_ids), samples.c.status == "error"))).scalars().all()
+    return dict(Counter(rows).most_common())
+
+
+def failing_cases(store: Store, run_ids: list[int], limit: int = 5) -> list[dict]:
+    """A few failing cases, each with the first failed assertion's one-line explanation."""
+    found: dict[str, str] = {}
+    with store.begin() as conn:
+        rows = conn.execute(select(samples.c.case_id, samples.c.turns).where(and_(
+            samples.c.run_id.in_(run_ids), samples.c.status == "failed")).order_by(samples.c.case_id)).all()
+    for case_id, turns in rows:
+        if case_id in found:
+            continue
+        for t, turn in enumerate(turns):
+            bad = next((v for v in turn.get("verdicts", []) if not v["passed"]), None)
+            if bad:
+                prefix = f"turn {t + 1}: " if len(turns) > 1 else ""
+                found[case_id] = f"{prefix}{bad['type']}: {bad['explanation']}"[:300]
+                break
+        if len(found) >= limit:
+            break
+    return [{"case": c, "explanation": e} for c, e in found.items()]
+
+
+def quality_details(store: Store, a: Assessment) -> dict:
+    v, p = a.quality, a.today.point
+    return {"rate": v.rate, "passed": p.passed, "answered": p.answered, "mean": v.mean, "sd": v.sd,
+            "lower": v.lower, "method": v.method, "reason": v.reason, "errors": a.today.errors,
+            "confirmed": len(a.today.run_ids) > 1, "failing": failing_cases(store, a.today.run_ids)}
+
+
+@dataclass
+class Event:
+    model: str
+    suite: str
+    kind: str
+    action: str  # opened | recovered
+
+
+def act(store: Store, a: Assessment, now: datetime) -> list[Event]:
+    """Open an alert for each signal newly in breach; close (recovered) each back to normal."""
+    signals = dict(a.signals)
+    if a.quality.status != "no_verdict":
+        signals["quality"] = (a.quality.status == "breach", quality_details(store, a) if
+                              a.quality.status == "breach" else {"reason": a.quality.reason})
+    open_now = {r.kind: r for r in alerts.open_alerts(store, a.model, a.suite)}
+    events = []
+    run_id = a.today.run_ids[0]
+    for kind, (breach, details) in signals.items():
+        if breach and kind not in open_now:
+            if alerts.open_alert(store, model=a.model, suite=a.suite, kind=kind, run_id=run_id, details=details,
+                                 message=messages.opened(a.model, a.suite, kind, details), now=now):
+                events.append(Event(a.model, a.suite, kind, "opened"))
+        elif not breach and kind in open_now:
+            if alerts.close_alert(store, open_now[kind].id, run_id=run_id, by="recovered",
+                                  message=messages.recovered(a.model, a.suite, kind, details), now=now):
+                events.append(Event(a.model, a.suite, kind, "recovered"))
+    return events
+
+
+@dataclass
+class Watch:
+    summaries: list[RunSummary]
+    confirmations: list[RunSummary]
+    events: list[Event]
+    assessments: list[Assessment]
+
+    @property
+    def regression(self) -> bool:
+        return any(e.kind == "quality" and e.action == "opened" for e in self.events)
+
+
+async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=utcnow, owner: str | None = None,
+                        notifier: alerts.Notifier | None = None, **run_kwargs) -> Watch:
+    """Run the jobs, confirm breaches, act on every signal, deliver due alert messages."""
+    summaries = await run_jobs(store, jobs, clock=clock, owner=owner, **run_kwargs)
+    confirm = []
+    if config.detection.confirm:
+        for job, s in zip(jobs, summaries):
+            a = assess(store, config, s.model, s.suite, s.run_id)
+            if a and a.quality.status == "breach" and len(a.today.run_ids) == 1 and job.kind != "confirm":
+                confirm.append(Job(job.model, job.suite, job.repeat, job.slot, "confirm"))
+    confirmations = await run_jobs(store, confirm, clock=clock, owner=owner, **run_kwargs) if confirm else []
+    events, assessments = [], []
+    for s in summaries:
+        a = assess(store, config, s.model, s.suite, s.run_id)
+        if a is not None:
+            assessments.append(a)
+            events += act(store, a, clock())
+    alerts.deliver(store, notifier, now=clock(), owner=owner or "cli")
+    return Watch(summaries, confirmations, events, assessments)
+
+
+def ack(store: Store, model: str, suite: str, now: datetime) -> int:
+    """Accept today's level: close the series' open alerts; its baseline restarts at its last run."""
+    latest = store.series(model, suite, statuses=("complete",), limit=1)
+    if not latest:
+        from .errors import UsageError
+        raise UsageError(f"no completed run of {model} on {suite} to acknowledge")
+    run_id = latest[-1].id
+    with store.begin() as conn:
+        conn.execute(acks.insert().values(model=model, suite=suite, run_id=run_id, at=now))
+    closed = 0
+    for alert in alerts.open_alerts(store, model, suite):
+        closed += alerts.close_alert(store, alert.id, run_id=run_id, by="ack", message=None, now=now)
+    return closed

@@ -1,0 +1,61 @@
+"""Read-only views for people and scripts: status per series, a series with its band."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from . import alerts, detect
+from .config import Config, ModelConfig
+from .monitor import detection_params, series
+from .store import Store
+
+
+def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | None:
+    """The next scheduled slot of a model, naive UTC."""
+    trigger = CronTrigger.from_crontab(model.schedule or config.schedule, timezone=ZoneInfo(config.timezone))
+    fire = trigger.get_next_fire_time(None, now.replace(tzinfo=timezone.utc))
+    return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
+
+
+def history(store: Store, config: Config, model: str, suite: str) -> list[dict]:
+    """Every point of the series (since the last ack) with the band it was judged against."""
+    points = series(store, model, suite)
+    params = detection_params(config.detection)
+    out = []
+    for i, p in enumerate(points):
+        v = detect.evaluate([q.point for q in points[:i]], p.point, params)
+        out.append({
+            "slot": p.slot, "run_ids": p.run_ids, "suite_version": p.point.suite_version,
+            "passed": p.point.passed, "answered": p.point.answered, "errors": p.errors,
+            "pass_rate": p.point.passed / p.point.answered if p.point.answered else None,
+            "mean": v.mean, "lower": v.lower, "verdict": v.status, "in_alert": p.point.in_alert,
+            "output_tokens_per_answer": p.tokens_per_answer, "latency_p50_ms": p.latency_p50_ms,
+            "reported_model": p.reported_model,
+        })
+    return out
+
+
+def status(store: Store, config: Config, suites: dict, now: datetime) -> list[dict]:
+    """Per configured model and suite: last run, pass rate, band, alert state, next run."""
+    latest = {(r.model, r.suite): r for r in store.latest_runs()}
+    open_by_series: dict[tuple, list[str]] = {}
+    for a in alerts.open_alerts(store):
+        open_by_series.setdefault((a.model, a.suite), []).append(a.kind)
+    rows = []
+    for m in config.models:
+        upcoming = next_run(config, m, now)
+        for name in (m.suites if m.suites is not None else sorted(suites)):
+            last = latest.get((m.name, name))
+            points = history(store, config, m.name, name)
+            band = points[-1] if points else {}
+            rows.append({
+                "model": m.name, "suite": name,
+                "last_run": last.slot if last else None, "last_status": last.status if last else None,
+                "pass_rate": band.get("pass_rate"), "passed": band.get("passed"), "answered": band.get("answered"),
+                "errors": band.get("errors"), "mean": band.get("mean"), "lower": band.get("lower"),
+                "verdict": band.get("verdict"), "alerts": open_by_series.get((m.name, name), []),
+                "next_run": upcoming,
+            })
+    return rows
