@@ -96,7 +96,7 @@ def notifier_from_config(cfg: Alerts, env=os.environ) -> Notifier | None:
     if not token:
         log.warning("alerts.slack: $%s is not set; alerts stay in the outbox", slack.token_env)
         return None
-    return WebApiNotifier(token, slack.channel, base_url=env.get("CANARY_SLACK_API_URL"))
+    return WebApiNotifier(token, slack.channel, base_url=slack.api_url)
 
 
 # --- lifecycle --------------------------------------------------------------------------------

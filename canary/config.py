@@ -97,9 +97,10 @@ class Detection(Strict):
 
 
 class Slack(Strict):
-    webhook_url_env: str | None = None
-    token_env: str | None = None
+    webhook_url_env: str | None = None  # an incoming webhook's URL, read from this variable
+    token_env: str | None = None        # or a bot token, read from this variable, and a channel
     channel: str | None = None
+    api_url: str | None = None          # Web API base URL (default Slack's own)
 
     @model_validator(mode="after")
     def _one_way(self) -> "Slack":

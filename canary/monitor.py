@@ -107,9 +107,12 @@ def assess(store: Store, config: Config, model: str, suite: str, run_id: int) ->
                   f"threshold {100 * config.alerts.error_rate:.0f}%)"})
     drifts = [("drift:tokens", cfg.drift_tokens, lambda p: p.tokens_per_answer),
               ("drift:latency", cfg.drift_latency, lambda p: p.latency_p50_ms)]
+    # Errors change which cases were answered, and so the mix the averages are taken over:
+    # drift is judged only on runs where every sample was answered.
+    clean = [p for p in same if p.errors == 0]
     for kind, enabled, metric in drifts:
-        if enabled:
-            v = detect.band([metric(p) for p in same], metric(today), cfg.sigma, cfg.window, cfg.min_history)
+        if enabled and today.errors == 0:
+            v = detect.band([metric(p) for p in clean], metric(today), cfg.sigma, cfg.window, cfg.min_history)
             if v.status != "no_verdict":
                 result.signals[kind] = (v.status == "breach", {"reason": v.reason, "value": v.rate,
                                                                "mean": v.mean, "lower": v.lower, "upper": v.upper})
@@ -220,7 +223,7 @@ async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=
 
 def ack(store: Store, model: str, suite: str, now: datetime) -> int:
     """Accept today's level: close the series' open alerts; its baseline restarts at its last run."""
-    latest = store.series(model, suite, statuses=("complete",), limit=1)
+    latest = store.series(model, suite, kinds=("scheduled", "manual"), statuses=("complete",), limit=1)
     if not latest:
         from .errors import UsageError
         raise UsageError(f"no completed run of {model} on {suite} to acknowledge")

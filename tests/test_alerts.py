@@ -1,0 +1,172 @@
+"""End to end on loopback: imported history, a degraded simulated model, Slack on a stub.
+
+One message when the series goes into breach (even after Slack refused the first tries),
+none while it stays there, one recovery message when it is back; 529s raise an
+availability alert, never a quality one.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import textwrap
+from datetime import datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from canary import alerts, monitor
+from canary.cli import main
+from canary.config import load_config
+from canary.runner import endpoint_factory, jobs_for, run_jobs
+from canary.sim import SimServer
+from canary.store import Store
+from canary.suites import load_suites
+from canary.transfer import export_records, write_jsonl
+from slack_stub import SlackStub
+
+SUITE = """\
+suite: basics
+repeat: 10
+cases:
+  - id: capital
+    prompt: What is the capital of France? One word.
+    assert: [{type: icontains, value: paris}]
+    reference: {text: Paris}
+  - id: sum
+    prompt: "What is 12 + 30? End with ANSWER: <n>."
+    answer: {regex: "ANSWER:\\\\s*(\\\\S+)"}
+    assert: [{type: number, value: 42}]
+    reference: {text: "12 + 30 = 42\\nANSWER: 42"}
+  - id: lower
+    turns:
+      - user: Answer in lowercase only. Which planet is red?
+        assert: [{type: icontains, value: mars}, {type: not-regex, value: "[A-Z]"}]
+        reference: {text: mars.}
+      - user: And the largest one?
+        assert: [{type: icontains, value: jupiter}, {type: not-regex, value: "[A-Z]"}]
+        reference: {text: jupiter.}
+"""
+
+
+def config_text(db_url: str, slack: str) -> str:
+    return textwrap.dedent(f"""\
+        database: {db_url}
+        models:
+          - {{name: gpt, provider: openai, model: gpt-5.1, concurrency: 8}}
+        alerts:
+          slack: {slack}
+          error_rate: 0.2
+        """)
+
+
+@pytest.fixture(scope="module")
+def history_jsonl(tmp_path_factory):
+    """Ten healthy scheduled days, made by really running the simulator, exported as JSONL."""
+    root = tmp_path_factory.mktemp("history")
+    (root / "prompts").mkdir()
+    (root / "prompts" / "basics.yaml").write_text(SUITE)
+    (root / "canary.yaml").write_text(config_text(f"sqlite:///{root / 'h.db'}", "null"))
+    config = load_config(root / "canary.yaml")
+    suites, _ = load_suites(root / "prompts")
+    store = Store(config.database_url)
+    with SimServer(suites, wrong_rate=0.03, seed=11) as sim:
+        for day in range(10):
+            jobs = jobs_for(config, suites, slot=datetime(2026, 11, 1 + day, 6), kind="scheduled")
+            asyncio.run(run_jobs(store, jobs, provider_factory=endpoint_factory(sim.url, "k")))
+    out = io.StringIO()
+    write_jsonl(export_records(store), out)
+    store.close()
+    return out.getvalue()
+
+
+@pytest.fixture
+def project(tmp_path, db_url, history_jsonl):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "basics.yaml").write_text(SUITE)
+    (tmp_path / "history.jsonl").write_text(history_jsonl)
+    return tmp_path
+
+
+def cli(project, *args, env=None):
+    command = list(args[:1]) + ["--config", str(project / "canary.yaml")] + list(args[1:])
+    return CliRunner().invoke(main, command, env=env or {}, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("way", ["webhook", "web_api"])
+def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, way):
+    with SlackStub(script=[500, 429]) as slack:
+        if way == "webhook":
+            cfg, env = "{webhook_url_env: SLACK_WEBHOOK_URL}", {"SLACK_WEBHOOK_URL": slack.url + "/services/T/B/X"}
+        else:
+            cfg = f"{{token_env: SLACK_BOT_TOKEN, channel: '#llm', api_url: '{slack.url}/api/'}}"
+            env = {"SLACK_BOT_TOKEN": "xoxb-secret-token"}
+        (project / "canary.yaml").write_text(config_text(db_url, cfg))
+        assert cli(project, "import", str(project / "history.jsonl"), env=env).exit_code == 0
+
+        degraded = cli(project, "run", "--sim", "--sim-wrong-rate", "0.5", "--json", env=env)
+        assert degraded.exit_code == 1, degraded.output  # a regression alert opened
+        report = json.loads(degraded.output)
+        assert len(report["confirmations"]) == 1  # the breach was confirmed by a second run first
+        assert [a["kind"] for a in report["alerts"]] == ["quality"]
+        assert slack.accepted == [] and slack.refused == [500]  # Slack down: the message waits
+
+        store = Store(load_config(project / "canary.yaml").database_url)
+        notifier = alerts.notifier_from_config(load_config(project / "canary.yaml").alerts, env)
+        now = datetime.utcnow()
+        for minutes in (1, 5, 60, 120, 240):  # the daemon's sender, later: 429 once more, then accepted
+            alerts.deliver(store, notifier, now=now + timedelta(minutes=minutes), owner="test")
+        assert slack.refused == [500, 429] and len(slack.accepted) == 1
+        message = slack.accepted[0]["body"]
+        assert "gpt" in message["text"] and "basics" in message["text"]
+        blocks = json.dumps(message["blocks"])
+        assert "Pass rate" in blocks and "Failing cases" in blocks and "canary history --model gpt --suite basics" in blocks
+        if way == "web_api":
+            assert message["channel"] == "#llm" and slack.accepted[0]["auth"] == "Bearer xoxb-secret-token"
+
+        still_bad = cli(project, "run", "--sim", "--sim-wrong-rate", "0.5", env=env)
+        assert still_bad.exit_code == 0 and len(slack.accepted) == 1  # still in breach: no new message
+
+        healthy = cli(project, "run", "--sim", "--json", env=env)
+        assert healthy.exit_code == 0
+        assert [(a["kind"], a["action"]) for a in json.loads(healthy.output)["alerts"]] == [("quality", "recovered")]
+        assert len(slack.accepted) == 2 and "recovered" in slack.accepted[1]["body"]["text"]
+        listing = cli(project, "alerts", "--json", env=env)
+        [alert] = json.loads(listing.output)["alerts"]
+        assert alert["state"] == "closed" and alert["closed_by"] == "recovered"
+        assert [m["state"] for m in alert["messages"]] == ["sent", "sent"]
+        assert "xoxb" not in listing.output and "services/T/B/X" not in listing.output
+        store.close()
+
+
+def test_overload_raises_availability_not_quality(project, db_url):
+    with SlackStub() as slack:
+        env = {"SLACK_WEBHOOK_URL": slack.url + "/hook"}
+        (project / "canary.yaml").write_text(config_text(db_url, "{webhook_url_env: SLACK_WEBHOOK_URL}"))
+        assert cli(project, "import", str(project / "history.jsonl"), env=env).exit_code == 0
+        result = cli(project, "run", "--sim", "--sim-error-rate", "0.34", "--json", env=env)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        [run] = report["runs"]
+        assert run["errors"] == 10 and run["failed"] == 0  # one case of three answers 529 every time
+        assert [a["kind"] for a in report["alerts"]] == ["availability"]
+        assert report["confirmations"] == []
+        [msg] = slack.accepted
+        assert "API errors" in msg["body"]["text"] and "overloaded" in json.dumps(msg["body"]["blocks"])
+
+
+def test_ack_closes_the_alert_and_restarts_the_baseline(project, db_url):
+    (project / "canary.yaml").write_text(config_text(db_url, "null"))
+    assert cli(project, "import", str(project / "history.jsonl")).exit_code == 0
+    assert cli(project, "run", "--sim", "--sim-wrong-rate", "0.5").exit_code == 1
+    status = json.loads(cli(project, "status", "--json").output)["series"]
+    assert status[0]["alerts"] == ["quality"]
+    assert "1 alert(s) closed" in cli(project, "ack", "--model", "gpt", "--suite", "basics").output
+    store = Store(load_config(project / "canary.yaml").database_url)
+    assert alerts.open_alerts(store) == []
+    points = monitor.series(store, "gpt", "basics")
+    assert len(points) == 1  # the baseline restarts at the acknowledged run
+    store.close()
+    # with no Slack configured the alert was logged, and says so
+    [alert] = json.loads(cli(project, "alerts", "--json").output)["alerts"]
+    assert alert["closed_by"] == "ack" and alert["messages"][0]["state"] == "logged"
