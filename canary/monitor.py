@@ -54,12 +54,15 @@ def series(store: Store, model: str, suite: str) -> list[Point]:
     for r in rows:
         if since is not None and r.id < since:
             continue
-        in_alert = any(lo <= r.id and (hi is None or r.id < hi) for lo, hi in intervals)
+        # made while an alert was open: after the run that opened it, before the one that closed it
+        in_alert = any(lo < r.id and (hi is None or r.id < hi) for lo, hi in intervals)
         run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
                                     r.suite_version, in_alert)
-        if r.kind == "confirm":
+        if r.kind == "confirm":  # pooled into its run, whose alert state it shares
             parent = by_slot.get(r.slot)
             if parent is not None:
+                run_point = detect.RunPoint(run_point.passed, run_point.answered, run_point.samples,
+                                            run_point.suite_version, parent.point.in_alert)
                 parent.run_ids.append(r.id)
                 parent.point = detect.pool(parent.point, run_point)
                 parent.errors += r.errors
