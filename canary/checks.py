@@ -93,7 +93,9 @@ def _count(v):
     if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
         return None
     if isinstance(v, dict) and v and set(v) <= {"min", "max"} and all(
-            isinstance(x, int) and not isinstance(x, bool) for x in v.values()):
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v.values()):
+        if v.get("min", 0) > v.get("max", v.get("min", 0)):
+            return f"min ({v['min']}) is larger than max ({v['max']})"
         return None
     return "value must be a count (e.g. 3) or {min: N, max: M}"
 
@@ -169,8 +171,11 @@ _NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 
 
 def parse_number(text: str) -> float | None:
-    """The last number written in the text (commas, a $ sign and a % sign tolerated)."""
-    found = _NUMBER.findall(text)
+    """The last number written in the text (commas, a $ sign and a % sign tolerated).
+
+    The typographic minus (U+2212) that models often write counts as a minus sign.
+    """
+    found = _NUMBER.findall(text.replace("\u2212", "-"))
     if not found:
         return None
     raw = found[-1].replace(",", "").replace("$", "")
@@ -202,7 +207,7 @@ def _norm(v):
 
 def _same(expected, actual) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
-        return expected == actual
+        return type(expected) is type(actual) and expected == actual  # True is not 1
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
         return math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-9)
     if isinstance(expected, (int, float)) and isinstance(actual, str):
@@ -210,6 +215,8 @@ def _same(expected, actual) -> bool:
             return _same(expected, float(actual.strip()))
         except ValueError:
             return False
+    if isinstance(expected, str) and isinstance(actual, (int, float)):
+        return _same(actual, expected)  # order_id "1042" passed as the number 1042
     if isinstance(expected, dict) and isinstance(actual, dict):
         return arguments_match(expected, actual)[0]
     if isinstance(expected, list) and isinstance(actual, list):
@@ -292,8 +299,19 @@ def _words(text: str) -> int:
     return len(re.findall(r"\b[\w'’-]+\b", text))
 
 
+# A full stop after these does not end a sentence ("e.g. salt", "Dr. Lee", "U.S. law").
+_ABBREVIATION = re.compile(r"(?:\b(?i:e\.g|i\.e|vs|cf|approx|mr|mrs|ms|dr|prof|st)|\b[A-Z])\.$")
+
+
 def _sentences(text: str) -> int:
-    return len([s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if re.search(r"\w", s)])
+    """Sentences end at . ! or ? (optionally inside a closing quote or bracket) before a space."""
+    pieces = re.split(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+", text.strip())
+    count, joined = 0, False
+    for piece in pieces:
+        if re.search(r"\w", piece) and not joined:
+            count += 1
+        joined = bool(_ABBREVIATION.search(piece))
+    return count
 
 
 def _paragraphs(text: str) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy import and_, select
 
 from . import alerts, detect, messages
 from .config import Config, Detection
-from .runner import Job, RunSummary, run_jobs, utcnow
+from .runner import Control, Job, RunSummary, run_jobs, utcnow
 from .schema import acks, samples
 from .store import Store
 
@@ -203,24 +203,26 @@ class Watch:
         return any(e.kind == "quality" and e.action == "opened" for e in self.events)
 
 
-async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=utcnow, owner: str | None = None,
+async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=utcnow, control: Control | None = None,
                         notifier: alerts.Notifier | None = None, **run_kwargs) -> Watch:
     """Run the jobs, confirm breaches, act on every signal, deliver due alert messages."""
-    summaries = await run_jobs(store, jobs, clock=clock, owner=owner, **run_kwargs)
+    control = control or Control(lease=config.daemon.lease)
+    summaries = await run_jobs(store, jobs, clock=clock, control=control, **run_kwargs)
     confirm = []
     if config.detection.confirm:
         for job, s in zip(jobs, summaries):
             a = assess(store, config, s.model, s.suite, s.run_id)
-            if a and a.quality.status == "breach" and len(a.today.run_ids) == 1 and job.kind != "confirm":
+            if (a and a.quality.status == "breach" and len(a.today.run_ids) == 1 and job.kind != "confirm"
+                    and not control.stopping):
                 confirm.append(Job(job.model, job.suite, job.repeat, job.slot, "confirm"))
-    confirmations = await run_jobs(store, confirm, clock=clock, owner=owner, **run_kwargs) if confirm else []
+    confirmations = await run_jobs(store, confirm, clock=clock, control=control, **run_kwargs) if confirm else []
     events, assessments = [], []
     for s in summaries:
         a = assess(store, config, s.model, s.suite, s.run_id)
         if a is not None:
             assessments.append(a)
             events += act(store, a, clock())
-    alerts.deliver(store, notifier, now=clock(), owner=owner or "cli")
+    alerts.deliver(store, notifier, now=clock(), owner=control.owner or "cli")
     return Watch(summaries, confirmations, events, assessments)
 
 

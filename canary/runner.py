@@ -11,7 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from . import checks
@@ -182,69 +182,127 @@ async def run_sample(provider: Provider, model: ModelConfig, suite: Suite, case:
     }
 
 
+class Budget:
+    """A model's daily token and cost caps, against what it has spent since midnight UTC."""
+
+    def __init__(self, model: ModelConfig, tokens: int, cost: float):
+        self.model, self.tokens, self.cost = model, tokens, cost
+
+    def add(self, row: dict) -> None:
+        self.tokens += row["input_tokens"] + row["output_tokens"]
+        self.cost += row["cost"] or 0.0
+
+    @property
+    def exhausted(self) -> bool:
+        m = self.model
+        return ((m.daily_token_budget is not None and self.tokens >= m.daily_token_budget)
+                or (m.daily_cost_budget is not None and self.cost >= m.daily_cost_budget))
+
+
+@dataclass
+class Control:
+    """How a batch of runs may be stopped: a shutdown event, budgets, a heartbeat."""
+
+    stop: asyncio.Event | None = None  # set: take no new sample, let those in flight finish
+    lease: timedelta = timedelta(seconds=120)  # a run whose heartbeat is older is taken over
+    owner: str | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
 async def execute(provider: Provider, job: Job, run_id: int, todo: list[tuple[Case, int]],
-                  writer: SampleWriter, *, concurrency: asyncio.Semaphore, clock: Clock,
-                  on_sample: Callable[[Job, dict], None] | None = None) -> None:
-    """Run the given samples of one run, at most `concurrency` at a time per model."""
+                  writer: SampleWriter, *, concurrency: asyncio.Semaphore, clock: Clock, control: Control,
+                  budget: Budget, on_sample: Callable[[Job, dict], None] | None = None) -> str:
+    """Run the given samples of one run, at most `concurrency` at a time per model.
+
+    Returns the run's final status: complete, interrupted (shutdown) or budget_exhausted.
+    """
     work = iter(todo)
+    ended = {"status": "complete"}
 
     async def worker() -> None:
         for case, index in work:
+            if control.stopping:
+                ended["status"] = "interrupted"
+                return
+            if budget.exhausted:
+                ended["status"] = "budget_exhausted"
+                return
             async with concurrency:
                 row = await run_sample(provider, job.model, job.suite, case, index, run_id, clock)
+            budget.add(row)
             writer.put(row)
             if on_sample:
                 on_sample(job, row)
 
     await asyncio.gather(*(worker() for _ in range(min(job.model.concurrency, len(todo)) or 1)))
+    return ended["status"]
 
 
 def planned_samples(suite: Suite, repeat: int) -> list[tuple[Case, int]]:
     return [(case, i) for case in suite.cases for i in range(repeat)]
 
 
-async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, owner: str | None = None,
+async def _heartbeat(store: Store, control: Control, run_ids: set[int], clock: Clock) -> None:
+    """Keep the runs this replica holds visibly alive (a quarter of the lease apart)."""
+    while True:
+        await asyncio.sleep(control.lease.total_seconds() / 4)
+        for run_id in list(run_ids):
+            await asyncio.to_thread(store.heartbeat, run_id, control.owner or "", clock())
+
+
+async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, control: Control | None = None,
                    provider_factory: ProviderFactory = make_provider,
                    on_sample: Callable[[Job, dict], None] | None = None) -> list[RunSummary]:
     """Run every job (all models at once, each within its own concurrency); summaries in job order.
 
-    A job whose slot already has a run resumes it when unfinished (only the missing samples
-    are run) and is skipped when complete.
+    A job whose slot already has a run resumes it when unfinished and not held by a live
+    replica (only the missing samples are run), and is skipped when complete.
     """
+    control = control or Control()
     providers: dict[str, Provider] = {}
     limits: dict[str, asyncio.Semaphore] = {}
+    budgets: dict[str, Budget] = {}
+    midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
     for job in jobs:
         if job.model.name not in providers:
             providers[job.model.name] = provider_factory(job.model)
             limits[job.model.name] = asyncio.Semaphore(job.model.concurrency)
+            budgets[job.model.name] = Budget(job.model, *store.spent_since(job.model.name, midnight))
     writer = SampleWriter(store)
-    finished: list[tuple[int, bool]] = [(0, False)] * len(jobs)  # (run id, run by this call)
+    held: set[int] = set()
+    results: list[tuple[int, str | None]] = [(0, None)] * len(jobs)  # (run id, final status if ours)
 
     async def one(i: int, job: Job) -> None:
         plan = planned_samples(job.suite, job.repeat)
         run_id = store.create_run(model=job.model.name, suite=job.suite.name, suite_version=job.suite.version,
-                                  slot=job.slot, kind=job.kind, planned=len(plan), owner=owner, now=clock())
-        if run_id is None:  # the slot has a run already: resume it if it is unfinished
+                                  slot=job.slot, kind=job.kind, planned=len(plan), owner=control.owner, now=clock())
+        if run_id is None:  # the slot has a run already: resume it if unfinished and abandoned
             existing = store.find_run(job.model.name, job.suite.name, job.slot, job.kind)
-            if existing.status == "complete" or not store.take_over(existing.id, owner or "", clock(),
-                                                                     unless_heartbeat_after=None):
-                finished[i] = (existing.id, False)
+            if existing.status == "complete" or not store.take_over(
+                    existing.id, control.owner or "", clock(), unless_heartbeat_after=clock() - control.lease):
+                results[i] = (existing.id, None)
                 return
             run_id = existing.id
             done = store.done_samples(run_id)
             plan = [(c, k) for c, k in plan if (c.id, k) not in done]
-        await execute(providers[job.model.name], job, run_id, plan, writer,
-                      concurrency=limits[job.model.name], clock=clock, on_sample=on_sample)
-        finished[i] = (run_id, True)
+        held.add(run_id)
+        status = await execute(providers[job.model.name], job, run_id, plan, writer, concurrency=limits[job.model.name],
+                               clock=clock, control=control, budget=budgets[job.model.name], on_sample=on_sample)
+        results[i] = (run_id, status)
 
+    beat = asyncio.create_task(_heartbeat(store, control, held, clock))
     try:
         await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)))
     finally:
+        beat.cancel()
         writer.close()
         for provider in providers.values():
             await provider.aclose()
     summaries = []
-    for run_id, ran in finished:
-        row = store.finish_run(run_id, "complete", clock()) if ran else store.run(run_id)
+    for run_id, status in results:
+        row = store.finish_run(run_id, status, clock()) if status else store.run(run_id)
         summaries.append(RunSummary.of(row))
     return summaries

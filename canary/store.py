@@ -135,6 +135,16 @@ class Store:
             conn.execute(update(runs).where(and_(runs.c.id == run_id, runs.c.owner == owner))
                          .values(heartbeat_at=now))
 
+    def spent_since(self, model: str, since: datetime) -> tuple[int, float]:
+        """(tokens in + out, cost) of a model's samples finished since a time: for daily budgets."""
+        q = (select(func.coalesce(func.sum(samples.c.input_tokens + samples.c.output_tokens), 0),
+                    func.coalesce(func.sum(samples.c.cost), 0.0))
+             .join_from(samples, runs, samples.c.run_id == runs.c.id)
+             .where(and_(runs.c.model == model, samples.c.finished_at >= since)))
+        with self.engine.connect() as conn:
+            tokens, cost = conn.execute(q).one()
+        return int(tokens), float(cost)
+
     def done_samples(self, run_id: int) -> set[tuple[str, int]]:
         with self.engine.connect() as conn:
             return {(r.case_id, r.sample) for r in conn.execute(
