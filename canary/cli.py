@@ -238,9 +238,12 @@ def sim(config_path, port, **knobs):
     """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats)."""
     from .sim import serve
     ws = open_workspace(config_path)
-    render.errors.print(f"simulated model on http://127.0.0.1:{port} (Anthropic) and "
-                        f"http://127.0.0.1:{port}/v1 (OpenAI); Ctrl-C stops it")
-    serve(ws.suites, port, **knobs)
+    for problem in ws.problems:
+        render.errors.print(problem, markup=False, highlight=False)
+    try:
+        serve(ws.suites, port, **{k: v for k, v in knobs.items() if v is not None})
+    except OSError as exc:
+        raise UsageError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 METHODS = ("sigma", "cusum", "ewma", "binomial")
 BASELINES = ("rolling", "frozen")
@@ -291,6 +290,8 @@ def _binomial(base: list[RunPoint], today: RunPoint, params: DetectionParams) ->
     mean = passed / n_pool
     p = min(max(mean, 0.5 / n_pool), 1 - 0.5 / n_pool)
     n = today.answered
+    from scipy import stats  # imported here: scipy.stats costs ~80 MB of RSS, only this method needs it
+
     pvalue = float(stats.binomtest(today.passed, n, p, alternative="less").pvalue)
     # Largest k with P(X <= k) < alpha: today breaches iff passed <= k, i.e. rate < (k+1)/n.
     cdf = stats.binom.cdf(np.arange(n + 1), n, p)

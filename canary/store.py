@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import statistics
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime
@@ -255,10 +256,15 @@ class Store:
 
 
 class SampleWriter:
-    """A thread that commits finished samples as they come (group commit), in order."""
+    """A thread that commits finished samples as they come (group commit), in order.
 
-    def __init__(self, store: Store):
+    A sample is committed at most `linger` seconds after it finished: a crash loses at most
+    those, and one commit serves every sample that finished in that window.
+    """
+
+    def __init__(self, store: Store, linger: float = 0.02):
         self.store = store
+        self.linger = linger
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="canary-sample-writer", daemon=True)
@@ -273,9 +279,10 @@ class SampleWriter:
         stop = False
         while not stop:
             batch = [self._queue.get()]
-            while True:
+            deadline = time.monotonic() + self.linger
+            while batch[-1] is not None:  # gather what finishes in the next few ms: one commit
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(deadline - time.monotonic(), 0)))
                 except queue.Empty:
                     break
             stop = batch[-1] is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable
 
 ERROR_KINDS = ("rate_limit", "overloaded", "server", "timeout", "connection", "bad_request", "auth", "other")
@@ -81,9 +82,14 @@ def kind_for_status(status: int | None) -> str:
     return "other"
 
 
+@lru_cache(maxsize=64)
+def _keywords(create: Callable) -> frozenset[str]:
+    return frozenset(inspect.signature(create).parameters) - {"extra_body", "extra_headers", "extra_query"}
+
+
 def split_params(create: Callable, params: dict) -> tuple[dict, dict]:
     """(keyword arguments the SDK method knows, the rest for `extra_body`): both sent as written."""
-    known = set(inspect.signature(create).parameters) - {"extra_body", "extra_headers", "extra_query"}
+    known = _keywords(getattr(create, "__func__", create))
     return ({k: v for k, v in params.items() if k in known},
             {k: v for k, v in params.items() if k not in known})
 
