@@ -161,7 +161,7 @@ def list_alerts(store: Store, limit: int = 100) -> list[dict]:
     by_alert: dict[int, list] = {}
     for m in msgs:
         by_alert.setdefault(m.alert_id, []).append({
-            "event": m.event, "state": m.state, "attempts": m.attempts, "sent_at": m.sent_at,
+            "event": m.event, "text": m.message.get("text", ""), "state": m.state, "attempts": m.attempts, "sent_at": m.sent_at,
             "next_attempt_at": m.next_attempt_at if m.state == "pending" else None, "last_error": m.last_error})
     return [{"id": r.id, "model": r.model, "suite": r.suite, "kind": r.kind, "state": r.state,
              "opened_at": r.opened_at, "closed_at": r.closed_at, "closed_by": r.closed_by,

@@ -6,6 +6,7 @@ suite or bad usage (a message, no traceback); 3 no sample could be answered (ser
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from contextlib import ExitStack
 from datetime import datetime
@@ -182,6 +183,41 @@ def ack(config_path, model, suite):
     render.console.print(f"acknowledged {model} · {suite}: {closed} alert(s) closed, baseline restarts here")
 
 
+@main.command()
+@click.option("--suite", default="reasoning", show_default=True, help="starter suite to watch")
+def demo(suite):
+    """The whole loop on a temporary database and the simulated model: days, a regression, the alert."""
+    from importlib import resources
+    from .demo import run_demo
+    from .suites import load_suites
+    with resources.as_file(resources.files("canary.prompts")) as prompts:
+        suites, problems = load_suites(prompts)
+    if suite not in suites:
+        raise UsageError(f"unknown starter suite '{suite}' (known: {', '.join(sorted(suites))})")
+
+    def show(day):
+        [s] = day.watch.summaries
+        a = day.watch.assessments[0] if day.watch.assessments else None
+        band = f"mean {render.pct(a.quality.mean)}, floor {render.pct(a.quality.lower)}" \
+            if a and a.quality.mean is not None else "baseline forming"
+        extra = f" + confirmation run ({day.watch.confirmations[0].passed}/{day.watch.confirmations[0].answered})" \
+            if day.watch.confirmations else ""
+        render.console.print(f"{day.slot:%Y-%m-%d}  simulated wrong rate {day.wrong_rate:4.0%}  "
+                             f"pass {render.pct(s.pass_rate):>6} ({s.passed}/{s.answered}){extra}  ({band})",
+                             markup=False)
+        for e in day.watch.events:
+            render.console.print(f"  [bold red]alert {e.action}[/]: {e.model} · {e.suite} · {e.kind}")
+
+    logging.getLogger("canary.alerts").setLevel(logging.ERROR)  # the demo prints the alerts itself
+    render.console.print(f"canary demo: one simulated model on the '{suite}' suite, one scheduled run a day\n")
+    _days, listed = run_demo(suites, suite=suite, on_day=show)
+    render.console.print("\nWhat Slack would have received (no Slack configured, so it went to the log):")
+    for alert in reversed(listed):
+        for message in alert["messages"]:
+            render.console.print(f"  {message['text']}", markup=False)
+    render.console.print("\nNext: canary init, canary validate, canary run --sim; then point canary.yaml at real models.")
+
+
 @main.command("export")
 @config_option
 @click.option("--model")
@@ -223,6 +259,17 @@ def upgrade(config_path):
     store = ws.store()
     render.console.print(f"database at the current schema: {store.safe_url}")
     store.close()
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="run every due slot (the catch-up rule), then exit (for cron)")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+def daemon(config_path, once, log_format):
+    """The scheduler in the foreground: cron per model, HTTP /healthz and /metrics."""
+    from .daemon import run_daemon
+    watches = run_daemon(config_path, once=once, log_format=log_format)
+    sys.exit(exit_code([s for w in watches for s in w.summaries], any(w.regression for w in watches)))
 
 
 @main.command()

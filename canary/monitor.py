@@ -54,8 +54,9 @@ def series(store: Store, model: str, suite: str) -> list[Point]:
     for r in rows:
         if since is not None and r.id < since:
             continue
-        # made while an alert was open: after the run that opened it, before the one that closed it
-        in_alert = any(lo < r.id and (hi is None or r.id < hi) for lo, hi in intervals)
+        # the run that opened an alert and those made while it was open: never in a baseline
+        # (a regression's first day would otherwise inflate the sd for `window` days)
+        in_alert = any(lo <= r.id and (hi is None or r.id < hi) for lo, hi in intervals)
         run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
                                     r.suite_version, in_alert)
         if r.kind == "confirm":  # pooled into its run, whose alert state it shares
@@ -212,8 +213,9 @@ async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=
     if config.detection.confirm:
         for job, s in zip(jobs, summaries):
             a = assess(store, config, s.model, s.suite, s.run_id)
+            already_open = any(r.kind == "quality" for r in alerts.open_alerts(store, s.model, s.suite))
             if (a and a.quality.status == "breach" and len(a.today.run_ids) == 1 and job.kind != "confirm"
-                    and not control.stopping):
+                    and not already_open and not control.stopping):  # confirmation opens alerts, only
                 confirm.append(Job(job.model, job.suite, job.repeat, job.slot, "confirm"))
     confirmations = await run_jobs(store, confirm, clock=clock, control=control, **run_kwargs) if confirm else []
     events, assessments = [], []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
 from typing import Iterable
 
@@ -9,8 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
-errors = Console(stderr=True)
+# piped output (CI logs, files) gets a width that fits the tables instead of 80 columns
+console = Console(width=None if sys.stdout.isatty() else 130, soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def pct(x: float | None) -> str:
