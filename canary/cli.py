@@ -218,6 +218,37 @@ def demo(suite):
     render.console.print("\nNext: canary init, canary validate, canary run --sim; then point canary.yaml at real models.")
 
 
+@main.command()
+@config_option
+@click.argument("a")
+@click.argument("b")
+@click.option("--suite", "suite_names", multiple=True, help="only this suite (repeatable)")
+@click.option("--json", "as_json", is_flag=True)
+def compare(config_path, a, b, suite_names, as_json):
+    """Two models side by side, with a significance test per suite."""
+    ws = open_workspace(config_path)
+    store = ws.store()
+    rows = reports.compare(store, ws.config, ws.suites, a, b, list(suite_names) or None)
+    store.close()
+    if as_json:
+        render.print_json({"compare": rows})
+    else:
+        render.console.print(render.compare_table(a, b, rows))
+
+
+@main.command()
+@config_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def report(config_path, out: Path):
+    """Write an HTML page with a chart of every series, its band and its alerts."""
+    from .report_html import render_report
+    ws = open_workspace(config_path)
+    store = ws.store()
+    out.write_text(render_report(store, ws.config, ws.suites, utcnow()), encoding="utf-8")
+    store.close()
+    render.console.print(f"wrote {out}")
+
+
 @main.command("export")
 @config_option
 @click.option("--model")

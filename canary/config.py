@@ -28,10 +28,27 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * unit)
 
 
+_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def cron_trigger(expr: str, timezone) -> CronTrigger:
+    """A standard 5-field crontab (weekday 0 or 7 = Sunday, 1 = Monday) as an APScheduler trigger.
+
+    APScheduler 3's own from_crontab counts weekdays from Monday = 0, so "* * * * 1" would
+    fire on Tuesdays; numeric weekdays are turned into names first.
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"'{expr}' is not a cron expression (5 fields: minute hour day month weekday)")
+    minute, hour, day, month, weekday = fields
+    weekday = re.sub(r"(?<![/\w])([0-7])(?![\w])", lambda m: _WEEKDAYS[int(m.group(1))], weekday)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=timezone)
+
+
 def _cron(value: str | None) -> str | None:
     if value is not None:
         try:
-            CronTrigger.from_crontab(value)
+            cron_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"'{value}' is not a cron expression (minute hour day month weekday): {exc}")
     return value

@@ -93,3 +93,16 @@ def alerts_table(rows: list[dict]) -> Table:
         closed = _when(r["closed_at"]) + (f" ({r['closed_by']})" if r["closed_by"] else "")
         table.add_row(str(r["id"]), r["model"], r["suite"], r["kind"], r["state"], _when(r["opened_at"]), closed, delivery)
     return table
+
+
+def compare_table(a: str, b: str, rows: list[dict]) -> Table:
+    table = Table(title=f"{a} vs {b} (pooled recent runs, Fisher's exact test)")
+    for col in ("suite", a, b, "difference", "p-value", ""):
+        table.add_column(col)
+    for r in rows:
+        diff = "-" if r["rate_a"] is None or r["rate_b"] is None else f"{100 * (r['rate_a'] - r['rate_b']):+.1f} pts"
+        p = "-" if r["p_value"] is None else f"{r['p_value']:.3g}"
+        table.add_row(r["suite"], f"{pct(r['rate_a'])} ({r['passed_a']}/{r['answered_a']})",
+                      f"{pct(r['rate_b'])} ({r['passed_b']}/{r['answered_b']})", diff, p,
+                      "significant" if r["significant"] else "")
+    return table

@@ -4,17 +4,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-
 from . import alerts, detect
-from .config import Config, ModelConfig
+from .config import Config, ModelConfig, cron_trigger
 from .monitor import detection_params, series
 from .store import Store
 
 
 def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | None:
     """The next scheduled slot of a model, naive UTC."""
-    trigger = CronTrigger.from_crontab(model.schedule or config.schedule, timezone=ZoneInfo(config.timezone))
+    trigger = cron_trigger(model.schedule or config.schedule, ZoneInfo(config.timezone))
     fire = trigger.get_next_fire_time(None, now.replace(tzinfo=timezone.utc))
     return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
 
@@ -58,4 +56,29 @@ def status(store: Store, config: Config, suites: dict, now: datetime) -> list[di
                 "verdict": band.get("verdict"), "alerts": open_by_series.get((m.name, name), []),
                 "next_run": upcoming,
             })
+    return rows
+
+
+def compare(store: Store, config: Config, suites: dict, a: str, b: str, suite_names: list[str] | None = None) -> list[dict]:
+    """Two models side by side per suite: pooled pass rates of their recent runs of the current
+    suite version, and Fisher's exact test of the difference (two-sided)."""
+    from scipy.stats import fisher_exact
+    rows = []
+    for name in suite_names or sorted(suites):
+        version = suites[name].version if name in suites else None
+        pooled = []
+        for model in (a, b):
+            runs = [r for r in store.series(model, name) if version is None or r.suite_version == version]
+            runs = runs[-config.detection.window:]
+            pooled.append((sum(r.passed for r in runs), sum(r.passed + r.failed for r in runs), len(runs)))
+        (pa, na, ra), (pb, nb, rb) = pooled
+        if not na or not nb:
+            rows.append({"suite": name, "a": a, "b": b, "runs_a": ra, "runs_b": rb, "rate_a": pa / na if na else None,
+                         "rate_b": pb / nb if nb else None, "passed_a": pa, "answered_a": na, "passed_b": pb,
+                         "answered_b": nb, "p_value": None, "significant": False})
+            continue
+        p_value = float(fisher_exact([[pa, na - pa], [pb, nb - pb]]).pvalue)
+        rows.append({"suite": name, "a": a, "b": b, "runs_a": ra, "runs_b": rb, "rate_a": pa / na, "rate_b": pb / nb,
+                     "passed_a": pa, "answered_a": na, "passed_b": pb, "answered_b": nb,
+                     "p_value": p_value, "significant": p_value < 0.05})
     return rows
