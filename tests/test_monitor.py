@@ -1,0 +1,105 @@
+"""Signals of a series after a run: confirmation pooling, model_changed, drift, exclusions."""
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timedelta
+
+from canary import alerts, monitor
+from canary.config import load_config
+from canary.store import Store
+
+T0 = datetime(2026, 11, 1, 6)
+
+
+def config_for(tmp_path, db_url, extra=""):
+    (tmp_path / "canary.yaml").write_text(textwrap.dedent(f"""\
+        database: {db_url}
+        models:
+          - {{name: m, provider: openai, model: x}}
+        """) + textwrap.dedent(extra))
+    return load_config(tmp_path / "canary.yaml")
+
+
+def add_run(store, slot, passed, failed, *, kind="scheduled", errors=0, tokens=50, model_id="x-1", version="v1"):
+    run_id = store.create_run(model="m", suite="s", suite_version=version, slot=slot, kind=kind,
+                              planned=passed + failed + errors, owner=None, now=slot)
+    rows = []
+    for i in range(passed + failed + errors):
+        status = "passed" if i < passed else "failed" if i < passed + failed else "error"
+        rows.append({"run_id": run_id, "case_id": f"c{i % 10}", "sample": i // 10, "status": status,
+                     "error": "overloaded" if status == "error" else None,
+                     "input_tokens": 10, "output_tokens": tokens if status != "error" else 0,
+                     "latency_ms": 100.0, "reported_model": model_id if status != "error" else None,
+                     "turns": [{"user": "q", "text": "a", "verdicts": [
+                         {"type": "icontains", "passed": status == "passed", "explanation": "contains \"x\": no"}]}],
+                     "finished_at": slot})
+    store.insert_samples(rows)
+    store.finish_run(run_id, "complete", slot)
+    return run_id
+
+
+def history(store, days=8):
+    for d in range(days):
+        add_run(store, T0 + timedelta(days=d), 29 + d % 2, 1 - d % 2)
+
+
+def test_a_breach_that_the_confirmation_run_does_not_repeat_opens_nothing(tmp_path, db_url):
+    config = config_for(tmp_path, db_url)
+    store = Store(config.database_url)
+    history(store)
+    slot = T0 + timedelta(days=8)
+    # baseline: four 29/30 and four 30/30 days, mean 98.33%, sd 1.78%
+    first = add_run(store, slot, 27, 3)  # 90% < 93.66% (sd floored at n=30: 2.34%)
+    alone = monitor.assess(store, config, "m", "s", first)
+    assert alone.quality.status == "breach"
+    add_run(store, slot, 30, 0, kind="confirm")  # the confirmation run is perfect
+    pooled = monitor.assess(store, config, "m", "s", first)
+    assert pooled.today.run_ids[0] == first and len(pooled.today.run_ids) == 2
+    assert (pooled.today.point.passed, pooled.today.point.answered) == (57, 60)
+    assert pooled.quality.status == "ok"  # 95% pooled >= 94.77% (= mean - 2 x 1.78%)
+    assert monitor.act(store, pooled, slot) == [] and alerts.open_alerts(store) == []
+    store.close()
+
+
+def test_model_changed_and_token_drift_are_their_own_alerts(tmp_path, db_url):
+    config = config_for(tmp_path, db_url)
+    store = Store(config.database_url)
+    history(store)
+    today = add_run(store, T0 + timedelta(days=8), 30, 0, tokens=90, model_id="x-2")
+    a = monitor.assess(store, config, "m", "s", today)
+    assert a.quality.status == "ok"
+    assert a.signals["model_changed"][0] and a.signals["model_changed"][1]["before"] == "x-1"
+    assert a.signals["drift:tokens"][0]  # 90 tokens per answer against a flat 50
+    events = monitor.act(store, a, T0 + timedelta(days=8))
+    assert sorted(e.kind for e in events) == ["drift:tokens", "model_changed"]
+    back = add_run(store, T0 + timedelta(days=9), 30, 0, tokens=50, model_id="x-1")
+    events = monitor.act(store, monitor.assess(store, config, "m", "s", back), T0 + timedelta(days=9))
+    assert sorted((e.kind, e.action) for e in events) == [("drift:tokens", "recovered"), ("model_changed", "recovered")]
+    store.close()
+
+
+def test_the_opening_run_and_runs_during_an_alert_stay_out_of_the_baseline(tmp_path, db_url):
+    config = config_for(tmp_path, db_url, "detection: {confirm: false}\n")
+    store = Store(config.database_url)
+    history(store)
+    bad = add_run(store, T0 + timedelta(days=8), 15, 15)
+    assert [e.kind for e in monitor.act(store, monitor.assess(store, config, "m", "s", bad), T0)] == ["quality"]
+    worse = add_run(store, T0 + timedelta(days=9), 12, 18)
+    a = monitor.assess(store, config, "m", "s", worse)
+    assert a.quality.baseline_runs == 8 and a.quality.mean > 0.95  # the 50% day is not in it
+    assert monitor.act(store, a, T0) == []  # still in breach: no second message
+    [points] = [monitor.series(store, "m", "s")]
+    assert [p.point.in_alert for p in points[-2:]] == [True, True]
+    store.close()
+
+
+def test_an_outage_gives_no_quality_verdict(tmp_path, db_url):
+    config = config_for(tmp_path, db_url)
+    store = Store(config.database_url)
+    history(store)
+    down = add_run(store, T0 + timedelta(days=8), 3, 2, errors=25)
+    a = monitor.assess(store, config, "m", "s", down)
+    assert a.quality.status == "no_verdict"  # 5 of 30 answered: nothing is imputed
+    assert a.signals["availability"][0] and "drift:tokens" not in a.signals
+    assert [e.kind for e in monitor.act(store, a, T0)] == ["availability"]
+    store.close()
