@@ -122,10 +122,11 @@ class Store:
                 runs.c.model == model, runs.c.suite == suite, runs.c.slot == slot, runs.c.kind == kind))).first()
 
     def take_over(self, run_id: int, owner: str, now: datetime, *, unless_heartbeat_after: datetime | None) -> bool:
-        """Become the owner of an unfinished run (a stale one, when a lease is given)."""
+        """Become the owner of an unfinished run (a stale one, or one this owner holds, when a lease is given)."""
         cond = and_(runs.c.id == run_id, runs.c.status.in_(["running", "interrupted"]))
         if unless_heartbeat_after is not None:
-            cond = and_(cond, (runs.c.heartbeat_at < unless_heartbeat_after) | (runs.c.status == "interrupted"))
+            cond = and_(cond, (runs.c.heartbeat_at < unless_heartbeat_after) | (runs.c.status == "interrupted")
+                        | (runs.c.owner == owner))
         with self.engine.begin() as conn:
             done = conn.execute(update(runs).where(cond).values(
                 owner=owner, heartbeat_at=now, status="running")).rowcount

@@ -1,0 +1,210 @@
+"""The daemon's HTTP side: `/healthz`, `/metrics` (Prometheus text) and `/`.
+
+`Metrics` holds the daemon's own `CollectorRegistry` (never the global one). Counters and
+the latency histogram count what this process did (they restart at zero with it, as
+Prometheus counters do); pass rates, alert state and the outbox are read from the database
+at scrape time, so every replica reports the same state of the shared series.
+`WebServer` serves them from a thread, so a busy event loop never delays a health check.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import and_, func, select
+
+from .schema import alerts, outbox, runs
+from .store import Store
+
+log = logging.getLogger("canary.web")
+
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """`host:port` (IPv6 as `[::1]:8787`); a bare port means 127.0.0.1."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"daemon.http '{value}' is not host:port (like 127.0.0.1:8787)") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"daemon.http '{value}': port out of range")
+    return host, number
+
+
+def latest_pass_rates(store: Store) -> list[tuple[str, str, int, int]]:
+    """(model, suite, passed, answered) of the latest complete scheduled or manual run of each series."""
+    kinds = ("scheduled", "manual")
+    newest = (select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id"))
+              .where(and_(runs.c.status == "complete", runs.c.kind.in_(kinds)))
+              .group_by(runs.c.model, runs.c.suite).subquery())
+    with store.begin() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(runs.c.model, runs.c.suite, runs.c.passed, runs.c.passed + runs.c.failed)
+            .join(newest, runs.c.id == newest.c.id))]
+
+
+class _StateCollector(Collector):
+    """Pass rate per series, open alerts and the outbox, read from the database per scrape."""
+
+    def __init__(self, store: Callable[[], Store]):
+        self.store = store
+
+    def describe(self):
+        return []  # no database query when the registry is built
+
+    def collect(self):
+        up = GaugeMetricFamily("canary_db_up", "1 when the database answered this scrape")
+        try:
+            store = self.store()
+            rates = latest_pass_rates(store)
+            with store.begin() as conn:
+                open_alerts = conn.execute(select(alerts.c.model, alerts.c.suite, alerts.c.kind)
+                                           .where(alerts.c.state == "open")).all()
+                box = conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
+        except Exception as exc:  # the scrape still answers, saying the database did not
+            log.warning("metrics: database unreachable: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        rate = GaugeMetricFamily("canary_pass_rate", "Pass rate of answered samples in the latest complete run",
+                                 labels=["model", "suite"])
+        answered = GaugeMetricFamily("canary_answered_samples", "Answered samples in the latest complete run",
+                                     labels=["model", "suite"])
+        for model, suite, passed, n in rates:
+            answered.add_metric([model, suite], n)
+            if n:
+                rate.add_metric([model, suite], passed / n)
+        yield rate
+        yield answered
+        state = GaugeMetricFamily("canary_alert_open", "1 for each open alert",
+                                  labels=["model", "suite", "kind"])
+        for model, suite, kind in open_alerts:
+            state.add_metric([model, suite, kind], 1)
+        yield state
+        messages = GaugeMetricFamily("canary_alert_messages", "Alert messages by delivery state",
+                                     labels=["state"])
+        counts = dict(box)
+        for name in ("pending", "sent", "logged"):
+            messages.add_metric([name], counts.get(name, 0))
+        yield messages
+
+
+class Metrics:
+    """Everything /metrics shows, in a registry of its own."""
+
+    def __init__(self, store: Callable[[], Store] | None = None):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.runs = Counter("canary_runs", "Runs finished by this daemon", ["model", "suite", "kind", "status"],
+                            registry=r)
+        self.samples = Counter("canary_samples", "Samples by outcome (passed, failed, error)",
+                               ["model", "suite", "outcome"], registry=r)
+        self.errors = Counter("canary_sample_errors", "Errored samples by error class", ["model", "error"],
+                              registry=r)
+        self.latency = Histogram("canary_request_latency_seconds",
+                                 "Model API time of one answered sample (all its calls)", ["model"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter("canary_tokens", "Tokens used", ["model", "direction"], registry=r)
+        self.cost = Counter("canary_cost_usd", "Cost in USD (models with a price)", ["model"], registry=r)
+        self.slots = Counter("canary_slots", "Slots this daemon considered, by outcome (ran, skipped, failed)",
+                             ["model", "outcome"], registry=r)
+        self.last_tick = Gauge("canary_scheduler_last_tick_timestamp_seconds", "Unix time of the last tick",
+                               registry=r)
+        self.config_ok = Gauge("canary_config_ok", "1 while the config on disk validates", registry=r)
+        self.reloads = Counter("canary_config_reloads", "Config reloads by result (applied, rejected)",
+                               ["result"], registry=r)
+        self.config_ok.set(1)
+        if store is not None:
+            r.register(_StateCollector(store))
+
+    def sample(self, model: str, suite: str, row: dict) -> None:
+        self.samples.labels(model, suite, row["status"]).inc()
+        if row["status"] == "error":
+            self.errors.labels(model, row["error"] or "unknown").inc()
+        elif row.get("latency_ms") is not None:
+            self.latency.labels(model).observe(row["latency_ms"] / 1000)
+        self.tokens.labels(model, "input").inc(row["input_tokens"])
+        self.tokens.labels(model, "output").inc(row["output_tokens"])
+        if row.get("cost"):
+            self.cost.labels(model).inc(row["cost"])
+
+    def run(self, model: str, suite: str, kind: str, status: str) -> None:
+        self.runs.labels(model, suite, kind, status).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+LINKS = '<p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a></p>'
+INDEX = ('<!doctype html><meta charset="utf-8"><title>canary</title><h1>canary daemon</h1>' + LINKS).encode()
+
+
+class WebServer:
+    """`/`, `/healthz` and `/metrics` on host:port (port 0: a free one), in a daemon thread."""
+
+    def __init__(self, host: str, port: int, metrics: Metrics, health: Callable[[], tuple[int, dict]],
+                 report: Callable[[], str] | None = None):
+        self.metrics, self.health, self.report = metrics, health, report
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.app = self  # type: ignore[attr-defined]
+        self.host, self.port = self._httpd.server_address[:2]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name="canary-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> "WebServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(2)
+
+    def respond(self, path: str) -> tuple[int, str, bytes]:
+        path = path.split("?")[0]
+        if path == "/healthz":
+            code, body = self.health()
+            return code, "application/json", json.dumps(body, default=str).encode()
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, self.metrics.render()
+        if path == "/":
+            page = self.report().replace("<h1>canary report</h1>", "<h1>canary report</h1>" + LINKS, 1) \
+                if self.report else INDEX.decode()
+            return 200, "text/html; charset=utf-8", page.encode()
+        return 404, "text/plain", b"not found\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Any
+
+    def do_GET(self) -> None:
+        try:
+            code, ctype, body = self.server.app.respond(self.path)
+        except Exception:
+            log.exception("HTTP %s failed", self.path)
+            code, ctype, body = 500, "text/plain", b"internal error\n"
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
