@@ -81,22 +81,33 @@ class WebApiNotifier:
             raise DeliveryError(f"Slack API unreachable: {type(exc).__name__}") from None
 
 
+class UnavailableNotifier:
+    """Slack is configured but cannot be used (its secret is unset): every message waits."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def send(self, message: dict) -> None:
+        raise DeliveryError(self.reason)
+
+
 def notifier_from_config(cfg: Alerts, env=os.environ) -> Notifier | None:
-    """The configured Slack notifier, its secret read from the environment; None if unset."""
+    """The configured Slack notifier, its secret read from the environment.
+
+    None only when no Slack is configured (alerts then go to the log); a configured Slack
+    whose variable is unset keeps its messages waiting in the outbox until it is set.
+    """
     slack = cfg.slack
     if slack is None:
         return None
+    name = slack.webhook_url_env or slack.token_env
+    secret = env.get(name)
+    if not secret:
+        log.warning("alerts.slack: $%s is not set; alert messages wait in the outbox until it is", name)
+        return UnavailableNotifier(f"${name} is not set")
     if slack.webhook_url_env:
-        url = env.get(slack.webhook_url_env)
-        if not url:
-            log.warning("alerts.slack: $%s is not set; alerts stay in the outbox", slack.webhook_url_env)
-            return None
-        return WebhookNotifier(url)
-    token = env.get(slack.token_env)
-    if not token:
-        log.warning("alerts.slack: $%s is not set; alerts stay in the outbox", slack.token_env)
-        return None
-    return WebApiNotifier(token, slack.channel, base_url=slack.api_url)
+        return WebhookNotifier(secret)
+    return WebApiNotifier(secret, slack.channel, base_url=slack.api_url)
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -183,11 +194,28 @@ def backoff(attempts: int, retry_after: float | None) -> timedelta:
 
 
 def deliver(store: Store, notifier: Notifier | None, *, now: datetime, owner: str, limit: int = 50) -> DeliveryReport:
-    """Send every due message once. Each is claimed first, so two replicas never both send it."""
+    """Send every due message once. Each is claimed first, so two replicas never both send it.
+
+    A message waits for the earlier ones of its alert; passes repeat while they make
+    progress, so a recovery goes out right after the opening it follows.
+    """
     report = DeliveryReport()
+    for _ in range(10):
+        before = report.sent + report.logged
+        _deliver_pass(store, notifier, now=now, owner=owner, limit=limit, report=report)
+        if report.sent + report.logged == before:
+            break
+    return report
+
+
+def _deliver_pass(store: Store, notifier: Notifier | None, *, now: datetime, owner: str, limit: int,
+                  report: DeliveryReport) -> None:
+    earlier = outbox.alias("earlier")  # an alert's messages go out in order: recovered after opened
+    waiting = select(earlier.c.id).where(and_(earlier.c.alert_id == outbox.c.alert_id,
+                                              earlier.c.id < outbox.c.id, earlier.c.state == "pending"))
     with store.begin() as conn:
         due = conn.execute(select(outbox.c.id).where(and_(
-            outbox.c.state == "pending", outbox.c.next_attempt_at <= now,
+            outbox.c.state == "pending", outbox.c.next_attempt_at <= now, ~waiting.exists(),
             or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)))
             .order_by(outbox.c.id).limit(limit)).scalars().all()
     for message_id in due:
@@ -216,7 +244,6 @@ def deliver(store: Store, notifier: Notifier | None, *, now: datetime, owner: st
             continue
         _settle(store, message_id, state="sent", now=now, attempts=row.attempts + 1)
         report.sent += 1
-    return report
 
 
 def _settle(store: Store, message_id: int, *, state: str, now: datetime, attempts: int | None = None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from . import alerts, monitor, render, reports
+from . import alerts, logs, monitor, render, reports
 from .alerts import notifier_from_config
 from .monitor import run_and_watch
 from .errors import CanaryError, ConfigError, StorageError, UsageError
@@ -47,6 +47,9 @@ config_option = click.option("--config", "config_path", type=click.Path(dir_okay
 @click.version_option(package_name="canary")
 def main():
     """canary: daily known-answer canaries for hosted LLMs."""
+    # warnings on stderr, any value of a secret-looking environment variable redacted;
+    # `canary daemon` sets up its own logging
+    logs.setup_logging("human", level=logging.WARNING, secret_envs=logs.secret_looking_envs())
 
 
 @main.command()
@@ -114,6 +117,16 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
     sys.exit(exit_code(watch.summaries, watch.regression))
 
 
+def known_series(ws, store, models: list[str], suite: str | None) -> None:
+    """A model or suite named on the command line must be configured or have stored runs."""
+    stored = {(r.model, r.suite) for r in store.latest_runs()}
+    for model in models:
+        if model not in {m.name for m in ws.config.models} and model not in {m for m, _ in stored}:
+            raise UsageError(f"unknown model '{model}' (configured: {', '.join(m.name for m in ws.config.models)})")
+    if suite is not None and suite not in ws.suites and suite not in {s for _, s in stored}:
+        raise UsageError(f"unknown suite '{suite}' (loaded: {', '.join(sorted(ws.suites))})")
+
+
 def exit_code(summaries: list[RunSummary], regression: bool = False) -> int:
     """3 when no sample of the command could be answered, else 1 on a new regression alert."""
     if summaries and all(s.answered == 0 for s in summaries):
@@ -130,6 +143,7 @@ def history(config_path, model, suite, as_json):
     """The pass-rate series of one model and suite, with its band."""
     ws = open_workspace(config_path)
     store = ws.store()
+    known_series(ws, store, [model], suite)
     data = reports.history(store, ws.config, model, suite)
     store.close()
     if as_json:
@@ -228,6 +242,8 @@ def compare(config_path, a, b, suite_names, as_json):
     """Two models side by side, with a significance test per suite."""
     ws = open_workspace(config_path)
     store = ws.store()
+    for name in suite_names or [None]:
+        known_series(ws, store, [a, b], name)
     rows = reports.compare(store, ws.config, ws.suites, a, b, list(suite_names) or None)
     store.close()
     if as_json:
@@ -244,7 +260,11 @@ def report(config_path, out: Path):
     from .report_html import render_report
     ws = open_workspace(config_path)
     store = ws.store()
-    out.write_text(render_report(store, ws.config, ws.suites, utcnow()), encoding="utf-8")
+    page = render_report(store, ws.config, ws.suites, utcnow())
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
     store.close()
     render.console.print(f"wrote {out}")
 

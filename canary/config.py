@@ -112,6 +112,12 @@ class Detection(Strict):
     drift_tokens: bool = True
     drift_latency: bool = False
 
+    @model_validator(mode="after")
+    def _coherent(self) -> "Detection":
+        from .detect import DetectionParams  # raises ValueError, with every problem, if incoherent
+        DetectionParams(**{k: v for k, v in self.model_dump().items() if not k.startswith(("confirm", "drift"))})
+        return self
+
 
 class Slack(Strict):
     webhook_url_env: str | None = None  # an incoming webhook's URL, read from this variable

@@ -20,9 +20,7 @@ import asyncio
 import fcntl
 import logging
 import os
-import secrets
 import signal
-import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,10 +34,11 @@ from sqlalchemy.engine import make_url
 from . import alerts, logs
 from .config import Config, ModelConfig, cron_trigger, find_config
 from .errors import CanaryError, ConfigError, UsageError
-from .monitor import Watch, run_and_watch
+from .monitor import Watch, run_and_watch, watch
 from .report_html import render_report
 from .reports import next_run
-from .runner import Clock, Control, Job, ProviderFactory, jobs_for, make_provider, planned_samples, utcnow
+from .runner import (Clock, Control, Job, ProviderFactory, RunSummary, jobs_for, make_provider, owner_id,
+                     planned_samples, utcnow)
 from .schema import runs
 from .web import Metrics, WebServer, parse_address
 from .workspace import Workspace, open_workspace
@@ -49,11 +48,6 @@ log = logging.getLogger("canary.daemon")
 TICK_SECONDS = 5.0  # health snapshot, config files on disk, abandoned runs
 DELIVER_SECONDS = 30.0  # the alert outbox
 NO_CONFIG = ("", "")  # (model, suite) of alerts about canary itself
-
-
-def owner_id() -> str:
-    """This replica's name in the runs table: hostname:pid:random."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _aware(dt: datetime) -> datetime:
@@ -294,10 +288,47 @@ class Daemon:
             self.launch(model, slot)
 
     def catch_up(self, now: datetime | None = None) -> list[asyncio.Task]:
-        """Launch abandoned runs within `catch_up`, then each model's latest slot (the catch-up rule)."""
+        """Launch abandoned runs within `catch_up`, then each model's latest slot (the catch-up rule),
+        and judge runs that finished but were never judged."""
         now = now or self.clock()
         work = self.abandoned_runs(now) + [(m, s, "scheduled") for m, s in self.due_slots(now)]
-        return [self.launch(*w) for w in work]
+        return [self.launch(*w) for w in work] + self.judge_unassessed(now)
+
+    def judge_unassessed(self, now: datetime) -> list[asyncio.Task]:
+        """Runs complete but never judged (their process died in between; finished longer ago than
+        the lease, so their owner is not about to): confirm, act and deliver now."""
+        d = self.config.daemon
+        rows = self.store.unassessed([m.name for m in self.config.models], since=now - d.catch_up,
+                                     finished_before=now - d.lease)
+        tasks = []
+        for row in rows:
+            key = (row.model, row.slot, "judge")
+            if key in self._active:
+                continue
+            self._active.add(key)
+            task = asyncio.get_running_loop().create_task(self._judge(row, key), name=f"canary judge {row.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            tasks.append(task)
+        return tasks
+
+    async def _judge(self, row, key) -> None:
+        try:
+            async with self._model_locks.setdefault(row.model, asyncio.Lock()):
+                ws = self.ws
+                jobs = jobs_for(ws.config, ws.suites, models=[row.model], slot=row.slot, kind="scheduled")
+                jobs = [j for j in jobs if j.suite.name == row.suite]
+                if not jobs:
+                    return
+                log.info("judging run %s (%s %s %s), finished but never judged", row.id, row.model, row.suite,
+                         row.slot.isoformat())
+                await watch(self.store, ws.config, jobs, [RunSummary.of(row)], clock=self.clock,
+                            control=self.control, notifier=self.notifier, provider_factory=self.provider_factory,
+                            on_sample=self._on_sample)
+        except Exception:
+            log.exception("judging run %s failed", row.id)
+        finally:
+            self._active.discard(key)
 
     async def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait (at most `timeout` seconds) until every launched slot has finished."""
@@ -341,6 +372,7 @@ class Daemon:
                     if (model, slot, kind) not in self._active:
                         log.info("abandoned run found: %s %s (%s)", model, slot.isoformat(), kind)
                         self.launch(model, slot, kind)
+                self.judge_unassessed(now)
         except Exception:  # the database is down, say: try again next tick
             log.exception("tick failed")
 

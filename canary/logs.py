@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import os
 import sys
 from datetime import datetime, timezone
@@ -20,6 +21,11 @@ MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words
 HUMAN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # attributes every LogRecord has; anything else was passed with `extra=` and goes into JSON
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def secret_looking_envs(env=os.environ) -> list[str]:
+    """Environment variables whose names say they hold a secret (for commands with no config yet)."""
+    return [k for k in env if re.search(r"KEY|TOKEN|SECRET|PASSWORD|WEBHOOK", k, re.I)]
 
 
 def secret_env_names(config) -> list[str]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import and_, select
 
 from . import alerts, detect, messages
 from .config import Config, Detection
-from .runner import Control, Job, RunSummary, run_jobs, utcnow
+from .runner import Control, Job, RunSummary, owner_id, run_jobs, utcnow
 from .schema import acks, samples
 from .store import Store
 
@@ -207,8 +207,19 @@ class Watch:
 async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=utcnow, control: Control | None = None,
                         notifier: alerts.Notifier | None = None, **run_kwargs) -> Watch:
     """Run the jobs, confirm breaches, act on every signal, deliver due alert messages."""
-    control = control or Control(lease=config.daemon.lease)
+    control = control or Control(lease=config.daemon.lease, owner=owner_id())
     summaries = await run_jobs(store, jobs, clock=clock, control=control, **run_kwargs)
+    return await watch(store, config, jobs, summaries, clock=clock, control=control, notifier=notifier, **run_kwargs)
+
+
+async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[RunSummary], *, clock=utcnow,
+                control: Control, notifier: alerts.Notifier | None = None, **run_kwargs) -> Watch:
+    """Judge finished runs: confirm a breach with a second run, act on every signal, deliver.
+
+    Also what the daemon calls for a run that finished but was never judged (its process
+    died in between). A breach whose confirmation run did not complete gives no quality
+    verdict that day: an alert is only ever opened on confirmed data.
+    """
     confirm = []
     if config.detection.confirm:
         for job, s in zip(jobs, summaries):
@@ -218,12 +229,21 @@ async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=
                     and not already_open and not control.stopping):  # confirmation opens alerts, only
                 confirm.append(Job(job.model, job.suite, job.repeat, job.slot, "confirm"))
     confirmations = await run_jobs(store, confirm, clock=clock, control=control, **run_kwargs) if confirm else []
-    events, assessments = [], []
+    unconfirmed = {(c.model, c.suite): c.status for c in confirmations if c.status != "complete"}
+    events, assessments, judged = [], [], []
     for s in summaries:
+        if s.status != "complete":
+            continue  # interrupted, over budget, or held by another replica: judged when complete
         a = assess(store, config, s.model, s.suite, s.run_id)
-        if a is not None:
-            assessments.append(a)
-            events += act(store, a, clock())
+        if a is None:
+            continue
+        if (s.model, s.suite) in unconfirmed:
+            a.quality = replace(a.quality, status="no_verdict",
+                                reason=f"the confirmation run ended {unconfirmed[s.model, s.suite]}: no verdict")
+        assessments.append(a)
+        events += act(store, a, clock())
+        judged += a.today.run_ids
+    store.mark_assessed(judged, clock())
     alerts.deliver(store, notifier, now=clock(), owner=control.owner or "cli")
     return Watch(summaries, confirmations, events, assessments)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,6 +27,11 @@ MAX_TOOL_ROUNDS = 5  # tool rounds per turn before the turn is scored as it stan
 
 Clock = Callable[[], datetime]
 ProviderFactory = Callable[[ModelConfig], Provider]
+
+
+def owner_id() -> str:
+    """A process's name in the runs table, so its heartbeat is its own: hostname:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def utcnow() -> datetime:
@@ -157,7 +164,7 @@ async def run_sample(provider: Provider, model: ModelConfig, suite: Suite, case:
                 if not reply.tool_calls or round_ == MAX_TOOL_ROUNDS:
                     break
                 messages.append(Message("tool", tool_results=[
-                    (c.id, c.name, json.dumps(case.canned_result(c.name, c.arguments)))
+                    (c.id, c.name, json.dumps(case.canned_result(c.name, c.arguments), default=str))
                     for c in reply.tool_calls]))
             final = checks.TurnReply(text=texts[-1], tool_calls=calls, finish_reason=finish)
             verdicts = checks.run(turn.asserts, final, pattern)

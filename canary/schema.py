@@ -41,6 +41,7 @@ runs = Table(
     Column("cost", Float),
     Column("latency_p50_ms", Float),
     Column("reported_model", String(200)),
+    Column("assessed_at", DateTime),  # when its signals were judged (a crash in between: judged later)
     UniqueConstraint("model", "suite", "slot", "kind", name="uq_runs_model_suite_slot_kind"),
 )
 Index("ix_runs_series", runs.c.model, runs.c.suite, runs.c.slot)

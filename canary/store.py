@@ -22,7 +22,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import and_, create_engine, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from .errors import StorageError
 from .schema import metadata, runs, samples
@@ -40,13 +41,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    for short in ("postgres://", "postgresql://"):  # the common short forms mean psycopg 3 here
+        if url.startswith(short):
+            url = "postgresql+psycopg://" + url[len(short):]
+    backend = make_url(url).get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ArgumentError(f"canary stores its results in SQLite or PostgreSQL, not {backend}")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable)"
 
 
 def alembic_config(connection=None) -> AlembicConfig:
@@ -59,7 +71,11 @@ def alembic_config(connection=None) -> AlembicConfig:
 class Store:
     def __init__(self, url: str, *, upgrade: bool = True):
         self.url = url
-        self.engine = make_engine(url)
+        try:
+            self.engine = make_engine(url)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise StorageError(f"cannot use database URL {_hide_password(url)}: {exc} (use sqlite:///path.db "
+                               "or postgresql+psycopg://user@host/db)") from None
         self.dialect = self.engine.dialect.name
         if upgrade:
             self.upgrade()
@@ -172,9 +188,22 @@ class Store:
             "input_tokens": sum(r.input_tokens for r in rows),
             "output_tokens": sum(r.output_tokens for r in rows),
             "cost": sum(costs) if costs else None,
-            "latency_p50_ms": statistics.median([r.latency_ms for r in answered]) if answered else None,
+            "latency_p50_ms": statistics.median(latencies) if (latencies := [
+                r.latency_ms for r in answered if r.latency_ms is not None]) else None,
             "reported_model": models.most_common(1)[0][0] if models else None,
         }
+
+    def mark_assessed(self, run_ids: Iterable[int], now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id.in_(list(run_ids))).values(assessed_at=now))
+
+    def unassessed(self, models: list[str], *, since: datetime, finished_before: datetime) -> list[Row]:
+        """Complete scheduled runs whose signals were never judged (their process died first)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(runs).where(and_(
+                runs.c.model.in_(models), runs.c.kind == "scheduled", runs.c.status == "complete",
+                runs.c.assessed_at.is_(None), runs.c.slot >= since, runs.c.finished_at < finished_before))
+                .order_by(runs.c.slot, runs.c.id)).all()
 
     def mark_interrupted(self, owner: str, now: datetime) -> int:
         """Every run this replica still holds becomes `interrupted` (resumable)."""

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import IO, Iterator
+from typing import IO, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .store import Store
-
-REQUIRED = ("model", "suite", "suite_version", "slot", "case", "sample", "status")
-STATUSES = ("passed", "failed", "error")
-
 
 def iso(dt: datetime | None) -> str | None:
     return dt.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
@@ -53,25 +51,54 @@ def write_jsonl(records, out: IO[str]) -> int:
     return n
 
 
-def _parse(line: str, where: str) -> dict:
+class Record(BaseModel):
+    """One line of the JSONL format (unknown fields are ignored, so newer exports still load)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str
+    suite: str
+    suite_version: str
+    slot: datetime
+    kind: str = "scheduled"
+    run_status: str = "complete"
+    run_started_at: datetime | None = None
+    run_finished_at: datetime | None = None
+    run_planned: int = Field(default=0, ge=0)
+    case: str
+    sample: int = Field(ge=0)
+    status: Literal["passed", "failed", "error"]
+    error: str | None = None
+    error_status: int | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    latency_ms: float | None = None
+    finish_reason: str | None = None
+    reported_model: str | None = None
+    cost: float | None = None
+    finished_at: datetime | None = None
+    turns: list[dict] = Field(default_factory=list)
+
+    @field_validator("slot", "run_started_at", "run_finished_at", "finished_at", mode="before")
+    @classmethod
+    def _utc(cls, value):
+        return parse_time(value) if isinstance(value, str) else value
+
+    @field_validator("input_tokens", "output_tokens", "run_planned", mode="before")
+    @classmethod
+    def _zero(cls, value):
+        return 0 if value is None else value
+
+
+def _parse(line: str, where: str) -> Record:
     try:
-        rec = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ConfigError([f"{where}: not JSON ({exc.msg})"]) from None
-    if not isinstance(rec, dict):
-        raise ConfigError([f"{where}: each line must be a JSON object"])
-    missing = [k for k in REQUIRED if rec.get(k) is None]
-    if missing:
-        raise ConfigError([f"{where}: missing {', '.join(missing)}"])
-    if rec["status"] not in STATUSES:
-        raise ConfigError([f"{where}: status must be one of {', '.join(STATUSES)}"])
-    try:
-        rec["slot"] = parse_time(rec["slot"])
-        for key in ("run_started_at", "run_finished_at", "finished_at"):
-            rec[key] = parse_time(rec.get(key))
-    except ValueError as exc:
-        raise ConfigError([f"{where}: bad timestamp ({exc})"]) from None
-    return rec
+        return Record.model_validate_json(line)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "line"
+        message = f"missing {field}" if err["type"] == "missing" else f"{field}: {err['msg']}"
+        raise ConfigError([f"{where}: {message}"]) from None
 
 
 def import_jsonl(store: Store, lines: IO[str], name: str = "<stdin>", batch: int = 500) -> tuple[int, int]:
@@ -82,21 +109,19 @@ def import_jsonl(store: Store, lines: IO[str], name: str = "<stdin>", batch: int
         run_ids: dict[tuple, int] = {}
         rows = []
         for rec in records:
-            key = (rec["model"], rec["suite"], rec["slot"], rec.get("kind") or "scheduled")
+            key = (rec.model, rec.suite, rec.slot, rec.kind)
             if key not in run_ids:
                 run_ids[key] = store.ensure_run(
-                    conn, model=key[0], suite=key[1], suite_version=rec["suite_version"], slot=key[2],
-                    kind=key[3], status=rec.get("run_status") or "complete",
-                    started_at=rec.get("run_started_at") or key[2], finished_at=rec.get("run_finished_at"),
-                    planned=rec.get("run_planned") or 0)
+                    conn, model=rec.model, suite=rec.suite, suite_version=rec.suite_version, slot=rec.slot,
+                    kind=rec.kind, status=rec.run_status, started_at=rec.run_started_at or rec.slot,
+                    finished_at=rec.run_finished_at, planned=rec.run_planned)
             rows.append({
-                "run_id": run_ids[key], "case_id": rec["case"], "sample": int(rec["sample"]),
-                "status": rec["status"], "error": rec.get("error"), "error_status": rec.get("error_status"),
-                "error_message": rec.get("error_message"), "request_id": rec.get("request_id"),
-                "input_tokens": rec.get("input_tokens") or 0, "output_tokens": rec.get("output_tokens") or 0,
-                "latency_ms": rec.get("latency_ms"), "finish_reason": rec.get("finish_reason"),
-                "reported_model": rec.get("reported_model"), "cost": rec.get("cost"),
-                "turns": rec.get("turns") or [], "finished_at": rec.get("finished_at") or key[2],
+                "run_id": run_ids[key], "case_id": rec.case, "sample": rec.sample, "status": rec.status,
+                "error": rec.error, "error_status": rec.error_status, "error_message": rec.error_message,
+                "request_id": rec.request_id, "input_tokens": rec.input_tokens, "output_tokens": rec.output_tokens,
+                "latency_ms": rec.latency_ms, "finish_reason": rec.finish_reason,
+                "reported_model": rec.reported_model, "cost": rec.cost, "turns": rec.turns,
+                "finished_at": rec.finished_at or rec.slot,
             })
         for start in range(0, len(rows), batch):
             added += store.insert_samples(rows[start:start + batch], conn=conn)

@@ -106,7 +106,7 @@ def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, way
 
         degraded = cli(project, "run", "--sim", "--sim-wrong-rate", "0.5", "--json", env=env)
         assert degraded.exit_code == 1, degraded.output  # a regression alert opened
-        report = json.loads(degraded.output)
+        report = json.loads(degraded.stdout)
         assert len(report["confirmations"]) == 1  # the breach was confirmed by a second run first
         assert [a["kind"] for a in report["alerts"]] == ["quality"]
         assert slack.accepted == [] and slack.refused == [500]  # Slack down: the message waits
@@ -129,10 +129,10 @@ def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, way
 
         healthy = cli(project, "run", "--sim", "--json", env=env)
         assert healthy.exit_code == 0
-        assert [(a["kind"], a["action"]) for a in json.loads(healthy.output)["alerts"]] == [("quality", "recovered")]
+        assert [(a["kind"], a["action"]) for a in json.loads(healthy.stdout)["alerts"]] == [("quality", "recovered")]
         assert len(slack.accepted) == 2 and "recovered" in slack.accepted[1]["body"]["text"]
         listing = cli(project, "alerts", "--json", env=env)
-        [alert] = json.loads(listing.output)["alerts"]
+        [alert] = json.loads(listing.stdout)["alerts"]
         assert alert["state"] == "closed" and alert["closed_by"] == "recovered"
         assert [m["state"] for m in alert["messages"]] == ["sent", "sent"]
         assert "xoxb" not in listing.output and "services/T/B/X" not in listing.output
@@ -146,7 +146,7 @@ def test_overload_raises_availability_not_quality(project, db_url):
         assert cli(project, "import", str(project / "history.jsonl"), env=env).exit_code == 0
         result = cli(project, "run", "--sim", "--sim-error-rate", "0.34", "--json", env=env)
         assert result.exit_code == 0, result.output
-        report = json.loads(result.output)
+        report = json.loads(result.stdout)
         [run] = report["runs"]
         assert run["errors"] == 10 and run["failed"] == 0  # one case of three answers 529 every time
         assert [a["kind"] for a in report["alerts"]] == ["availability"]
@@ -159,7 +159,7 @@ def test_ack_closes_the_alert_and_restarts_the_baseline(project, db_url):
     (project / "canary.yaml").write_text(config_text(db_url, "null"))
     assert cli(project, "import", str(project / "history.jsonl")).exit_code == 0
     assert cli(project, "run", "--sim", "--sim-wrong-rate", "0.5").exit_code == 1
-    status = json.loads(cli(project, "status", "--json").output)["series"]
+    status = json.loads(cli(project, "status", "--json").stdout)["series"]
     assert status[0]["alerts"] == ["quality"]
     assert "1 alert(s) closed" in cli(project, "ack", "--model", "gpt", "--suite", "basics").output
     store = Store(load_config(project / "canary.yaml").database_url)
@@ -168,5 +168,24 @@ def test_ack_closes_the_alert_and_restarts_the_baseline(project, db_url):
     assert len(points) == 1  # the baseline restarts at the acknowledged run
     store.close()
     # with no Slack configured the alert was logged, and says so
-    [alert] = json.loads(cli(project, "alerts", "--json").output)["alerts"]
+    [alert] = json.loads(cli(project, "alerts", "--json").stdout)["alerts"]
     assert alert["closed_by"] == "ack" and alert["messages"][0]["state"] == "logged"
+
+
+def test_an_unset_slack_secret_keeps_messages_waiting_and_they_go_out_in_order(db_url):
+    from canary.config import Alerts
+    store = Store(db_url)
+    t = datetime(2026, 11, 20, 6)
+    cfg = Alerts.model_validate({"slack": {"webhook_url_env": "SLACK_HOOK"}})
+    unset = alerts.notifier_from_config(cfg, env={})
+    alert_id = alerts.open_alert(store, model="m", suite="s", kind="quality", run_id=None, details={"reason": "r"},
+                                 message={"text": "opened", "blocks": []}, now=t)
+    assert alerts.deliver(store, unset, now=t, owner="a").failed == 1  # waits, is not "logged" away
+    alerts.close_alert(store, alert_id, run_id=None, by="recovered", message={"text": "recovered"}, now=t)
+    with SlackStub() as slack:
+        notifier = alerts.notifier_from_config(cfg, env={"SLACK_HOOK": slack.url + "/hook"})
+        # the recovery is due now, the opening only after its backoff: neither may jump the queue
+        assert alerts.deliver(store, notifier, now=t + timedelta(seconds=1), owner="a").sent == 0
+        assert alerts.deliver(store, notifier, now=t + timedelta(hours=2), owner="a").sent == 2
+        assert [m["body"]["text"] for m in slack.accepted] == ["opened", "recovered"]
+    store.close()

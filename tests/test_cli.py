@@ -50,17 +50,17 @@ def test_validate_passes_then_reports_a_broken_suite_with_its_line(project):
 def test_run_with_the_simulator_stores_everything_and_prints_json(project):
     result = canary(project, "run", "--sim", "--model", "gpt", "--suite", "reasoning", "--repeat", "1", "--json")
     assert result.exit_code == 0, result.output
-    [run] = json.loads(result.output)["runs"]
+    [run] = json.loads(result.stdout)["runs"]
     assert (run["model"], run["suite"], run["passed"], run["errors"]) == ("gpt", "reasoning", 21, 0)
     exported = canary(project, "export", "--model", "gpt")
-    lines = [json.loads(line) for line in exported.output.splitlines()]
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert len(lines) == 21 and all(r["status"] == "passed" for r in lines)
 
 
 def test_every_starter_suite_scores_the_simulated_wrong_rate(project):
     result = canary(project, "run", "--sim", "--model", "claude-opus", "--repeat", "8",
                     "--sim-wrong-rate", "0.3", "--json")
-    runs = json.loads(result.output)["runs"]
+    runs = json.loads(result.stdout)["runs"]
     assert len(runs) == 3
     for run in runs:  # ~30% of samples fail, on every suite (binomial noise at n >= 120)
         assert run["errors"] == 0 and 0.18 <= 1 - run["pass_rate"] <= 0.42, run
@@ -70,7 +70,7 @@ def test_no_sample_answered_exits_3(project):
     result = canary(project, "run", "--sim", "--model", "gpt", "--suite", "tool_calls", "--repeat", "1",
                     "--sim-error-rate", "1.0", "--json")
     assert result.exit_code == 3
-    [run] = json.loads(result.output)["runs"]
+    [run] = json.loads(result.stdout)["runs"]
     assert run["errors"] == 16 and run["pass_rate"] is None
 
 

@@ -604,3 +604,42 @@ def test_sigterm_exits_0_within_the_grace_and_marks_the_run_interrupted(project,
     assert any(l["msg"].startswith("stopping") for l in lines) and lines[-1]["msg"] == "daemon stopped"
     assert "dummy-sim-key" not in d.log_path.read_text()
     store.close()
+
+
+def test_a_run_finished_but_never_judged_is_judged_by_the_next_start(project, db_url, sim):
+    """The process died after the run finished and before its signals were judged."""
+    claude_only = models_yaml(sim.url).splitlines()[0] + "\n"
+    write_config(project, db_url, models=claude_only, daemon="lease: 60s\ncatch_up: 4h\n")
+    from canary.config import load_config
+    from canary.runner import jobs_for, run_jobs
+    from canary.suites import load_suites
+    config = load_config(project / "canary.yaml")
+    suites, _ = load_suites(project / "prompts")
+    store = Store(config.database_url)
+    factory = endpoint_factory(sim.url, "sim-key")
+    (project / "prompts" / "basics.yaml").write_text(BASICS.replace("repeat: 2", "repeat: 6"))
+    suites, _ = load_suites(project / "prompts")
+    for day in range(8):  # seven healthy days, then a bad one whose judging never happened
+        slot = datetime(2026, 11, 2 + day, 6)
+        sim.configure(wrong_rate=0.0 if day < 7 else 0.7)
+        jobs = [j for j in jobs_for(config, suites, slot=slot, kind="scheduled") if j.suite.name == "basics"]
+        asyncio.run(run_jobs(store, jobs, clock=lambda s=slot: s, provider_factory=factory))
+    store.close()
+    [last] = run_rows(Store(config.database_url), slot=datetime(2026, 11, 9, 6), suite="basics")
+    assert last.status == "complete" and last.assessed_at is None and last.passed < 12
+
+    clock = Clock(datetime(2026, 11, 9, 6, 30))
+    d = make_daemon(project, sim, clock)
+
+    async def scenario():
+        d.catch_up()
+        await d.wait_idle()
+    asyncio.run(scenario())
+    [alert] = [a for a in alerts.open_alerts(d.store) if a.kind == "quality"]
+    assert (alert.model, alert.suite, alert.opened_run_id) == ("claude", "basics", last.id)
+    [judged] = run_rows(d.store, slot=datetime(2026, 11, 9, 6), suite="basics")
+    assert judged.assessed_at == clock.now
+    opened = alerts.list_alerts(d.store)
+    asyncio.run(scenario())  # judged once: a second start opens nothing more
+    assert alerts.list_alerts(d.store) == opened
+    d.close()

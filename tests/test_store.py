@@ -113,6 +113,23 @@ def test_import_rejects_a_bad_line_and_writes_nothing(store):
     assert store.series("m", "s") == []
 
 
+def test_import_checks_types_and_tolerates_missing_latency(store):
+    base = {"model": "m", "suite": "s", "suite_version": "v", "slot": "2026-11-01T06:00:00Z", "case": "a",
+            "status": "passed"}
+    for bad, message in (({"sample": "zz"}, "h.jsonl:1: sample:"), ({"sample": 0, "turns": "oops"}, "turns:"),
+                         ({"sample": 0, "status": "fine"}, "status:")):
+        try:
+            import_jsonl(store, io.StringIO(json.dumps({**base, **bad}) + "\n"), name="h.jsonl")
+        except Exception as exc:
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"{bad} must be refused")
+    lines = [json.dumps({**base, "sample": 0, "latency_ms": 80.0}), json.dumps({**base, "sample": 1})]
+    assert import_jsonl(store, io.StringIO("\n".join(lines))) == (2, 0)
+    [run] = store.series("m", "s")
+    assert run.latency_p50_ms == 80.0
+
+
 def test_alembic_cli_upgrade_on_an_empty_database(tmp_path, monkeypatch):
     """`alembic upgrade head` from the repo root builds the same schema as the models."""
     from alembic import command

@@ -39,7 +39,10 @@ class AnthropicProvider(Provider):
             raise CallError("connection", f"connection failed: {exc}") from None
         except anthropic.APIError as exc:
             raise CallError("other", f"{type(exc).__name__}: {exc}") from None
-        return _reply(msg)
+        try:
+            return _reply(msg)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a proxy's malformed answer
+            raise CallError("other", f"unexpected response from the API: {type(exc).__name__}: {exc}") from None
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -35,7 +35,10 @@ class OpenAIProvider(Provider):
             raise CallError("connection", f"connection failed: {exc}") from None
         except openai.OpenAIError as exc:
             raise CallError("other", f"{type(exc).__name__}: {exc}") from None
-        return _reply(completion)
+        try:
+            return _reply(completion)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a proxy's malformed answer
+            raise CallError("other", f"unexpected response from the API: {type(exc).__name__}: {exc}") from None
 
     async def aclose(self) -> None:
         await self.client.close()
