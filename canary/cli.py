@@ -18,7 +18,8 @@ from . import alerts, logs, monitor, render, reports
 from .alerts import notifier_from_config
 from .monitor import run_and_watch
 from .errors import CanaryError, ConfigError, StorageError, UsageError
-from .runner import RunSummary, endpoint_factory, jobs_for, make_provider, planned_samples, utcnow
+from .runner import (Control, RunSummary, endpoint_factory, jobs_for, make_provider, owner_id, planned_samples,
+                     utcnow)
 from .workspace import init_project, open_workspace
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
@@ -41,6 +42,8 @@ class Command(click.Group):
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                              help="canary.yaml (default: $CANARY_CONFIG, then ./canary.yaml)")
+sim_db_option = click.option("--sim", is_flag=True,
+                             help="the simulated model's database (what `run --sim` wrote), not the real one")
 
 
 @click.group(cls=Command)
@@ -87,7 +90,7 @@ def validate(config_path):
 @click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call")
 def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, sim_error_rate, sim_latency):
     """One run now: every configured model on its suites; stores every sample."""
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     for problem in ws.problems:
         render.errors.print(problem, markup=False, highlight=False)
     jobs = jobs_for(ws.config, ws.suites, models=models, suite_names=suite_names, repeat=repeat, slot=utcnow())
@@ -102,9 +105,15 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
                                                    error_rate=sim_error_rate, latency=sim_latency))
             factory = endpoint_factory(server.url, api_key="canary-sim")
         total = sum(len(planned_samples(j.suite, j.repeat)) for j in jobs)
-        with render.progress(total, enabled=not as_json) as advance:
-            watch = asyncio.run(run_and_watch(store, ws.config, jobs, provider_factory=factory, on_sample=advance,
-                                              notifier=notifier_from_config(ws.config.alerts)))
+        control = Control(lease=ws.config.daemon.lease, owner=owner_id())
+        try:
+            with render.progress(total, enabled=not as_json) as advance:
+                watch = asyncio.run(run_and_watch(store, ws.config, jobs, provider_factory=factory, control=control,
+                                                  on_sample=advance, notifier=notifier_from_config(ws.config.alerts)))
+        except KeyboardInterrupt:
+            n = store.mark_interrupted(control.owner, utcnow())
+            render.errors.print(f"canary: interrupted; {n} run(s) marked interrupted, their stored samples kept")
+            sys.exit(130)
     store.close()
     if as_json:
         render.print_json({"runs": [s.as_dict() for s in watch.summaries],
@@ -114,6 +123,9 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
         render.console.print(render.run_table(watch.summaries + watch.confirmations))
         for e in watch.events:
             render.console.print(f"alert {e.action}: {e.model} · {e.suite}: {e.kind}")
+        if sim:
+            render.console.print(f"simulated model: stored in {ws.store_path_hint}, apart from real history "
+                                 "(see it with `canary status --sim`)", markup=False)
     sys.exit(exit_code(watch.summaries, watch.regression))
 
 
@@ -139,9 +151,10 @@ def exit_code(summaries: list[RunSummary], regression: bool = False) -> int:
 @click.option("--model", required=True)
 @click.option("--suite", required=True)
 @click.option("--json", "as_json", is_flag=True)
-def history(config_path, model, suite, as_json):
+@sim_db_option
+def history(config_path, sim, model, suite, as_json):
     """The pass-rate series of one model and suite, with its band."""
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     known_series(ws, store, [model], suite)
     data = reports.history(store, ws.config, model, suite)
@@ -157,9 +170,10 @@ def history(config_path, model, suite, as_json):
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True)
-def status(config_path, as_json):
+@sim_db_option
+def status(config_path, sim, as_json):
     """Per model and suite: last run, pass rate, rolling mean and band, alert state, next run."""
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     rows = reports.status(store, ws.config, ws.suites, utcnow())
     store.close()
@@ -172,9 +186,10 @@ def status(config_path, as_json):
 @main.command("alerts")
 @config_option
 @click.option("--json", "as_json", is_flag=True)
-def alerts_(config_path, as_json):
+@sim_db_option
+def alerts_(config_path, sim, as_json):
     """Alerts, newest first, and the delivery state of their messages."""
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     rows = alerts.list_alerts(store)
     store.close()
@@ -188,9 +203,10 @@ def alerts_(config_path, as_json):
 @config_option
 @click.option("--model", required=True)
 @click.option("--suite", required=True)
-def ack(config_path, model, suite):
+@sim_db_option
+def ack(config_path, sim, model, suite):
     """Accept today's level: close the open alert; the baseline restarts from the last run."""
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     closed = monitor.ack(store, model, suite, utcnow())
     store.close()
@@ -238,9 +254,10 @@ def demo(suite):
 @click.argument("b")
 @click.option("--suite", "suite_names", multiple=True, help="only this suite (repeatable)")
 @click.option("--json", "as_json", is_flag=True)
-def compare(config_path, a, b, suite_names, as_json):
+@sim_db_option
+def compare(config_path, sim, a, b, suite_names, as_json):
     """Two models side by side, with a significance test per suite."""
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     for name in suite_names or [None]:
         known_series(ws, store, [a, b], name)
@@ -255,10 +272,11 @@ def compare(config_path, a, b, suite_names, as_json):
 @main.command()
 @config_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def report(config_path, out: Path):
+@sim_db_option
+def report(config_path, sim, out: Path):
     """Write an HTML page with a chart of every series, its band and its alerts."""
     from .report_html import render_report
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     page = render_report(store, ws.config, ws.suites, utcnow())
     try:
@@ -275,10 +293,11 @@ def report(config_path, out: Path):
 @click.option("--suite")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               help="only runs whose slot is at or after this date (UTC)")
-def export_(config_path, model, suite, since: datetime | None):
+@sim_db_option
+def export_(config_path, sim, model, suite, since: datetime | None):
     """Every stored sample as JSONL on stdout, one object a line."""
     from .transfer import export_records, write_jsonl
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     write_jsonl(export_records(store, model=model, suite=suite, since=since), sys.stdout)
     store.close()
@@ -287,10 +306,11 @@ def export_(config_path, model, suite, since: datetime | None):
 @main.command("import")
 @config_option
 @click.argument("file", type=click.File("r", encoding="utf-8"))
-def import_(config_path, file):
+@sim_db_option
+def import_(config_path, sim, file):
     """Load JSONL written by `canary export` (a sample already stored is skipped)."""
     from .transfer import import_jsonl
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     added, skipped = import_jsonl(store, file, name=getattr(file, "name", "<stdin>"))
     store.close()
@@ -304,9 +324,10 @@ def db():
 
 @db.command()
 @config_option
-def upgrade(config_path):
+@sim_db_option
+def upgrade(config_path, sim):
     """Apply pending migrations (run and daemon also do this on start)."""
-    ws = open_workspace(config_path)
+    ws = open_workspace(config_path, sim=sim)
     store = ws.store()
     render.console.print(f"database at the current schema: {store.safe_url}")
     store.close()

@@ -195,6 +195,11 @@ class Config(Strict):
             url = prefix + str(self.base_dir / url[len(prefix):])
         return url
 
+    @property
+    def sim_database_url(self) -> str:
+        """Where runs against the simulated model go: beside the config, apart from real history."""
+        return f"sqlite:///{self.base_dir / 'canary-sim.db'}"
+
     def model(self, name: str) -> ModelConfig:
         return next(m for m in self.models if m.name == name)
 

@@ -18,13 +18,23 @@ class Workspace:
     config: Config
     suites: dict[str, Suite]
     problems: list[str] = field(default_factory=list)
+    sim: bool = False  # the simulated model's own database, never the real one
+
+    @property
+    def database_url(self) -> str:
+        return self.config.sim_database_url if self.sim else self.config.database_url
+
+    @property
+    def store_path_hint(self) -> str:
+        return self.database_url.removeprefix("sqlite:///")
 
     def store(self) -> Store:
         """The database, migrated to the current schema."""
-        return Store(self.config.database_url)
+        return Store(self.database_url)
 
 
-def open_workspace(config_path: str | os.PathLike | None = None, *, check_references: bool = False) -> Workspace:
+def open_workspace(config_path: str | os.PathLike | None = None, *, check_references: bool = False,
+                   sim: bool = False) -> Workspace:
     """Load canary.yaml and every suite; a bad suite is a problem, the good ones stay usable."""
     config = load_config(config_path)
     suites, problems = load_suites(config.prompts_dir)
@@ -36,7 +46,7 @@ def open_workspace(config_path: str | os.PathLike | None = None, *, check_refere
     if check_references:
         for suite in suites.values():
             problems += reference_problems(suite)
-    return Workspace(config, suites, problems)
+    return Workspace(config, suites, problems, sim)
 
 
 def init_project(directory: Path) -> list[Path]:

@@ -49,11 +49,13 @@ cases:
 """
 
 
-def config_text(db_url: str, slack: str) -> str:
+def config_text(db_url: str, slack: str, sim_url: str = "http://127.0.0.1:9") -> str:
+    """One model on the OpenAI wire format, served by the test's simulated model (a real server)."""
     return textwrap.dedent(f"""\
         database: {db_url}
         models:
-          - {{name: gpt, provider: openai, model: gpt-5.1, concurrency: 8}}
+          - {{name: gpt, provider: openai, model: gpt-5.1, concurrency: 8, base_url: '{sim_url}/v1',
+              api_key_env: SIM_API_KEY}}
         alerts:
           slack: {slack}
           error_rate: 0.2
@@ -88,23 +90,36 @@ def project(tmp_path, db_url, history_jsonl):
     return tmp_path
 
 
+@pytest.fixture
+def sim(project):
+    suites, _ = load_suites(project / "prompts")
+    with SimServer(suites, seed=5) as server:
+        yield server
+
+
 def cli(project, *args, env=None):
     command = list(args[:1]) + ["--config", str(project / "canary.yaml")] + list(args[1:])
-    return CliRunner().invoke(main, command, env=env or {}, catch_exceptions=False)
+    return CliRunner().invoke(main, command, env={"SIM_API_KEY": "sim-key", **(env or {})}, catch_exceptions=False)
+
+
+def degrade(sim, **knobs):
+    sim.configure(**{"wrong_rate": 0.0, "error_rate": 0.0, **knobs})
+    sim.reset()
 
 
 @pytest.mark.parametrize("way", ["webhook", "web_api"])
-def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, way):
+def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, sim, way):
     with SlackStub(script=[500, 429]) as slack:
         if way == "webhook":
             cfg, env = "{webhook_url_env: SLACK_WEBHOOK_URL}", {"SLACK_WEBHOOK_URL": slack.url + "/services/T/B/X"}
         else:
             cfg = f"{{token_env: SLACK_BOT_TOKEN, channel: '#llm', api_url: '{slack.url}/api/'}}"
             env = {"SLACK_BOT_TOKEN": "xoxb-secret-token"}
-        (project / "canary.yaml").write_text(config_text(db_url, cfg))
+        (project / "canary.yaml").write_text(config_text(db_url, cfg, sim.url))
         assert cli(project, "import", str(project / "history.jsonl"), env=env).exit_code == 0
 
-        degraded = cli(project, "run", "--sim", "--sim-wrong-rate", "0.5", "--json", env=env)
+        degrade(sim, wrong_rate=0.5)
+        degraded = cli(project, "run", "--json", env=env)
         assert degraded.exit_code == 1, degraded.output  # a regression alert opened
         report = json.loads(degraded.stdout)
         assert len(report["confirmations"]) == 1  # the breach was confirmed by a second run first
@@ -124,10 +139,12 @@ def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, way
         if way == "web_api":
             assert message["channel"] == "#llm" and slack.accepted[0]["auth"] == "Bearer xoxb-secret-token"
 
-        still_bad = cli(project, "run", "--sim", "--sim-wrong-rate", "0.5", env=env)
+        degrade(sim, wrong_rate=0.5)
+        still_bad = cli(project, "run", env=env)
         assert still_bad.exit_code == 0 and len(slack.accepted) == 1  # still in breach: no new message
 
-        healthy = cli(project, "run", "--sim", "--json", env=env)
+        degrade(sim)
+        healthy = cli(project, "run", "--json", env=env)
         assert healthy.exit_code == 0
         assert [(a["kind"], a["action"]) for a in json.loads(healthy.stdout)["alerts"]] == [("quality", "recovered")]
         assert len(slack.accepted) == 2 and "recovered" in slack.accepted[1]["body"]["text"]
@@ -139,12 +156,13 @@ def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, way
         store.close()
 
 
-def test_overload_raises_availability_not_quality(project, db_url):
+def test_overload_raises_availability_not_quality(project, db_url, sim):
     with SlackStub() as slack:
         env = {"SLACK_WEBHOOK_URL": slack.url + "/hook"}
-        (project / "canary.yaml").write_text(config_text(db_url, "{webhook_url_env: SLACK_WEBHOOK_URL}"))
+        (project / "canary.yaml").write_text(config_text(db_url, "{webhook_url_env: SLACK_WEBHOOK_URL}", sim.url))
         assert cli(project, "import", str(project / "history.jsonl"), env=env).exit_code == 0
-        result = cli(project, "run", "--sim", "--sim-error-rate", "0.34", "--json", env=env)
+        degrade(sim, error_rate=0.34)
+        result = cli(project, "run", "--json", env=env)
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         [run] = report["runs"]
@@ -155,10 +173,11 @@ def test_overload_raises_availability_not_quality(project, db_url):
         assert "API errors" in msg["body"]["text"] and "overloaded" in json.dumps(msg["body"]["blocks"])
 
 
-def test_ack_closes_the_alert_and_restarts_the_baseline(project, db_url):
-    (project / "canary.yaml").write_text(config_text(db_url, "null"))
+def test_ack_closes_the_alert_and_restarts_the_baseline(project, db_url, sim):
+    (project / "canary.yaml").write_text(config_text(db_url, "null", sim.url))
     assert cli(project, "import", str(project / "history.jsonl")).exit_code == 0
-    assert cli(project, "run", "--sim", "--sim-wrong-rate", "0.5").exit_code == 1
+    degrade(sim, wrong_rate=0.5)
+    assert cli(project, "run").exit_code == 1
     status = json.loads(cli(project, "status", "--json").stdout)["series"]
     assert status[0]["alerts"] == ["quality"]
     assert "1 alert(s) closed" in cli(project, "ack", "--model", "gpt", "--suite", "basics").output

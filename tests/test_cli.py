@@ -52,9 +52,12 @@ def test_run_with_the_simulator_stores_everything_and_prints_json(project):
     assert result.exit_code == 0, result.output
     [run] = json.loads(result.stdout)["runs"]
     assert (run["model"], run["suite"], run["passed"], run["errors"]) == ("gpt", "reasoning", 21, 0)
-    exported = canary(project, "export", "--model", "gpt")
+    exported = canary(project, "export", "--sim", "--model", "gpt")
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert len(lines) == 21 and all(r["status"] == "passed" for r in lines)
+    # simulated runs never enter the real database
+    assert (project / "canary-sim.db").exists()
+    assert canary(project, "export", "--model", "gpt").stdout == ""
 
 
 def test_every_starter_suite_scores_the_simulated_wrong_rate(project):
