@@ -17,29 +17,23 @@ Time is a parameter: every decision reads `clock()` (naive UTC), never the wall 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 import signal
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import and_, or_, select
-from sqlalchemy.engine import make_url
 
-from . import alerts, logs
-from .config import Config, ModelConfig, cron_trigger, find_config
-from .errors import CanaryError, ConfigError, UsageError
+from . import alerts, logs, messages
+from .config import Config, ModelConfig, find_config
+from .errors import CanaryError, ConfigError
 from .monitor import Watch, run_and_watch, watch
 from .report_html import render_report
 from .reports import next_run
-from .runner import (Clock, Control, Job, ProviderFactory, RunSummary, jobs_for, make_provider, owner_id,
-                     planned_samples, utcnow)
-from .schema import runs
+from .runner import Clock, Control, Job, ProviderFactory, RunSummary, jobs_for, make_provider, owner_id, utcnow
+from .slots import SqliteLock, _aware, abandoned_runs, claim, clock_from_env, due_slots, latest_fire, model_trigger
 from .web import Metrics, WebServer, parse_address
 from .workspace import Workspace, open_workspace
 
@@ -48,99 +42,6 @@ log = logging.getLogger("canary.daemon")
 TICK_SECONDS = 5.0  # health snapshot, config files on disk, abandoned runs
 DELIVER_SECONDS = 30.0  # the alert outbox
 NO_CONFIG = ("", "")  # (model, suite) of alerts about canary itself
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc)
-
-
-def _naive(dt: datetime) -> datetime:
-    return dt.astimezone(timezone.utc).replace(tzinfo=None)
-
-
-def model_trigger(config: Config, model: ModelConfig, *, jitter: bool = False) -> CronTrigger:
-    """The model's cron trigger in the config's time zone (with `daemon.jitter` if asked)."""
-    trigger = cron_trigger(model.schedule or config.schedule, ZoneInfo(config.timezone))
-    if jitter and config.daemon.jitter:
-        trigger.jitter = config.daemon.jitter.total_seconds()
-    return trigger
-
-
-def latest_fire(trigger: CronTrigger, now: datetime, earliest: datetime) -> datetime | None:
-    """The latest fire time of a jitter-free trigger within [earliest, now], naive UTC."""
-    span = timedelta(minutes=1)
-    while True:
-        start = max(now - span, earliest)
-        fire, last = trigger.get_next_fire_time(None, _aware(start)), None
-        while fire is not None and _naive(fire) <= now:
-            last, fire = fire, trigger.get_next_fire_time(fire, fire)
-        if last is not None:
-            return _naive(last)
-        if start <= earliest:
-            return None
-        span *= 8
-
-
-def clock_from_env(once: bool, env=os.environ) -> Clock:
-    """The real clock, or (test and backfill hook, --once only) one that starts at $CANARY_NOW."""
-    value = env.get("CANARY_NOW")
-    if not value:
-        return utcnow
-    if not once:
-        raise UsageError("CANARY_NOW (a start time for the clock) only works with `canary daemon --once`")
-    try:
-        start = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"CANARY_NOW '{value}' is not an ISO 8601 time") from None
-    start = _naive(start) if start.tzinfo else start
-    t0 = time.monotonic()
-    log.warning("CANARY_NOW is set: this run's clock starts at %s UTC, not at the real time", start.isoformat())
-    return lambda: start + timedelta(seconds=time.monotonic() - t0)
-
-
-class SqliteLock:
-    """An advisory lock file beside a SQLite database: one daemon per file (flock dies with its holder)."""
-
-    def __init__(self, database_url: str):
-        url = make_url(database_url)
-        file = url.database if url.get_backend_name() == "sqlite" else None
-        self.path = Path(file + ".daemon.lock") if file and file != ":memory:" else None
-        self._fd: int | None = None
-
-    def acquire(self, owner: str) -> None:
-        if self.path is None:
-            return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 300).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise UsageError(
-                f"another canary daemon ({holder}) is already running on this SQLite database "
-                f"(lock {self.path}). SQLite is for a single daemon: stop the other one, or use "
-                "PostgreSQL to run replicas.") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, owner.encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _config_message(details: dict | None) -> dict:
-    """Slack message of a config_error alert (None: the config validates again)."""
-    if details is None:
-        text = "canary: the config validates again; it is loaded and running"
-        return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":white_check_mark: {text}"}}]}
-    text = f"canary: the config does not validate: {details['reason']}"
-    problems = "\n".join(details["problems"][:10])
-    return {"text": text, "blocks": [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {text}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{problems}```"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Check with: `canary validate`"}]}]}
 
 
 class Daemon:
@@ -185,48 +86,13 @@ class Daemon:
         return model_trigger(self.config, model, jitter=jitter)
 
     def due_slots(self, now: datetime | None = None) -> list[tuple[str, datetime]]:
-        """The catch-up rule: each model's latest slot within `catch_up` (it runs unless complete)."""
-        now = now or self.clock()
-        found = []
-        for m in self.config.models:
-            slot = latest_fire(self.trigger(m), now, now - self.config.daemon.catch_up)
-            if slot is not None:
-                found.append((m.name, slot))
-        return found
+        return due_slots(self.config, now or self.clock())
 
     def abandoned_runs(self, now: datetime | None = None) -> list[tuple[str, datetime, str]]:
-        """(model, slot, kind) of unfinished scheduled or confirm runs within `catch_up` that no live replica holds."""
-        now = now or self.clock()
-        d = self.config.daemon
-        q = select(runs.c.model, runs.c.slot, runs.c.kind).distinct().where(and_(
-            runs.c.kind.in_(["scheduled", "confirm"]), runs.c.slot >= now - d.catch_up,
-            runs.c.model.in_([m.name for m in self.config.models]),
-            or_(runs.c.status == "interrupted",
-                and_(runs.c.status == "running",
-                     or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < now - d.lease)))))
-        with self.store.begin() as conn:
-            found = [tuple(r) for r in conn.execute(q)]
-        return sorted(found, key=lambda r: (r[1], r[2] != "scheduled", r[0]))  # a slot before its confirmation
+        return abandoned_runs(self.store, self.config, now or self.clock())
 
     def claim(self, jobs: list[Job], now: datetime) -> list[Job]:
-        """Claim each job's run for this replica, atomically in the database: insert its row (a new
-        slot; never a confirmation run, which only its parent's owner creates) or take over an
-        abandoned one (interrupted, or a heartbeat older than the lease). Returns the jobs won;
-        a run that is complete, budget_exhausted or held by a live replica is left alone."""
-        stale = now - self.config.daemon.lease
-        won = []
-        for job in jobs:
-            run_id = None
-            if job.kind != "confirm":
-                run_id = self.store.create_run(
-                    model=job.model.name, suite=job.suite.name, suite_version=job.suite.version, slot=job.slot,
-                    kind=job.kind, planned=len(planned_samples(job.suite, job.repeat)), owner=self.owner, now=now)
-            if run_id is None:
-                row = self.store.find_run(job.model.name, job.suite.name, job.slot, job.kind)
-                if row is None or not self.store.take_over(row.id, self.owner, now, unless_heartbeat_after=stale):
-                    continue
-            won.append(job)
-        return won
+        return claim(self.store, self.config, jobs, self.owner, now)
 
     async def run_slot(self, model: str, slot: datetime, kind: str = "scheduled") -> Watch | None:
         """Run or resume one model's slot: each suite not complete and not held by a live replica."""
@@ -480,11 +346,11 @@ class Daemon:
                        "reason": f"{len(problems)} problem(s) in {self.config_path} or its suites; "
                                  "the last good config keeps running"}
             alerts.open_alert(self.store, model=NO_CONFIG[0], suite=NO_CONFIG[1], kind="config_error", run_id=None,
-                              details=details, message=_config_message(details), now=now)
+                              details=details, message=messages.config_error(details), now=now)
             return
         for a in alerts.open_alerts(self.store, *NO_CONFIG):
             if a.kind == "config_error":
-                alerts.close_alert(self.store, a.id, run_id=None, by="recovered", message=_config_message(None), now=now)
+                alerts.close_alert(self.store, a.id, run_id=None, by="recovered", message=messages.config_error(None), now=now)
 
     def _update_secrets(self) -> None:
         if self.redactor is not None:

@@ -47,8 +47,6 @@ def opened(model: str, suite: str, kind: str, details: dict) -> dict:
         ]))
     elif kind == "model_changed":
         blocks.append(_fields([("Now", f"`{details['now']}`"), ("Baseline", f"`{details['before']}`")]))
-    elif kind == "config_error":
-        blocks.append(_text("```" + "\n".join(details.get("problems", [])[:10]) + "```"))
     else:
         blocks.append(_text(details.get("reason", "")))
     blocks.append(_context(model, suite, kind))
@@ -64,5 +62,18 @@ def recovered(model: str, suite: str, kind: str, details: dict) -> dict:
 
 
 def _context(model: str, suite: str, kind: str) -> dict:
-    command = "canary status" if kind == "config_error" else f"canary history --model {model} --suite {suite}"
+    command = f"canary history --model {model} --suite {suite}"
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"More: `{command}`"}]}
+
+
+def config_error(details: dict | None) -> dict:
+    """Slack message of a config_error alert (None: the config validates again)."""
+    if details is None:
+        text = "canary: the config validates again; it is loaded and running"
+        return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":white_check_mark: {text}"}}]}
+    text = f"canary: the config does not validate: {details['reason']}"
+    problems = "\n".join(details["problems"][:10])
+    return {"text": text, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {text}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{problems}```"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Check with: `canary validate`"}]}]}

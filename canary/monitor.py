@@ -6,7 +6,6 @@ or close alerts (quality, availability, drift, model_changed) and deliver what i
 """
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime

@@ -29,7 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from canary import alerts, logs, reports
-from canary.daemon import Daemon, latest_fire
+from canary.daemon import Daemon
+from canary.slots import latest_fire
 from canary.runner import endpoint_factory
 from canary.schema import alerts as alerts_table, outbox, runs, samples
 from canary.sim import SimServer

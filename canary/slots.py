@@ -1,0 +1,152 @@
+"""Slots: when a model is due, which runs were abandoned, and claiming a run for one replica.
+
+A slot is (model, suite, scheduled time, kind). A replica claims it by inserting its unique
+run row before anything runs, or takes over a run whose heartbeat is older than the lease.
+Everything here reads the time it is given, never the wall clock.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import make_url
+
+from .config import Config, ModelConfig, cron_trigger
+from .errors import UsageError
+from .runner import Clock, Job, planned_samples, utcnow
+from .schema import runs
+from .store import Store
+
+log = logging.getLogger("canary.daemon")
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc)
+
+
+def _naive(dt: datetime) -> datetime:
+    return dt.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def model_trigger(config: Config, model: ModelConfig, *, jitter: bool = False) -> CronTrigger:
+    """The model's cron trigger in the config's time zone (with `daemon.jitter` if asked)."""
+    trigger = cron_trigger(model.schedule or config.schedule, ZoneInfo(config.timezone))
+    if jitter and config.daemon.jitter:
+        trigger.jitter = config.daemon.jitter.total_seconds()
+    return trigger
+
+
+def latest_fire(trigger: CronTrigger, now: datetime, earliest: datetime) -> datetime | None:
+    """The latest fire time of a jitter-free trigger within [earliest, now], naive UTC."""
+    span = timedelta(minutes=1)
+    while True:
+        start = max(now - span, earliest)
+        fire, last = trigger.get_next_fire_time(None, _aware(start)), None
+        while fire is not None and _naive(fire) <= now:
+            last, fire = fire, trigger.get_next_fire_time(fire, fire)
+        if last is not None:
+            return _naive(last)
+        if start <= earliest:
+            return None
+        span *= 8
+
+
+def clock_from_env(once: bool, env=os.environ) -> Clock:
+    """The real clock, or (test and backfill hook, --once only) one that starts at $CANARY_NOW."""
+    value = env.get("CANARY_NOW")
+    if not value:
+        return utcnow
+    if not once:
+        raise UsageError("CANARY_NOW (a start time for the clock) only works with `canary daemon --once`")
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"CANARY_NOW '{value}' is not an ISO 8601 time") from None
+    start = _naive(start) if start.tzinfo else start
+    t0 = time.monotonic()
+    log.warning("CANARY_NOW is set: this run's clock starts at %s UTC, not at the real time", start.isoformat())
+    return lambda: start + timedelta(seconds=time.monotonic() - t0)
+
+
+class SqliteLock:
+    """An advisory lock file beside a SQLite database: one daemon per file (flock dies with its holder)."""
+
+    def __init__(self, database_url: str):
+        url = make_url(database_url)
+        file = url.database if url.get_backend_name() == "sqlite" else None
+        self.path = Path(file + ".daemon.lock") if file and file != ":memory:" else None
+        self._fd: int | None = None
+
+    def acquire(self, owner: str) -> None:
+        if self.path is None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 300).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(
+                f"another canary daemon ({holder}) is already running on this SQLite database "
+                f"(lock {self.path}). SQLite is for a single daemon: stop the other one, or use "
+                "PostgreSQL to run replicas.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, owner.encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def due_slots(config: Config, now: datetime) -> list[tuple[str, datetime]]:
+    """The catch-up rule: each model's latest slot within `catch_up` (it runs unless complete)."""
+    found = []
+    for m in config.models:
+        slot = latest_fire(model_trigger(config, m), now, now - config.daemon.catch_up)
+        if slot is not None:
+            found.append((m.name, slot))
+    return found
+
+
+def abandoned_runs(store: Store, config: Config, now: datetime) -> list[tuple[str, datetime, str]]:
+    """(model, slot, kind) of unfinished scheduled or confirm runs within `catch_up` that no live replica holds."""
+    d = config.daemon
+    q = select(runs.c.model, runs.c.slot, runs.c.kind).distinct().where(and_(
+        runs.c.kind.in_(["scheduled", "confirm"]), runs.c.slot >= now - d.catch_up,
+        runs.c.model.in_([m.name for m in config.models]),
+        or_(runs.c.status == "interrupted",
+            and_(runs.c.status == "running",
+                 or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < now - d.lease)))))
+    with store.begin() as conn:
+        found = [tuple(r) for r in conn.execute(q)]
+    return sorted(found, key=lambda r: (r[1], r[2] != "scheduled", r[0]))  # a slot before its confirmation
+
+
+def claim(store: Store, config: Config, jobs: list[Job], owner: str, now: datetime) -> list[Job]:
+    """Claim each job's run for `owner`, atomically in the database: insert its row (a new slot;
+    never a confirmation run, which only its parent's owner creates) or take over an abandoned
+    one (interrupted, or a heartbeat older than the lease). Returns the jobs won; a run that is
+    complete, budget_exhausted or held by a live replica is left alone."""
+    stale = now - config.daemon.lease
+    won = []
+    for job in jobs:
+        run_id = None
+        if job.kind != "confirm":
+            run_id = store.create_run(
+                model=job.model.name, suite=job.suite.name, suite_version=job.suite.version, slot=job.slot,
+                kind=job.kind, planned=len(planned_samples(job.suite, job.repeat)), owner=owner, now=now)
+        if run_id is None:
+            row = store.find_run(job.model.name, job.suite.name, job.slot, job.kind)
+            if row is None or not store.take_over(row.id, owner, now, unless_heartbeat_after=stale):
+                continue
+        won.append(job)
+    return won
