@@ -16,7 +16,8 @@ import openai
 import pytest
 
 from canary import checks
-from canary.sim import GENERIC, SimServer, wrong_answer
+from canary.sim import GENERIC, SimServer
+from canary.sim_wrong import wrong_answer
 from canary.suites import load_suites
 
 SUITE = r"""
