@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import anthropic
 
-from .base import CallError, Message, Provider, Reply, Request, ToolCall, kind_for_status, split_params
+from .base import Message, Provider, Reply, Request, ToolCall, call_sdk, split_params
 
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; a model's params may set it
 
@@ -27,22 +27,9 @@ class AnthropicProvider(Provider):
         if request.tools:
             known["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
                               for t in request.tools]
-        try:
-            msg = await self.client.messages.create(
-                model=request.model, messages=[_message(m) for m in request.messages],
-                extra_body=extra or None, **known)
-        except anthropic.APIStatusError as exc:
-            raise CallError(kind_for_status(exc.status_code), _describe(exc), exc.status_code, exc.request_id) from None
-        except anthropic.APITimeoutError as exc:
-            raise CallError("timeout", f"timed out: {exc}") from None
-        except anthropic.APIConnectionError as exc:
-            raise CallError("connection", f"connection failed: {exc}") from None
-        except anthropic.APIError as exc:
-            raise CallError("other", f"{type(exc).__name__}: {exc}") from None
-        try:
-            return _reply(msg)
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a proxy's malformed answer
-            raise CallError("other", f"unexpected response from the API: {type(exc).__name__}: {exc}") from None
+        call = self.client.messages.create(
+            model=request.model, messages=[_message(m) for m in request.messages], extra_body=extra or None, **known)
+        return await call_sdk(anthropic, anthropic.APIError, call, _reply, _describe)
 
     async def aclose(self) -> None:
         await self.client.close()

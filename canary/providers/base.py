@@ -64,6 +64,25 @@ class CallError(Exception):
         super().__init__(message)
 
 
+async def call_sdk(sdk, base_error: type[Exception], request, parse, describe) -> Reply:
+    """Await an official SDK call (the anthropic and openai SDKs share their error classes'
+    names) and parse its answer; every failure becomes a CallError with its class."""
+    try:
+        answer = await request
+    except sdk.APIStatusError as exc:
+        raise CallError(kind_for_status(exc.status_code), describe(exc), exc.status_code, exc.request_id) from None
+    except sdk.APITimeoutError as exc:
+        raise CallError("timeout", f"timed out: {exc}") from None
+    except sdk.APIConnectionError as exc:
+        raise CallError("connection", f"connection failed: {exc}") from None
+    except base_error as exc:
+        raise CallError("other", f"{type(exc).__name__}: {exc}") from None
+    try:
+        return parse(answer)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a proxy's malformed answer
+        raise CallError("other", f"unexpected response from the API: {type(exc).__name__}: {exc}") from None
+
+
 def kind_for_status(status: int | None) -> str:
     if status is None:
         return "other"

@@ -5,7 +5,7 @@ import json
 
 import openai
 
-from .base import CallError, Message, Provider, Reply, Request, ToolCall, kind_for_status, split_params
+from .base import CallError, Message, Provider, Reply, Request, ToolCall, call_sdk, split_params
 
 
 class OpenAIProvider(Provider):
@@ -24,21 +24,9 @@ class OpenAIProvider(Provider):
         if request.tools:
             known["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}} for t in request.tools]
-        try:
-            completion = await self.client.chat.completions.create(
-                model=request.model, messages=messages, extra_body=extra or None, **known)
-        except openai.APIStatusError as exc:
-            raise CallError(kind_for_status(exc.status_code), _describe(exc), exc.status_code, exc.request_id) from None
-        except openai.APITimeoutError as exc:
-            raise CallError("timeout", f"timed out: {exc}") from None
-        except openai.APIConnectionError as exc:
-            raise CallError("connection", f"connection failed: {exc}") from None
-        except openai.OpenAIError as exc:
-            raise CallError("other", f"{type(exc).__name__}: {exc}") from None
-        try:
-            return _reply(completion)
-        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a proxy's malformed answer
-            raise CallError("other", f"unexpected response from the API: {type(exc).__name__}: {exc}") from None
+        call = self.client.chat.completions.create(
+            model=request.model, messages=messages, extra_body=extra or None, **known)
+        return await call_sdk(openai, openai.OpenAIError, call, _reply, _describe)
 
     async def aclose(self) -> None:
         await self.client.close()
