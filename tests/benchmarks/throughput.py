@@ -160,11 +160,12 @@ def main() -> None:
                 (root / "bench.db").unlink()
                 out = subprocess.run([sys.executable, __file__, "--child", str(root), "--rss-n", str(args.rss_n),
                                       "--provider", args.provider], capture_output=True, text=True, check=True)
-                base = subprocess.run([sys.executable, "-c", "import resource, canary.monitor, anthropic, openai;"
+                base = subprocess.run([sys.executable, "-c", f"import resource, canary.monitor, {args.provider};"
                                        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"],
                                       capture_output=True, text=True, check=True)
                 print(f"  peak RSS at N={args.rss_n}: {float(out.stdout.split()[-1]):.0f} MB (target <= 150 MB); "
-                      f"canary and the SDKs imported, idle: {float(base.stdout.split()[-1]):.0f} MB")
+                      f"baseline, canary and the {args.provider} SDK imported, nothing run: "
+                      f"{float(base.stdout.split()[-1]):.0f} MB")
         finally:
             sim.terminate()
             sim.wait(timeout=10)
