@@ -243,7 +243,7 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
         events += act(store, a, clock())
         judged += a.today.run_ids
     store.mark_assessed(judged, clock())
-    alerts.deliver(store, notifier, now=clock(), owner=control.owner or "cli")
+    alerts.deliver(store, notifier, now=clock(), owner=control.owner)
     return Watch(summaries, confirmations, events, assessments)
 
 

@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -212,7 +212,8 @@ class Control:
 
     stop: asyncio.Event | None = None  # set: take no new sample, let those in flight finish
     lease: timedelta = timedelta(seconds=120)  # a run whose heartbeat is older is taken over
-    owner: str | None = None
+    owner: str = field(default_factory=lambda: owner_id())  # this process, in the runs table
+    lost: set[int] = field(default_factory=set)  # runs another replica took over: stop running them
 
     @property
     def stopping(self) -> bool:
@@ -224,7 +225,8 @@ async def execute(provider: Provider, job: Job, run_id: int, todo: list[tuple[Ca
                   budget: Budget, on_sample: Callable[[Job, dict], None] | None = None) -> str:
     """Run the given samples of one run, at most `concurrency` at a time per model.
 
-    Returns the run's final status: complete, interrupted (shutdown) or budget_exhausted.
+    Returns the run's final status: complete, interrupted (shutdown), budget_exhausted, or
+    lost (another replica took the run over: it finishes it).
     """
     work = iter(todo)
     ended = {"status": "complete"}
@@ -233,6 +235,9 @@ async def execute(provider: Provider, job: Job, run_id: int, todo: list[tuple[Ca
         for case, index in work:
             if control.stopping:
                 ended["status"] = "interrupted"
+                return
+            if run_id in control.lost:  # taken over by a replica that found our heartbeat stale
+                ended["status"] = "lost"
                 return
             if budget.exhausted:
                 ended["status"] = "budget_exhausted"
@@ -257,7 +262,8 @@ async def _heartbeat(store: Store, control: Control, run_ids: set[int], clock: C
     while True:
         await asyncio.sleep(control.lease.total_seconds() / 4)
         for run_id in list(run_ids):
-            await asyncio.to_thread(store.heartbeat, run_id, control.owner or "", clock())
+            if not await asyncio.to_thread(store.heartbeat, run_id, control.owner, clock()):
+                control.lost.add(run_id)
 
 
 async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, control: Control | None = None,
@@ -289,7 +295,7 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
         if run_id is None:  # the slot has a run already: resume it if unfinished and abandoned
             existing = store.find_run(job.model.name, job.suite.name, job.slot, job.kind)
             if existing.status == "complete" or not store.take_over(
-                    existing.id, control.owner or "", clock(), unless_heartbeat_after=clock() - control.lease):
+                    existing.id, control.owner, clock(), unless_heartbeat_after=clock() - control.lease):
                 results[i] = (existing.id, None)
                 return
             run_id = existing.id
@@ -310,6 +316,7 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
             await provider.aclose()
     summaries = []
     for run_id, status in results:
-        row = store.finish_run(run_id, status, clock()) if status else store.run(run_id)
+        ours = status and status != "lost" and run_id not in control.lost
+        row = store.finish_run(run_id, status, clock()) if ours else store.run(run_id)
         summaries.append(RunSummary.of(row))
     return summaries

@@ -148,10 +148,12 @@ class Store:
                 owner=owner, heartbeat_at=now, status="running")).rowcount
         return done == 1
 
-    def heartbeat(self, run_id: int, owner: str, now: datetime) -> None:
+    def heartbeat(self, run_id: int, owner: str, now: datetime) -> bool:
+        """Refresh a held run's heartbeat; False when another replica has taken it over."""
         with self.engine.begin() as conn:
-            conn.execute(update(runs).where(and_(runs.c.id == run_id, runs.c.owner == owner))
-                         .values(heartbeat_at=now))
+            return conn.execute(update(runs).where(and_(
+                runs.c.id == run_id, runs.c.owner == owner, runs.c.status == "running"))
+                .values(heartbeat_at=now)).rowcount == 1
 
     def spent_since(self, model: str, since: datetime) -> tuple[int, float]:
         """(tokens in + out, cost) of a model's samples finished since a time: for daily budgets."""

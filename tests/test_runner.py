@@ -190,3 +190,28 @@ def test_no_key_in_the_database(workspace):
     from canary.transfer import export_records
     dump = json.dumps(list(export_records(store)), default=str)
     assert "sim-key" not in dump
+
+
+def test_a_replica_that_lost_its_run_stops_and_leaves_it_to_the_new_owner(workspace):
+    """Its heartbeat finds another owner (who judged it stale): it takes no new sample."""
+    from datetime import timedelta
+    from sqlalchemy import update
+    from canary.runner import Control
+    from canary.schema import runs
+    config, suites, store = workspace
+    seen = []
+
+    def on_sample(job, row):
+        seen.append(row)
+        if len(seen) == 3:  # another replica takes the run over
+            with store.begin() as conn:
+                conn.execute(update(runs).where(runs.c.id == row["run_id"]).values(owner="replica-b"))
+
+    control = Control(lease=timedelta(seconds=0.2))  # heartbeat every 50 ms
+    with SimServer(suites, latency=0.05) as sim:
+        jobs = jobs_for(config, suites, slot=SLOT, repeat=20, models=["gpt"])
+        [s] = asyncio.run(run_jobs(store, jobs, control=control, on_sample=on_sample,
+                                   provider_factory=endpoint_factory(sim.url, "k")))
+    assert s.status == "running"  # not closed by the replica that lost it
+    assert store.run(s.run_id).owner == "replica-b"
+    assert 3 <= len(store.done_samples(s.run_id)) < 60
