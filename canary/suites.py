@@ -156,24 +156,36 @@ def _version(suite: Suite) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def _cross_checks(doc: YamlDoc, suite: Suite) -> list[str]:
-    """What pydantic cannot see on one field: unique ids, tool names, canned-result shapes."""
-    problems = []
-    tool_names = {t.name for t in suite.tools}
-    seen: dict[str, int] = {}
-    for i, case in enumerate(suite.cases):
-        if case.id in seen:
-            problems.append(doc.problem(("cases", i, "id"), f"duplicate case id '{case.id}'"))
-        seen.setdefault(case.id, i)
-        for j, name in enumerate(case.tools):
+def _names_checks(doc: YamlDoc) -> list[str]:
+    """Unique case ids and known tool names, on the raw file: reported even when other keys
+    of the same file are wrong, so one pass of `canary validate` shows every problem."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    tools = data.get("tools") if isinstance(data.get("tools"), list) else []
+    tool_names = {t.get("name") for t in tools if isinstance(t, dict)}
+    cases = data.get("cases") if isinstance(data.get("cases"), list) else []
+    problems, seen = [], set()
+    for i, case in enumerate(cases):
+        if not isinstance(case, dict):
+            continue
+        if case.get("id") in seen:
+            problems.append(doc.problem(("cases", i, "id"), f"duplicate case id '{case.get('id')}'"))
+        seen.add(case.get("id"))
+        offered = case.get("tools") if isinstance(case.get("tools"), list) else []
+        for j, name in enumerate(offered):
             if name not in tool_names:
-                known = ", ".join(sorted(tool_names)) or "none defined"
-                problems.append(doc.problem(("cases", i, "tools", j),
-                                            f"unknown tool '{name}' (suite tools: {known})"))
-        for name in case.tool_results:
-            if name not in case.tools:
+                known = ", ".join(sorted(str(n) for n in tool_names)) or "none defined"
+                problems.append(doc.problem(("cases", i, "tools", j), f"unknown tool '{name}' (suite tools: {known})"))
+        for name in (case.get("tool_results") if isinstance(case.get("tool_results"), dict) else {}):
+            if name not in offered:
                 problems.append(doc.problem(("cases", i, "tool_results", name),
                                             f"tool_results for '{name}', which the case does not offer in `tools`"))
+    return problems
+
+
+def _turn_checks(doc: YamlDoc, suite: Suite) -> list[str]:
+    """Every turn has asserts; a reference only calls the case's tools."""
+    problems = []
+    for i, case in enumerate(suite.cases):
         for t, turn in enumerate(case.turns):
             loc = ("cases", i) if case.prompt is not None else ("cases", i, "turns", t)
             if not turn.asserts:
@@ -192,10 +204,11 @@ def load_suite(path: Path) -> Suite:
     if not isinstance(doc.data, dict):
         raise ConfigError([f"{path}:1: a suite file is a mapping with `suite:` and `cases:`"])
     suite, problems = doc.validate(Suite)
+    problems += _names_checks(doc)
     if suite is not None:
-        problems = _cross_checks(doc, suite)
+        problems += _turn_checks(doc, suite)
     if problems:
-        raise ConfigError(sorted(problems, key=_line))
+        raise ConfigError(sorted(dict.fromkeys(problems), key=_line))
     suite._doc = doc
     return suite
 

@@ -155,3 +155,14 @@ def test_missing_config_says_how_to_make_one(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as info:
         load_config()
     assert "canary init" in info.value.problems[0]
+
+
+def test_name_problems_are_reported_with_the_schema_problems(tmp_path):
+    """One pass of validate shows a typo'd key and a duplicate id and an unknown tool together."""
+    text = GOOD.replace("repeat: 2", "repeat: 2\nrepet: 3").replace("  - id: planets", "  - id: paris") \
+               .replace("tools: [get_weather]", "tools: [get_wether]")
+    path = write(tmp_path, "s.yaml", text)
+    problems = problems_of(path)
+    assert any("unknown key 'repet'" in p for p in problems)
+    assert any("duplicate case id 'paris'" in p for p in problems)
+    assert any("unknown tool 'get_wether'" in p for p in problems)
