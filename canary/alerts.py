@@ -123,7 +123,7 @@ def open_alert(store: Store, *, model: str, suite: str, kind: str, run_id: int |
             _enqueue(conn, alert_id, "opened", message, now)
     except IntegrityError:  # the partial unique index: an alert of this kind is already open
         return None
-    log.warning("alert opened: %s", message["text"])
+    log.info("alert opened: %s", message["text"])  # the daemon's log; `canary run` prints its own line
     return alert_id
 
 
@@ -136,7 +136,7 @@ def close_alert(store: Store, alert_id: int, *, run_id: int | None, by: str, mes
         if closed and message:
             _enqueue(conn, alert_id, "recovered", message, now)
     if closed and message:
-        log.warning("alert closed: %s", message["text"])
+        log.info("alert closed: %s", message["text"])
     return bool(closed)
 
 

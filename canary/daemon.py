@@ -33,7 +33,8 @@ from .monitor import Watch, run_and_watch, watch
 from .report_html import render_report
 from .reports import next_run
 from .runner import Clock, Control, Job, ProviderFactory, RunSummary, jobs_for, make_provider, owner_id, utcnow
-from .slots import SqliteLock, _aware, abandoned_runs, claim, clock_from_env, due_slots, latest_fire, model_trigger
+from .slots import (SqliteLock, _aware, abandoned_runs, claim, clock_from_env, due_slots, latest_fire, model_trigger,
+                    repeated_wall_time)
 from .web import Metrics, WebServer, parse_address
 from .workspace import Workspace, open_workspace
 
@@ -149,8 +150,9 @@ class Daemon:
             return
         now = self.clock()
         window = self.config.daemon.catch_up + self.config.daemon.jitter + timedelta(minutes=1)
-        slot = latest_fire(self.trigger(m), now, now - window)
-        if slot is not None:
+        trigger = self.trigger(m)
+        slot = latest_fire(trigger, now, now - window)
+        if slot is not None and not repeated_wall_time(trigger, slot):
             self.launch(model, slot)
 
     def catch_up(self, now: datetime | None = None) -> list[asyncio.Task]:
@@ -354,7 +356,8 @@ class Daemon:
 
     def _update_secrets(self) -> None:
         if self.redactor is not None:
-            self.redactor.update(logs.secret_env_names(self.config), self.config.database_url)
+            self.redactor.update(logs.secret_env_names(self.config), self.config.database_url,
+                                 also=[self.store.url])  # the database in use, if a reload named another
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -411,12 +414,13 @@ class Daemon:
     async def _finish(self) -> None:
         """Wait for the runs in flight (up to the grace), cancel the rest, mark what is unfinished."""
         pending = set(self._tasks)
-        if pending:
-            _done, pending = await asyncio.wait(pending, timeout=self.config.daemon.shutdown_grace.total_seconds())
+        if pending:  # the whole stop fits in the grace: a little of it is kept for the cancel and the marks
+            grace = self.config.daemon.shutdown_grace.total_seconds()
+            _done, pending = await asyncio.wait(pending, timeout=max(grace - 2.0, grace * 0.8))
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=10)
+                await asyncio.wait(pending, timeout=1.0)
         n = await asyncio.to_thread(self.store.mark_interrupted, self.owner, self.clock())
         if n:
             log.info("%d unfinished run(s) marked interrupted; the next daemon to start resumes them", n)

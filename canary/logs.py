@@ -56,9 +56,10 @@ class RedactSecrets(logging.Filter):
         self.secrets: list[str] = []
         self.update(names)
 
-    def update(self, names: Iterable[str], database_url: str | None = None) -> None:
+    def update(self, names: Iterable[str], database_url: str | None = None, also: Iterable[str] = ()) -> None:
         values = {self.env.get(n) or "" for n in names}
         values.add(_database_password(database_url or self.env.get("CANARY_DATABASE_URL")) or "")
+        values |= {_database_password(url) or "" for url in also}
         # longest first, so a secret that contains another is replaced whole
         self.secrets = sorted((v for v in values if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
 

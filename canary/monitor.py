@@ -6,6 +6,7 @@ or close alerts (quality, availability, drift, model_changed) and deliver what i
 """
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,6 +18,9 @@ from .config import Config, Detection
 from .runner import Control, Job, RunSummary, owner_id, run_jobs, utcnow
 from .schema import acks, samples
 from .store import Store
+
+
+DRIFT_FLOOR = 0.05  # the drift band's sd is at least 5% of the mean: a 2-sigma drift is a 10% move
 
 
 def detection_params(cfg: Detection) -> detect.DetectionParams:
@@ -115,7 +119,8 @@ def assess(store: Store, config: Config, model: str, suite: str, run_id: int) ->
     clean = [p for p in same if p.errors == 0]
     for kind, enabled, metric in drifts:
         if enabled and today.errors == 0:
-            v = detect.band([metric(p) for p in clean], metric(today), cfg.sigma, cfg.window, cfg.min_history)
+            v = detect.band([metric(p) for p in clean], metric(today), cfg.sigma, cfg.window, cfg.min_history,
+                            rel_floor=DRIFT_FLOOR)
             if v.status != "no_verdict":
                 result.signals[kind] = (v.status == "breach", {"reason": v.reason, "value": v.rate,
                                                                "mean": v.mean, "lower": v.lower, "upper": v.upper})
@@ -234,7 +239,8 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
         if s.status != "complete":
             continue  # interrupted, over budget, or held by another replica: judged when complete
         a = assess(store, config, s.model, s.suite, s.run_id)
-        if a is None:
+        if a is None:  # e.g. a run from before the last ack: nothing to judge, ever
+            judged.append(s.run_id)
             continue
         if (s.model, s.suite) in unconfirmed:
             a.quality = replace(a.quality, status="no_verdict",
@@ -243,7 +249,8 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
         events += act(store, a, clock())
         judged += a.today.run_ids
     store.mark_assessed(judged, clock())
-    alerts.deliver(store, notifier, now=clock(), owner=control.owner)
+    # in a thread: an unreachable Slack must not stall the event loop (and the runs' heartbeats)
+    await asyncio.to_thread(alerts.deliver, store, notifier, now=clock(), owner=control.owner)
     return Watch(summaries, confirmations, events, assessments)
 
 

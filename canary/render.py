@@ -61,7 +61,7 @@ def _when(dt) -> str:
 
 def history_table(title: str, points: list[dict]) -> Table:
     table = Table(title=title)
-    for col in ("slot", "pass rate", "errors", "mean", "band floor", "verdict", "out tokens/answer", "p50 latency"):
+    for col in ("slot (UTC)", "pass rate", "errors", "mean", "band floor", "verdict", "out tokens/answer", "p50 latency"):
         table.add_column(col, justify="left" if col == "slot" else "right")
     for p in points:
         verdict = {"breach": "[red]breach[/]", "ok": "ok", "no_verdict": "-"}[p["verdict"]]
@@ -73,7 +73,7 @@ def history_table(title: str, points: list[dict]) -> Table:
 
 def status_table(rows: list[dict]) -> Table:
     table = Table(title="canary status")
-    for col in ("model", "suite", "last run", "pass rate", "mean", "band floor", "alerts", "next run"):
+    for col in ("model", "suite", "last run (UTC)", "pass rate", "mean", "band floor", "alerts", "next run (UTC)"):
         table.add_column(col)
     for r in rows:
         rate = "-" if r["pass_rate"] is None else f"{pct(r['pass_rate'])} ({r['passed']}/{r['answered']})"
@@ -85,7 +85,7 @@ def status_table(rows: list[dict]) -> Table:
 
 def alerts_table(rows: list[dict]) -> Table:
     table = Table(title="canary alerts")
-    for col in ("id", "model", "suite", "kind", "state", "opened", "closed", "delivery"):
+    for col in ("id", "model", "suite", "kind", "state", "opened (UTC)", "closed (UTC)", "delivery"):
         table.add_column(col)
     for r in rows:
         delivery = "; ".join(f"{m['event']}: {m['state']}" + (f" ({m['attempts']} tries)" if m["state"] == "pending" else "")

@@ -107,12 +107,26 @@ class SqliteLock:
             self._fd = None
 
 
+def repeated_wall_time(trigger: CronTrigger, slot: datetime) -> bool:
+    """True for the second fire of a wall-clock time in the hour repeated when clocks go back
+    (APScheduler fires "30 2 * * *" twice that night in Europe/Paris; cron runs it once)."""
+    tz = trigger.timezone
+    local = _aware(slot).astimezone(tz).replace(tzinfo=None)
+    fire = trigger.get_next_fire_time(None, _aware(slot - timedelta(hours=2)))
+    while fire is not None and _naive(fire) < slot:
+        if fire.astimezone(tz).replace(tzinfo=None) == local:
+            return True
+        fire = trigger.get_next_fire_time(fire, fire)
+    return False
+
+
 def due_slots(config: Config, now: datetime) -> list[tuple[str, datetime]]:
     """The catch-up rule: each model's latest slot within `catch_up` (it runs unless complete)."""
     found = []
     for m in config.models:
-        slot = latest_fire(model_trigger(config, m), now, now - config.daemon.catch_up)
-        if slot is not None:
+        trigger = model_trigger(config, m)
+        slot = latest_fire(trigger, now, now - config.daemon.catch_up)
+        if slot is not None and not repeated_wall_time(trigger, slot):
             found.append((m.name, slot))
     return found
 
