@@ -67,7 +67,7 @@ class Daemon:
         self.web: WebServer | None = None
         self.last_tick: datetime | None = None
         self.config_ok = True
-        self.failed: list[str] = []  # slots that failed (a model's key unset, ...), for --once
+        self.failed: dict[str, str] = {}  # slot -> why it failed (a model's key unset, ...): health, --once
         self._applied = self._seen = self._files()
         self._tasks: set[asyncio.Task] = set()
         self._active: set[tuple[str, datetime, str]] = set()
@@ -98,6 +98,7 @@ class Daemon:
     async def run_slot(self, model: str, slot: datetime, kind: str = "scheduled") -> Watch | None:
         """Run or resume one model's slot: each suite not complete and not held by a live replica."""
         key = (model, slot, kind)
+        name = f"{model} {slot.isoformat()} ({kind})"
         if key in self._active:
             return None
         self._active.add(key)
@@ -123,17 +124,23 @@ class Daemon:
                                             notifier=self.notifier, provider_factory=self.provider_factory,
                                             on_sample=self._on_sample)
                 self._record(kind, jobs, watch)
+                self.failed.pop(name, None)
                 return watch
         except CanaryError as exc:
-            log.error("slot %s %s (%s) failed: %s", model, slot.isoformat(), kind, exc)
-            self.failed.append(f"{model} {slot.isoformat()} ({kind}): {exc}")
+            self._failure(name, str(exc))
         except Exception as exc:
-            log.exception("slot %s %s (%s) failed", model, slot.isoformat(), kind)
-            self.failed.append(f"{model} {slot.isoformat()} ({kind}): {type(exc).__name__}: {exc}")
+            log.exception("slot %s failed", name)
+            self._failure(name, f"{type(exc).__name__}: {exc}")
         finally:
             self._active.discard(key)
         self.metrics.slots.labels(model, "failed").inc()
         return None
+
+    def _failure(self, name: str, why: str) -> None:
+        """Log a slot's failure once (the sweep retries it every few seconds); /healthz lists it."""
+        if self.failed.get(name) != why:
+            log.error("slot %s failed: %s", name, why)
+        self.failed[name] = why
 
     def launch(self, model: str, slot: datetime, kind: str = "scheduled") -> asyncio.Task:
         """Run a slot in a task of this daemon (never one of APScheduler's, which shutdown would cancel)."""
@@ -270,6 +277,7 @@ class Daemon:
             "last_tick": self.last_tick.isoformat() + "Z" if self.last_tick else None,
             "tick_age_s": round((now - self.last_tick).total_seconds(), 3) if self.last_tick else None,
             "owner": self.owner, "config": str(self.config_path), "config_ok": self.config_ok,
+            "failing": [f"{k}: {v}" for k, v in self.failed.items()],
             "running": sorted(f"{m} {s.isoformat()} {k}" for m, s, k in list(self._active)),
             "next_runs": {m.name: (n.isoformat() + "Z") if (n := next_run(self.config, m, now)) else None
                           for m in self.config.models},
@@ -478,7 +486,8 @@ def run_daemon(config_path=None, *, once: bool = False, log_format: str = "human
         if once:
             watches = asyncio.run(daemon.once())
             if daemon.failed:  # a cron job must notice: exit 2 with the reasons
-                raise CanaryError(f"{len(daemon.failed)} slot(s) failed: " + "; ".join(daemon.failed))
+                raise CanaryError(f"{len(daemon.failed)} slot(s) failed: " +
+                                  "; ".join(f"{k}: {v}" for k, v in daemon.failed.items()))
             return watches
         asyncio.run(daemon.serve())
         return []
