@@ -28,21 +28,49 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * unit)
 
 
-_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+
+def _weekdays(field: str) -> str:
+    """A crontab weekday field (0 or 7 = Sunday; ranges, lists, steps, names) as APScheduler
+    day names, expanded with cron's own semantics (APScheduler 3 counts from Monday = 0, so
+    "1" would mean Tuesday and "*/2" other days than cron's)."""
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for token in field.lower().split(","):
+        body, _, step = token.partition("/")
+        if body == "*":
+            lo, hi = 0, 6
+        elif "-" in body:
+            lo, hi = (_weekday_number(x) for x in body.split("-", 1))
+            hi = 7 if hi == 0 and lo > 0 else hi  # "5-0": Friday to Sunday
+        else:
+            lo = hi = _weekday_number(body)
+            if step:
+                hi = 6
+        if lo > hi:
+            raise ValueError(f"weekday range '{body}' runs backwards")
+        days.update(d % 7 for d in range(lo, hi + 1, int(step) if step else 1))
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+def _weekday_number(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text[:3] in _WEEKDAYS:
+        return _WEEKDAYS.index(text[:3])
+    raise ValueError(f"'{text}' is not a weekday (0-7 or sun-sat)")
 
 
 def cron_trigger(expr: str, timezone) -> CronTrigger:
-    """A standard 5-field crontab (weekday 0 or 7 = Sunday, 1 = Monday) as an APScheduler trigger.
-
-    APScheduler 3's own from_crontab counts weekdays from Monday = 0, so "* * * * 1" would
-    fire on Tuesdays; numeric weekdays are turned into names first.
-    """
+    """A standard 5-field crontab (weekday 0 or 7 = Sunday, 1 = Monday) as an APScheduler trigger."""
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"'{expr}' is not a cron expression (5 fields: minute hour day month weekday)")
     minute, hour, day, month, weekday = fields
-    weekday = re.sub(r"(?<![/\w])([0-7])(?![\w])", lambda m: _WEEKDAYS[int(m.group(1))], weekday)
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=timezone)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday),
+                       timezone=timezone)
 
 
 def _cron(value: str | None) -> str | None:

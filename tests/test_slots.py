@@ -22,3 +22,12 @@ def test_latest_fire_in_a_window():
     trigger = cron_trigger("0 6 * * 1", ZoneInfo("UTC"))  # Mondays 06:00 (crontab: 1 = Monday)
     assert latest_fire(trigger, datetime(2026, 11, 25, 12), datetime(2026, 11, 20)) == datetime(2026, 11, 23, 6)
     assert latest_fire(trigger, datetime(2026, 11, 25, 12), datetime(2026, 11, 24)) is None
+
+
+def test_crontab_weekdays_mean_what_cron_means():
+    from canary.config import _weekdays
+    assert _weekdays("1") == "mon" and _weekdays("0") == _weekdays("7") == "sun"
+    assert _weekdays("1-5") == "mon,tue,wed,thu,fri" and _weekdays("0,6") == "sun,sat"
+    assert _weekdays("*/2") == "sun,tue,thu,sat"  # cron steps from Sunday; APScheduler would from Monday
+    assert _weekdays("0-6") == "sun,mon,tue,wed,thu,fri,sat" and _weekdays("5-0") == "sun,fri,sat"
+    assert _weekdays("mon-fri") == "mon,tue,wed,thu,fri" and _weekdays("*") == "*"
