@@ -7,7 +7,6 @@ KIND_TITLES = {
     "drift:tokens": "output tokens drifted",
     "drift:latency": "latency drifted",
     "model_changed": "the API reports a different model",
-    "config_error": "config does not validate",
 }
 
 
