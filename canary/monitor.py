@@ -59,7 +59,7 @@ def series(store: Store, model: str, suite: str) -> list[Point]:
             continue
         # the run that opened an alert and those made while it was open: never in a baseline
         # (a regression's first day would otherwise inflate the sd for `window` days)
-        in_alert = any(lo <= r.id and (hi is None or r.id < hi) for lo, hi in intervals)
+        in_alert = r.in_alert or any(lo <= r.id and (hi is None or r.id < hi) for lo, hi in intervals)
         run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
                                     r.suite_version, in_alert)
         if r.kind == "confirm":  # pooled into its run, whose alert state it shares

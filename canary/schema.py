@@ -5,8 +5,8 @@ slot runs once, however many daemons race for it; its confirmation run is kind `
 """
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, String, Table, Text, UniqueConstraint, false)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData(naming_convention={
@@ -42,6 +42,8 @@ runs = Table(
     Column("latency_p50_ms", Float),
     Column("reported_model", String(200)),
     Column("assessed_at", DateTime),  # when its signals were judged (a crash in between: judged later)
+    # imported history: the source database had this run inside a quality alert (out of baselines)
+    Column("in_alert", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("model", "suite", "slot", "kind", name="uq_runs_model_suite_slot_kind"),
 )
 Index("ix_runs_series", runs.c.model, runs.c.suite, runs.c.slot)

@@ -85,10 +85,19 @@ class Store:
     def upgrade(self) -> None:
         """Apply every pending migration (serialised across replicas on PostgreSQL)."""
         try:
-            with self.engine.begin() as conn:
-                if self.dialect == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(7714390215)"))
-                command.upgrade(alembic_config(conn), "head")
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    # SQLite alters a table by copying it and dropping the old one: with foreign
+                    # keys on, that drop would cascade into the samples (set outside a transaction)
+                    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                    conn.commit()
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(7714390215)"))
+                    command.upgrade(alembic_config(conn), "head")
+                if self.dialect == "sqlite":
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
         except OperationalError as exc:
             raise StorageError(f"cannot open the database {self.safe_url}: {exc.orig}") from None
 
@@ -271,7 +280,7 @@ class Store:
                 yield row._asdict()
 
     def ensure_run(self, conn, *, model, suite, suite_version, slot, kind, status, started_at,
-                   finished_at, planned) -> int:
+                   finished_at, planned, in_alert=False) -> int:
         """Find or create a run row (import): returns its id."""
         found = conn.execute(select(runs.c.id).where(and_(
             runs.c.model == model, runs.c.suite == suite, runs.c.slot == slot, runs.c.kind == kind))).scalar()
@@ -280,7 +289,8 @@ class Store:
         return conn.execute(runs.insert().values(
             model=model, suite=suite, suite_version=suite_version, slot=slot, kind=kind, status=status,
             started_at=started_at, finished_at=finished_at, planned=planned, passed=0, failed=0, errors=0,
-            input_tokens=0, output_tokens=0).returning(runs.c.id)).scalar()
+            input_tokens=0, output_tokens=0, in_alert=in_alert,
+            assessed_at=finished_at if status == "complete" else None).returning(runs.c.id)).scalar()
 
     def refresh_runs(self, conn, run_ids: Iterable[int]) -> None:
         for run_id in run_ids:

@@ -11,6 +11,7 @@ from typing import IO, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .alerts import alert_intervals
 from .errors import ConfigError
 from .store import Store
 
@@ -27,12 +28,18 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def export_records(store: Store, **filters) -> Iterator[dict]:
+    intervals: dict[tuple[str, str], list] = {}
     for r in store.export_rows(**filters):
+        series = (r["run_model"], r["run_suite"])
+        if series not in intervals:
+            intervals[series] = alert_intervals(store, *series, "quality")
+        in_alert = r["run_in_alert"] or any(lo <= r["run_id"] and (hi is None or r["run_id"] < hi)
+                                            for lo, hi in intervals[series])
         yield {
             "model": r["run_model"], "suite": r["run_suite"], "suite_version": r["run_suite_version"],
             "slot": iso(r["run_slot"]), "kind": r["run_kind"], "run_status": r["run_status"],
             "run_started_at": iso(r["run_started_at"]), "run_finished_at": iso(r["run_finished_at"]),
-            "run_planned": r["run_planned"],
+            "run_planned": r["run_planned"], "run_in_alert": bool(in_alert),
             "case": r["case_id"], "sample": r["sample"], "status": r["status"],
             "passed": r["status"] == "passed", "error": r["error"], "error_status": r["error_status"],
             "error_message": r["error_message"], "request_id": r["request_id"],
@@ -64,6 +71,7 @@ class Record(BaseModel):
     run_started_at: datetime | None = None
     run_finished_at: datetime | None = None
     run_planned: int = Field(default=0, ge=0)
+    run_in_alert: bool = False
     case: str
     sample: int = Field(ge=0)
     status: Literal["passed", "failed", "error"]
@@ -114,7 +122,7 @@ def import_jsonl(store: Store, lines: IO[str], name: str = "<stdin>", batch: int
                 run_ids[key] = store.ensure_run(
                     conn, model=rec.model, suite=rec.suite, suite_version=rec.suite_version, slot=rec.slot,
                     kind=rec.kind, status=rec.run_status, started_at=rec.run_started_at or rec.slot,
-                    finished_at=rec.run_finished_at, planned=rec.run_planned)
+                    finished_at=rec.run_finished_at, planned=rec.run_planned, in_alert=rec.run_in_alert)
             rows.append({
                 "run_id": run_ids[key], "case_id": rec.case, "sample": rec.sample, "status": rec.status,
                 "error": rec.error, "error_status": rec.error_status, "error_message": rec.error_message,

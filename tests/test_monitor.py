@@ -103,3 +103,26 @@ def test_an_outage_gives_no_quality_verdict(tmp_path, db_url):
     assert a.signals["availability"][0] and "drift:tokens" not in a.signals
     assert [e.kind for e in monitor.act(store, a, T0)] == ["availability"]
     store.close()
+
+
+def test_moved_history_keeps_its_alert_days_out_of_the_baseline(tmp_path, db_url):
+    """export then import into another database: runs judged inside an alert stay excluded."""
+    import io
+    from canary.transfer import export_records, import_jsonl, write_jsonl
+    config = config_for(tmp_path, db_url, "detection: {confirm: false}\n")
+    store = Store(config.database_url)
+    history(store)
+    bad = add_run(store, T0 + timedelta(days=8), 12, 18)
+    monitor.act(store, monitor.assess(store, config, "m", "s", bad), T0)
+    add_run(store, T0 + timedelta(days=9), 13, 17)  # made while the alert was open
+    source = [p.point.in_alert for p in monitor.series(store, "m", "s")]
+    assert source == [False] * 8 + [True, True]
+    out = io.StringIO()
+    write_jsonl(export_records(store), out)
+    store.close()
+
+    target = Store(f"sqlite:///{tmp_path / 'moved.db'}")
+    import_jsonl(target, io.StringIO(out.getvalue()))
+    assert [p.point.in_alert for p in monitor.series(target, "m", "s")] == source
+    assert target.unassessed(["m"], since=T0, finished_before=T0 + timedelta(days=30)) == []  # not judged again
+    target.close()

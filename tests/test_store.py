@@ -148,15 +148,21 @@ def test_upgrading_an_old_database_keeps_its_rows(db_url):
     """A database made by the first revision, with rows, upgrades to head with nothing lost."""
     from alembic import command
     from canary.store import alembic_config, make_engine
+    from sqlalchemy import text
     engine = make_engine(db_url)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
-    store = Store(db_url, upgrade=False)
-    run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0, kind="scheduled",
-                              planned=1, owner=None, now=T0)
-    store.insert_samples([sample_row(run_id, "c", 0)])
-    store.upgrade()
+        # rows as the first revision's code wrote them (today's code knows columns it lacks)
+        conn.execute(text("INSERT INTO runs (model, suite, suite_version, slot, kind, status, started_at, "
+                          "finished_at, planned, passed, failed, errors, input_tokens, output_tokens) VALUES "
+                          "('m', 's', 'v1', :t, 'scheduled', 'complete', :t, :t, 1, 1, 0, 0, 10, 5)"), {"t": T0})
+        run_id = conn.execute(text("SELECT id FROM runs")).scalar()
+        conn.execute(text("INSERT INTO samples (run_id, case_id, sample, status, input_tokens, output_tokens, "
+                          "turns, finished_at) VALUES (:r, 'c', 0, 'passed', 10, 5, '[]', :t)"), {"r": run_id, "t": T0})
+    store = Store(db_url)  # upgrades to head
     assert store.done_samples(run_id) == {("c", 0)}
+    row = store.run(run_id)
+    assert row.assessed_at == T0 and row.in_alert is False  # 0003 marks finished runs judged
     assert {"alerts", "outbox", "acks"} <= set(inspect(store.engine).get_table_names())
     store.close()
     engine.dispose()
