@@ -65,10 +65,6 @@ def _strings(v):
     return None if ok else "value must be a non-empty list of strings"
 
 
-def _nothing(v):
-    return None
-
-
 def _regex(v):
     if not isinstance(v, str):
         return "value must be a regular expression string"
