@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
-import jsonschema
 
 
 @dataclass
@@ -78,6 +77,7 @@ def _regex(v):
 def _json_schema(v):
     if v is None:
         return None
+    import jsonschema  # only suites with JSON Schemas pay for it
     try:
         jsonschema.Draft202012Validator.check_schema(v)
     except jsonschema.SchemaError as exc:
@@ -284,6 +284,7 @@ def _contains_json(value, text) -> Result:
 def _schema_result(schema, obj, ok: str) -> Result:
     if schema is None:
         return True, ok
+    import jsonschema
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(obj))
     if error is None:
         return True, ok + " matching the schema"

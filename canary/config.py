@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from .errors import ConfigError
@@ -63,8 +62,9 @@ def _weekday_number(text: str) -> int:
     raise ValueError(f"'{text}' is not a weekday (0-7 or sun-sat)")
 
 
-def cron_trigger(expr: str, timezone) -> CronTrigger:
+def cron_trigger(expr: str, timezone):
     """A standard 5-field crontab (weekday 0 or 7 = Sunday, 1 = Monday) as an APScheduler trigger."""
+    from apscheduler.triggers.cron import CronTrigger
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"'{expr}' is not a cron expression (5 fields: minute hour day month weekday)")

@@ -49,7 +49,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 
 METHODS = ("sigma", "cusum", "ewma", "binomial")
 BASELINES = ("rolling", "frozen")
@@ -162,15 +161,30 @@ def sd_floor(p: float, n: int) -> float:
     return math.sqrt(p * (1 - p) / n)
 
 
-def cusum_lower(z: np.ndarray, k: float, s0: float | np.ndarray = 0.0) -> np.ndarray:
-    """Lower tabular CUSUM S_t = max(0, S_{t-1} - z_t - k) along the last axis of z."""
+def cusum_path(z: Sequence[float], k: float, s0: float = 0.0) -> list[float]:
+    """Lower tabular CUSUM S_t = max(0, S_{t-1} - z_t - k) of one series (plain floats: no numpy)."""
+    s, path = float(s0), []
+    for v in z:
+        s = max(0.0, s - v - k)
+        path.append(s)
+    return path
+
+
+def ewma_path(z: Sequence[float], lam: float, z0: float = 0.0) -> list[float]:
+    """Z_t = lam*z_t + (1-lam)*Z_{t-1} of one series (plain floats: no numpy)."""
+    s, path = float(z0), []
+    for v in z:
+        s = lam * v + (1 - lam) * s
+        path.append(s)
+    return path
+
+
+def cusum_lower(z, k: float, s0=0.0):
+    """`cusum_path` along the last axis of an array of series (the benchmarks' many series at once)."""
+    import numpy as np
     z = np.asarray(z, dtype=float)
-    if z.ndim == 1:  # one series (evaluate): plain floats are ~10x faster than numpy scalars
-        s, path = float(s0), []
-        for v in z.tolist():
-            s = max(0.0, s - v - k)
-            path.append(s)
-        return np.array(path)
+    if z.ndim == 1:
+        return np.array(cusum_path(z.tolist(), k, float(s0)))
     out = np.empty_like(z)
     s = np.broadcast_to(np.asarray(s0, dtype=float), z.shape[:-1]).copy()
     for t in range(z.shape[-1]):
@@ -179,15 +193,12 @@ def cusum_lower(z: np.ndarray, k: float, s0: float | np.ndarray = 0.0) -> np.nda
     return out
 
 
-def ewma(z: np.ndarray, lam: float, z0: float | np.ndarray = 0.0) -> np.ndarray:
-    """Z_t = lam*z_t + (1-lam)*Z_{t-1} along the last axis of z."""
+def ewma(z, lam: float, z0=0.0):
+    """`ewma_path` along the last axis of an array of series."""
+    import numpy as np
     z = np.asarray(z, dtype=float)
     if z.ndim == 1:
-        s, path = float(z0), []
-        for v in z.tolist():
-            s = lam * v + (1 - lam) * s
-            path.append(s)
-        return np.array(path)
+        return np.array(ewma_path(z.tolist(), lam, float(z0)))
     out = np.empty_like(z)
     s = np.broadcast_to(np.asarray(z0, dtype=float), z.shape[:-1]).copy()
     for t in range(z.shape[-1]):
@@ -262,7 +273,7 @@ def evaluate(history: Sequence[RunPoint], today: RunPoint, params: DetectionPara
     ref = f"reference mean {_pct(mean)}, sd {_pct(sd)}{floor_note}, {len(base)} runs"
     if m == "cusum":
         k, h = params.cusum_k, params.cusum_h
-        path = cusum_lower(np.array(z), k)
+        path = cusum_path(z, k)
         prev, stat = (float(path[-2]) if len(path) > 1 else 0.0), float(path[-1])
         lower = mean + sd * (prev - k - h)  # S_today > h  <=>  rate < lower
         breach = stat > h
@@ -272,7 +283,7 @@ def evaluate(history: Sequence[RunPoint], today: RunPoint, params: DetectionPara
         )
     else:
         lam, limit = params.ewma_lambda, ewma_limit(params.ewma_lambda, params.ewma_L)
-        path = ewma(np.array(z), lam)
+        path = ewma_path(z, lam)
         prev, stat = (float(path[-2]) if len(path) > 1 else 0.0), float(path[-1])
         lower = mean + sd * (-limit - (1 - lam) * prev) / lam  # Z_today < -limit <=> rate < lower
         breach = stat < -limit
@@ -290,6 +301,7 @@ def _binomial(base: list[RunPoint], today: RunPoint, params: DetectionParams) ->
     mean = passed / n_pool
     p = min(max(mean, 0.5 / n_pool), 1 - 0.5 / n_pool)
     n = today.answered
+    import numpy as np
     from scipy import stats  # imported here: scipy.stats costs ~80 MB of RSS, only this method needs it
 
     pvalue = float(stats.binomtest(today.passed, n, p, alternative="less").pvalue)

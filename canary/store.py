@@ -17,9 +17,8 @@ from datetime import datetime
 from importlib import resources
 from typing import Any, Iterable, Iterator
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import and_, create_engine, event, func, select, text, update
+import re
+from sqlalchemy import and_, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.engine import make_url
@@ -61,11 +60,32 @@ def _hide_password(url: str) -> str:
         return "(unparseable)"
 
 
-def alembic_config(connection=None) -> AlembicConfig:
+def alembic_config(connection=None):
+    from alembic.config import Config as AlembicConfig
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("canary.migrations")))
     cfg.attributes["connection"] = connection
     return cfg
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([^'\"\s]*)['\"]?", re.M)
+
+
+def head_revisions() -> set[str]:
+    """The head revision(s) of migrations/, read from the scripts' text without importing alembic."""
+    revisions, parents = set(), set()
+    for script in (resources.files("canary.migrations") / "versions").iterdir():
+        if script.name.endswith(".py") and not script.name.startswith("_"):
+            for key, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+                (revisions if key == "revision" else parents).add(value)
+    return revisions - parents
+
+
+def current_revisions(conn) -> set[str]:
+    """The revision(s) the database is at (empty for a new database)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return set()
+    return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 class Store:
@@ -83,9 +103,15 @@ class Store:
     # --- lifecycle -----------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        """Apply every pending migration (serialised across replicas on PostgreSQL)."""
+        """Apply every pending migration (serialised across replicas on PostgreSQL).
+
+        A database already at the head revision costs one query: alembic is imported only
+        when there is something to apply."""
         try:
             with self.engine.connect() as conn:
+                if current_revisions(conn) == head_revisions():
+                    return
+                conn.rollback()  # end the check's implicit transaction before migrating
                 if self.dialect == "sqlite":
                     # SQLite alters a table by copying it and dropping the old one: with foreign
                     # keys on, that drop would cascade into the samples (set outside a transaction)
@@ -94,6 +120,7 @@ class Store:
                 with conn.begin():
                     if self.dialect == "postgresql":
                         conn.execute(text("SELECT pg_advisory_xact_lock(7714390215)"))
+                    from alembic import command
                     command.upgrade(alembic_config(conn), "head")
                 if self.dialect == "sqlite":
                     conn.exec_driver_sql("PRAGMA foreign_keys=ON")

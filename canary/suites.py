@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from . import checks
@@ -75,6 +74,7 @@ class Tool(Strict):
     @field_validator("parameters")
     @classmethod
     def _json_schema(cls, value: dict) -> dict:
+        import jsonschema  # only suites with tools pay for it
         try:
             jsonschema.Draft202012Validator.check_schema(value)
         except jsonschema.SchemaError as exc:

@@ -1,0 +1,60 @@
+"""The `canary` command: a group whose subcommands load on demand, each a thin wrapper.
+
+A subcommand's module is imported only when that subcommand runs, and every heavy library
+(SQLAlchemy, the SDKs, numpy, alembic) is imported inside the functions that use it, so
+`canary --version` costs about what importing click does. Exit codes are in `common`.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from .. import logs
+from ..errors import CanaryError, ConfigError
+from .common import EXIT_USAGE
+
+# name -> "module:function" inside this package; the module is imported when the command runs
+COMMANDS = {
+    "init": "project:init", "validate": "project:validate", "db": "project:db", "demo": "project:demo",
+    "sim": "project:sim", "run": "run:run", "daemon": "run:daemon", "status": "read:status",
+    "history": "read:history", "alerts": "read:alerts_", "ack": "read:ack", "report": "read:report",
+    "compare": "read:compare", "export": "transfer:export_", "import": "transfer:import_",
+}
+
+
+class LazyGroup(click.Group):
+    """Finds a subcommand by name in COMMANDS and imports its module only then. Turns canary's
+    own errors into a message and an exit code, never a traceback."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name: str):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+    def invoke(self, ctx):
+        from .. import render
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                render.errors.print(problem, markup=False, highlight=False)
+            sys.exit(EXIT_USAGE)
+        except CanaryError as exc:
+            render.errors.print(f"canary: {exc}", markup=False, highlight=False)
+            sys.exit(EXIT_USAGE)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="canary")
+def main():
+    """canary: daily known-answer canaries for hosted LLMs."""
+    # warnings on stderr, any value of a secret-looking environment variable redacted;
+    # `canary daemon` sets up its own logging
+    logs.setup_logging("human", level=logging.WARNING, secret_envs=logs.secret_looking_envs())

@@ -1,0 +1,4 @@
+"""`python -m canary.cli`: the same as the `canary` command."""
+from . import main
+
+main()

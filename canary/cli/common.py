@@ -1,0 +1,35 @@
+"""What the commands share: exit codes, common options, and checks of names on the command line.
+
+Exit codes: 0 done; 1 a regression alert was raised by this command; 2 bad config, bad
+suite or bad usage (a message, no traceback); 3 no sample could be answered (service down).
+"""
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+
+EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                             help="canary.yaml (default: $CANARY_CONFIG, then ./canary.yaml)")
+sim_db_option = click.option("--sim", is_flag=True,
+                             help="the simulated model's database (what `run --sim` wrote), not the real one")
+json_option = click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+
+
+def known_series(ws, store, models: list[str], suite: str | None) -> None:
+    """A model or suite named on the command line must be configured or have stored runs."""
+    stored = {(r.model, r.suite) for r in store.latest_runs()}
+    for model in models:
+        if model not in {m.name for m in ws.config.models} and model not in {m for m, _ in stored}:
+            raise UsageError(f"unknown model '{model}' (configured: {', '.join(m.name for m in ws.config.models)})")
+    if suite is not None and suite not in ws.suites and suite not in {s for _, s in stored}:
+        raise UsageError(f"unknown suite '{suite}' (loaded: {', '.join(sorted(ws.suites))})")
+
+
+def exit_code(summaries, regression: bool = False) -> int:
+    """3 when no sample of the command could be answered, else 1 on a new regression alert."""
+    if summaries and all(s.answered == 0 for s in summaries):
+        return EXIT_DOWN
+    return EXIT_ALERT if regression else EXIT_OK

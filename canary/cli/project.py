@@ -1,0 +1,113 @@
+"""Setting a project up: init, validate, db upgrade, the demo and the simulated model."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError, UsageError
+from .common import config_option, sim_db_option
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path):
+    """Write a starter canary.yaml and the starter suites into DIRECTORY."""
+    from .. import render
+    from ..workspace import init_project
+    for path in init_project(directory):
+        render.console.print(f"wrote {path}")
+    render.console.print("next: canary validate, then canary run --sim (no API key needed)")
+
+
+@click.command()
+@config_option
+def validate(config_path):
+    """Check canary.yaml and every suite (each case's reference must pass its own asserts)."""
+    from .. import render
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, check_references=True)
+    if ws.problems:
+        raise ConfigError(ws.problems)
+    cases = sum(len(s.cases) for s in ws.suites.values())
+    render.console.print(f"ok: {len(ws.config.models)} models, {len(ws.suites)} suites, {cases} cases "
+                         f"({ws.config.path})")
+
+
+@click.group()
+def db():
+    """Database maintenance."""
+
+
+@db.command()
+@config_option
+@sim_db_option
+def upgrade(config_path, sim):
+    """Apply pending migrations (run and daemon also do this on start)."""
+    from .. import render
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, sim=sim)
+    store = ws.store()
+    render.console.print(f"database at the current schema: {store.safe_url}")
+    store.close()
+
+
+@click.command()
+@click.option("--suite", default="reasoning", show_default=True, help="starter suite to watch")
+def demo(suite):
+    """The whole loop on a temporary database and the simulated model: days, a regression, the alert."""
+    from importlib import resources
+
+    from .. import render
+    from ..demo import run_demo
+    from ..suites import load_suites
+    with resources.as_file(resources.files("canary.prompts")) as prompts:
+        suites, problems = load_suites(prompts)
+    if suite not in suites:
+        raise UsageError(f"unknown starter suite '{suite}' (known: {', '.join(sorted(suites))})")
+
+    def show(day):
+        [s] = day.watch.summaries
+        a = day.watch.assessments[0] if day.watch.assessments else None
+        band = f"mean {render.pct(a.quality.mean)}, floor {render.pct(a.quality.lower)}" \
+            if a and a.quality.mean is not None else "baseline forming"
+        extra = f" + confirmation run ({day.watch.confirmations[0].passed}/{day.watch.confirmations[0].answered})" \
+            if day.watch.confirmations else ""
+        render.console.print(f"{day.slot:%Y-%m-%d}  simulated wrong rate {day.wrong_rate:4.0%}  "
+                             f"pass {render.pct(s.pass_rate):>6} ({s.passed}/{s.answered}){extra}  ({band})",
+                             markup=False)
+        for e in day.watch.events:
+            render.console.print(f"  [bold red]alert {e.action}[/]: {e.model} · {e.suite} · {e.kind}")
+
+    logging.getLogger("canary.alerts").setLevel(logging.ERROR)  # the demo prints the alerts itself
+    render.console.print(f"canary demo: one simulated model on the '{suite}' suite, one scheduled run a day\n")
+    _days, listed = run_demo(suites, suite=suite, on_day=show)
+    render.console.print("\nWhat Slack would have received (no Slack configured, so it went to the log):")
+    for alert in reversed(listed):
+        for message in alert["messages"]:
+            render.console.print(f"  {message['text']}", markup=False)
+    render.console.print("\nNext: canary init, canary validate, canary run --sim; then point canary.yaml at real models.")
+
+
+@click.command()
+@config_option
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
+@click.option("--wrong-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--error-status", type=int, default=529, show_default=True)
+@click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--latency", type=click.FloatRange(0, 60), default=0.0, show_default=True)
+@click.option("--seed", type=int)
+def sim(config_path, port, **knobs):
+    """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats)."""
+    from .. import render
+    from ..sim import serve
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path)
+    for problem in ws.problems:
+        render.errors.print(problem, markup=False, highlight=False)
+    try:
+        serve(ws.suites, port, **{k: v for k, v in knobs.items() if v is not None})
+    except OSError as exc:
+        raise UsageError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None

@@ -1,0 +1,130 @@
+"""Reading what is stored: status, history, alerts, ack, compare and the HTML report."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from .common import config_option, json_option, known_series, sim_db_option
+
+
+@click.command()
+@config_option
+@click.option("--model", required=True)
+@click.option("--suite", required=True)
+@json_option
+@sim_db_option
+def history(config_path, sim, model, suite, as_json):
+    """The pass-rate series of one model and suite, with its band."""
+    from .. import render, reports
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, sim=sim)
+    store = ws.store()
+    known_series(ws, store, [model], suite)
+    data = reports.history(store, ws.config, model, suite)
+    store.close()
+    if as_json:
+        render.print_json({"model": model, "suite": suite, "runs": data})
+    elif not data:
+        render.console.print(f"no completed runs of {model} on {suite} yet")
+    else:
+        render.console.print(render.history_table(f"{model} · {suite}", data))
+
+
+@click.command()
+@config_option
+@json_option
+@sim_db_option
+def status(config_path, sim, as_json):
+    """Per model and suite: last run, pass rate, rolling mean and band, alert state, next run."""
+    from .. import render, reports
+    from ..runner import utcnow
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, sim=sim)
+    store = ws.store()
+    rows = reports.status(store, ws.config, ws.suites, utcnow())
+    store.close()
+    if as_json:
+        render.print_json({"series": rows})
+    else:
+        render.console.print(render.status_table(rows))
+
+
+@click.command("alerts")
+@config_option
+@json_option
+@sim_db_option
+def alerts_(config_path, sim, as_json):
+    """Alerts, newest first, and the delivery state of their messages."""
+    from .. import alerts, render
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, sim=sim)
+    store = ws.store()
+    rows = alerts.list_alerts(store)
+    store.close()
+    if as_json:
+        render.print_json({"alerts": rows})
+    else:
+        render.console.print(render.alerts_table(rows))
+
+
+@click.command()
+@config_option
+@click.option("--model", required=True)
+@click.option("--suite", required=True)
+@sim_db_option
+def ack(config_path, sim, model, suite):
+    """Accept today's level: close the open alert; the baseline restarts from the last run."""
+    from .. import monitor, render
+    from ..runner import utcnow
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, sim=sim)
+    store = ws.store()
+    closed = monitor.ack(store, model, suite, utcnow())
+    store.close()
+    render.console.print(f"acknowledged {model} · {suite}: {closed} alert(s) closed, baseline restarts here")
+
+
+@click.command()
+@config_option
+@click.argument("a")
+@click.argument("b")
+@click.option("--suite", "suite_names", multiple=True, help="only this suite (repeatable)")
+@json_option
+@sim_db_option
+def compare(config_path, sim, a, b, suite_names, as_json):
+    """Two models side by side, with a significance test per suite."""
+    from .. import render, reports
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, sim=sim)
+    store = ws.store()
+    for name in suite_names or [None]:
+        known_series(ws, store, [a, b], name)
+    rows = reports.compare(store, ws.config, ws.suites, a, b, list(suite_names) or None)
+    store.close()
+    if as_json:
+        render.print_json({"compare": rows})
+    else:
+        render.console.print(render.compare_table(a, b, rows))
+
+
+@click.command()
+@config_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@sim_db_option
+def report(config_path, sim, out: Path):
+    """Write an HTML page with a chart of every series, its band and its alerts."""
+    from .. import render
+    from ..report_html import render_report
+    from ..runner import utcnow
+    from ..workspace import open_workspace
+    ws = open_workspace(config_path, sim=sim)
+    store = ws.store()
+    page = render_report(store, ws.config, ws.suites, utcnow())
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    store.close()
+    render.console.print(f"wrote {out}")

@@ -1,0 +1,82 @@
+"""Running canaries: one run now (`canary run`) and the scheduler (`canary daemon`)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import UsageError
+from .common import config_option, exit_code
+
+
+@click.command()
+@config_option
+@click.option("--model", "models", multiple=True, help="only this model (repeatable)")
+@click.option("--suite", "suite_names", multiple=True, help="only this suite (repeatable)")
+@click.option("--repeat", type=click.IntRange(1, 100), help="samples per case (overrides config and suite)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.option("--sim", is_flag=True, help="answer with the built-in simulated model (no API key, no network)")
+@click.option("--sim-wrong-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="with --sim: share of samples answered wrong")
+@click.option("--sim-error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="with --sim: share of cases answered with 529 overloaded")
+@click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call")
+def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, sim_error_rate, sim_latency):
+    """One run now: every configured model on its suites; stores every sample."""
+    import asyncio
+    from contextlib import ExitStack
+
+    from .. import render
+    from ..alerts import notifier_from_config
+    from ..monitor import run_and_watch
+    from ..runner import Control, endpoint_factory, jobs_for, make_provider, owner_id, planned_samples, utcnow
+    from ..workspace import open_workspace
+
+    ws = open_workspace(config_path, sim=sim)
+    for problem in ws.problems:
+        render.errors.print(problem, markup=False, highlight=False)
+    jobs = jobs_for(ws.config, ws.suites, models=models, suite_names=suite_names, repeat=repeat, slot=utcnow())
+    if not jobs:
+        raise UsageError("nothing to run: no configured model has a loaded suite")
+    store = ws.store()
+    with ExitStack() as stack:
+        factory = make_provider
+        if sim:
+            from ..sim import SimServer
+            server = stack.enter_context(SimServer(ws.suites, wrong_rate=sim_wrong_rate,
+                                                   error_rate=sim_error_rate, latency=sim_latency))
+            factory = endpoint_factory(server.url, api_key="canary-sim")
+        total = sum(len(planned_samples(j.suite, j.repeat)) for j in jobs)
+        control = Control(lease=ws.config.daemon.lease, owner=owner_id())
+        try:
+            with render.progress(total, enabled=not as_json) as advance:
+                watch = asyncio.run(run_and_watch(store, ws.config, jobs, provider_factory=factory, control=control,
+                                                  on_sample=advance, notifier=notifier_from_config(ws.config.alerts)))
+        except KeyboardInterrupt:
+            n = store.mark_interrupted(control.owner, utcnow())
+            render.errors.print(f"canary: interrupted; {n} run(s) marked interrupted, their stored samples kept")
+            sys.exit(130)
+    store.close()
+    if as_json:
+        render.print_json({"runs": [s.as_dict() for s in watch.summaries],
+                           "confirmations": [s.as_dict() for s in watch.confirmations],
+                           "alerts": [e.__dict__ for e in watch.events]})
+    else:
+        render.console.print(render.run_table(watch.summaries + watch.confirmations))
+        for e in watch.events:
+            render.console.print(f"alert {e.action}: {e.model} · {e.suite}: {e.kind}")
+        if sim:
+            render.console.print(f"simulated model: stored in {ws.store_path_hint}, apart from real history "
+                                 "(see it with `canary status --sim`)", markup=False)
+    sys.exit(exit_code(watch.summaries, watch.regression))
+
+
+@click.command()
+@config_option
+@click.option("--once", is_flag=True, help="run every due slot (the catch-up rule), then exit (for cron)")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True)
+def daemon(config_path, once, log_format):
+    """The scheduler in the foreground: cron per model, HTTP /healthz and /metrics."""
+    from ..daemon import run_daemon
+    watches = run_daemon(config_path, once=once, log_format=log_format)
+    sys.exit(exit_code([s for w in watches for s in w.summaries], any(w.regression for w in watches)))
