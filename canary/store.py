@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any, Iterable, Iterator
@@ -66,6 +67,22 @@ def alembic_config(connection=None):
     cfg.set_main_option("script_location", str(resources.files("canary.migrations")))
     cfg.attributes["connection"] = connection
     return cfg
+
+
+@dataclass
+class CaseCount:
+    """One case's samples in one run (or pooled over several)."""
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+
+    @property
+    def answered(self) -> int:
+        return self.passed + self.failed
+
+    def __add__(self, other: "CaseCount") -> "CaseCount":
+        return CaseCount(self.passed + other.passed, self.failed + other.failed, self.errors + other.errors)
 
 
 _REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([^'\"\s]*)['\"]?", re.M)
@@ -271,6 +288,22 @@ class Store:
             return conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)
                                 .order_by(runs.c.model, runs.c.suite)).all()
 
+    def case_counts(self, run_ids: Iterable[int]) -> dict[int, dict[str, CaseCount]]:
+        """Per run, per case: how many samples passed, failed and errored (cases are the unit
+        that compare, detection and `canary failures` reason about, not pooled samples)."""
+        out: dict[int, dict[str, CaseCount]] = {}
+        ids = list(run_ids)
+        if not ids:
+            return out
+        q = (select(samples.c.run_id, samples.c.case_id, samples.c.status, func.count())
+             .where(samples.c.run_id.in_(ids)).group_by(samples.c.run_id, samples.c.case_id, samples.c.status))
+        with self.engine.connect() as conn:
+            for run_id, case_id, status, n in conn.execute(q):
+                count = out.setdefault(run_id, {}).setdefault(case_id, CaseCount())
+                field = status if status in ("passed", "failed") else "errors"
+                setattr(count, field, getattr(count, field) + n)
+        return out
+
     def run_samples(self, run_id: int) -> list[Row]:
         with self.engine.connect() as conn:
             return conn.execute(select(samples).where(samples.c.run_id == run_id)
@@ -369,4 +402,4 @@ class SampleWriter:
             raise StorageError(f"storing samples failed: {self._error}")
 
 
-__all__ = ["Store", "SampleWriter", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]
+__all__ = ["Store", "SampleWriter", "CaseCount", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]

@@ -166,3 +166,18 @@ def test_upgrading_an_old_database_keeps_its_rows(db_url):
     assert {"alerts", "outbox", "acks"} <= set(inspect(store.engine).get_table_names())
     store.close()
     engine.dispose()
+
+
+def test_case_counts_per_run_and_case(store):
+    from canary.store import CaseCount
+    now = datetime(2026, 11, 2, 6)
+    a = store.create_run(model="m", suite="s", suite_version="v", slot=now, kind="scheduled", planned=4,
+                         owner="o", now=now)
+    b = store.create_run(model="m", suite="s", suite_version="v", slot=now + timedelta(days=1), kind="scheduled",
+                         planned=2, owner="o", now=now)
+    store.insert_samples([sample_row(a, "x", 0), sample_row(a, "x", 1, "failed"), sample_row(a, "y", 0, "error"),
+                          sample_row(a, "y", 1), sample_row(b, "x", 0, "failed")])
+    counts = store.case_counts([a, b])
+    assert counts[a] == {"x": CaseCount(1, 1, 0), "y": CaseCount(1, 0, 1)}
+    assert counts[b] == {"x": CaseCount(0, 1, 0)}
+    assert (counts[a]["x"] + counts[b]["x"]).answered == 3 and store.case_counts([]) == {}
