@@ -46,8 +46,8 @@ series (output tokens per sample, p50 latency).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
 
 METHODS = ("sigma", "cusum", "ewma", "binomial")
@@ -63,6 +63,8 @@ class RunPoint:
     samples: int  # all samples including errors
     suite_version: str
     in_alert: bool = False  # made while an alert was open for this series
+    # per case id: (passed, answered); empty when the caller has only run totals
+    cases: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def rate(self) -> float | None:
@@ -130,7 +132,17 @@ def pool(*runs: RunPoint) -> RunPoint:
         samples=sum(r.samples for r in runs),
         suite_version=versions.pop(),
         in_alert=any(r.in_alert for r in runs),
+        cases=_pool_cases(r.cases for r in runs),
     )
+
+
+def _pool_cases(per_run: Iterable[Mapping[str, tuple[int, int]]]) -> dict[str, tuple[int, int]]:
+    pooled: dict[str, tuple[int, int]] = {}
+    for cases in per_run:
+        for case, (passed, answered) in cases.items():
+            p, a = pooled.get(case, (0, 0))
+            pooled[case] = (p + passed, a + answered)
+    return pooled
 
 
 def answered_enough(run: RunPoint, min_answered_share: float) -> bool:

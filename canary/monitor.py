@@ -52,6 +52,7 @@ def series(store: Store, model: str, suite: str) -> list[Point]:
     rows = store.series(model, suite, statuses=("complete",))
     since = last_ack(store, model, suite)
     intervals = alerts.alert_intervals(store, model, suite, "quality")
+    per_case = store.case_counts(r.id for r in rows if since is None or r.id >= since)
     points: list[Point] = []
     by_slot: dict[datetime, Point] = {}
     for r in rows:
@@ -60,13 +61,14 @@ def series(store: Store, model: str, suite: str) -> list[Point]:
         # the run that opened an alert and those made while it was open: never in a baseline
         # (a regression's first day would otherwise inflate the sd for `window` days)
         in_alert = r.in_alert or any(lo <= r.id and (hi is None or r.id < hi) for lo, hi in intervals)
+        cases = {c: (n.passed, n.answered) for c, n in per_case.get(r.id, {}).items()}
         run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
-                                    r.suite_version, in_alert)
+                                    r.suite_version, in_alert, cases)
         if r.kind == "confirm":  # pooled into its run, whose alert state it shares
             parent = by_slot.get(r.slot)
             if parent is not None:
                 run_point = detect.RunPoint(run_point.passed, run_point.answered, run_point.samples,
-                                            run_point.suite_version, parent.point.in_alert)
+                                            run_point.suite_version, parent.point.in_alert, run_point.cases)
                 parent.run_ids.append(r.id)
                 parent.point = detect.pool(parent.point, run_point)
                 parent.errors += r.errors

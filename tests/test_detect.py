@@ -205,3 +205,9 @@ def test_band_two_sided():
     # flat 100: sd 0 floored at 1% of the mean = 1 -> [98, 102]
     assert band([100] * 5, 100.5, 2.0, 14, 5).status == "ok"
     assert band([100] * 5, 103, 2.0, 14, 5).status == "breach"
+
+
+def test_a_confirmation_pools_per_case_counts_too():
+    a = RunPoint(3, 4, 4, "v1", cases={"x": (2, 2), "y": (1, 2)})
+    b = RunPoint(1, 3, 4, "v1", cases={"x": (0, 1), "y": (1, 2)})
+    assert pool(a, b).cases == {"x": (2, 3), "y": (2, 4)}
