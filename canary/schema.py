@@ -44,6 +44,8 @@ runs = Table(
     Column("assessed_at", DateTime),  # when its signals were judged (a crash in between: judged later)
     # imported history: the source database had this run inside a quality alert (out of baselines)
     Column("in_alert", Boolean, nullable=False, default=False, server_default=false()),
+    # per case id: [passed, failed, errors], computed from the samples when the run finishes
+    Column("cases", Json),
     UniqueConstraint("model", "suite", "slot", "kind", name="uq_runs_model_suite_slot_kind"),
 )
 Index("ix_runs_series", runs.c.model, runs.c.suite, runs.c.slot)
@@ -69,6 +71,7 @@ samples = Table(
     Column("finished_at", DateTime, nullable=False),
     UniqueConstraint("run_id", "case_id", "sample", name="uq_samples_run_case_sample"),
 )
+Index("ix_samples_finished_at", samples.c.finished_at)  # the daily budget reads only the day's samples
 
 # An alert is one episode of one signal of one series: opened by a breaching run, closed by
 # a recovering run or an ack. At most one is open per (model, suite, kind).

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any, Iterable, Iterator
 
 import re
-from sqlalchemy import and_, create_engine, event, func, inspect, select, text, update
+from sqlalchemy import Text, and_, cast, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.engine import make_url
@@ -83,6 +83,14 @@ class CaseCount:
 
     def __add__(self, other: "CaseCount") -> "CaseCount":
         return CaseCount(self.passed + other.passed, self.failed + other.failed, self.errors + other.errors)
+
+
+_CASE_FIELD = {"passed": 0, "failed": 1}  # runs.cases: [passed, failed, errors]
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 _REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([^'\"\s]*)['\"]?", re.M)
@@ -209,11 +217,16 @@ class Store:
                 .values(heartbeat_at=now)).rowcount == 1
 
     def spent_since(self, model: str, since: datetime) -> tuple[int, float]:
-        """(tokens in + out, cost) of a model's samples finished since a time: for daily budgets."""
-        q = (select(func.coalesce(func.sum(samples.c.input_tokens + samples.c.output_tokens), 0),
-                    func.coalesce(func.sum(samples.c.cost), 0.0))
-             .join_from(samples, runs, samples.c.run_id == runs.c.id)
-             .where(and_(runs.c.model == model, samples.c.finished_at >= since)))
+        """(tokens in + out, cost) of a model's samples finished since a time: for daily budgets.
+
+        The samples are found through their finish-time index, so the query reads the day's
+        samples whatever the history (each joined to its run by primary key)."""
+        todays = select(samples.c.run_id, samples.c.input_tokens, samples.c.output_tokens, samples.c.cost) \
+            .where(samples.c.finished_at >= since).subquery()
+        q = (select(func.coalesce(func.sum(todays.c.input_tokens + todays.c.output_tokens), 0),
+                    func.coalesce(func.sum(todays.c.cost), 0.0))
+             .join_from(todays, runs, todays.c.run_id == runs.c.id)
+             .where(runs.c.model == model))
         with self.engine.connect() as conn:
             tokens, cost = conn.execute(q).one()
         return int(tokens), float(cost)
@@ -231,10 +244,14 @@ class Store:
             return conn.execute(select(runs).where(runs.c.id == run_id)).one()
 
     def _aggregates(self, conn, run_id: int) -> dict[str, Any]:
-        rows = conn.execute(select(samples.c.status, samples.c.input_tokens, samples.c.output_tokens,
-                                   samples.c.cost, samples.c.latency_ms, samples.c.reported_model)
+        rows = conn.execute(select(samples.c.case_id, samples.c.status, samples.c.input_tokens,
+                                   samples.c.output_tokens, samples.c.cost, samples.c.latency_ms,
+                                   samples.c.reported_model)
                             .where(samples.c.run_id == run_id)).all()
         counts = Counter(r.status for r in rows)
+        cases: dict[str, list[int]] = {}
+        for r in rows:
+            cases.setdefault(r.case_id, [0, 0, 0])[_CASE_FIELD.get(r.status, 2)] += 1
         answered = [r for r in rows if r.status != "error"]
         costs = [r.cost for r in rows if r.cost is not None]
         models = Counter(r.reported_model for r in answered if r.reported_model)
@@ -246,6 +263,7 @@ class Store:
             "latency_p50_ms": statistics.median(latencies) if (latencies := [
                 r.latency_ms for r in answered if r.latency_ms is not None]) else None,
             "reported_model": models.most_common(1)[0][0] if models else None,
+            "cases": cases,
         }
 
     def mark_assessed(self, run_ids: Iterable[int], now: datetime) -> None:
@@ -290,14 +308,27 @@ class Store:
 
     def case_counts(self, run_ids: Iterable[int]) -> dict[int, dict[str, CaseCount]]:
         """Per run, per case: how many samples passed, failed and errored (cases are the unit
-        that compare, detection and `canary failures` reason about, not pooled samples)."""
+        that compare, detection and `canary failures` reason about, not pooled samples).
+
+        A finished run keeps these in its `cases` column; a run still going is counted
+        from its samples."""
         out: dict[int, dict[str, CaseCount]] = {}
         ids = list(run_ids)
         if not ids:
             return out
-        q = (select(samples.c.run_id, samples.c.case_id, samples.c.status, func.count())
-             .where(samples.c.run_id.in_(ids)).group_by(samples.c.run_id, samples.c.case_id, samples.c.status))
         with self.engine.connect() as conn:
+            missing = []
+            for chunk in _chunks(ids, 5000):
+                for run_id, cases in conn.execute(select(runs.c.id, runs.c.cases).where(runs.c.id.in_(chunk))):
+                    if cases is None:
+                        missing.append(run_id)
+                    else:
+                        out[run_id] = {c: CaseCount(*n) for c, n in cases.items()}
+            if not missing:
+                return out
+            q = (select(samples.c.run_id, samples.c.case_id, samples.c.status, func.count())
+                 .where(samples.c.run_id.in_(missing))
+                 .group_by(samples.c.run_id, samples.c.case_id, samples.c.status))
             for run_id, case_id, status, n in conn.execute(q):
                 count = out.setdefault(run_id, {}).setdefault(case_id, CaseCount())
                 field = status if status in ("passed", "failed") else "errors"
@@ -323,21 +354,28 @@ class Store:
 
     # --- export / import ---------------------------------------------------------------------
 
-    def export_rows(self, *, model: str | None = None, suite: str | None = None,
-                    since: datetime | None = None) -> Iterator[dict]:
-        """Every stored sample with its run's fields (run columns prefixed `run_`), oldest first, streamed."""
-        cols = [c.label(f"run_{c.name}") for c in runs.columns] + [c for c in samples.columns if c.name != "id"]
-        q = select(*cols).join_from(runs, samples, samples.c.run_id == runs.c.id)
+    def export_runs(self, *, model: str | None = None, suite: str | None = None,
+                    since: datetime | None = None, batch: int = 64) -> Iterator[tuple[Row, list[Row]]]:
+        """Every stored run (filtered), oldest first, each with its samples in case order, their
+        `turns` as the stored JSON text (passed through, never parsed). Streamed a few runs at
+        a time through the samples' run index, so memory stays flat whatever the history."""
+        q = select(*[c for c in runs.columns if c.name != "cases"]).order_by(runs.c.slot, runs.c.id)
         if model:
             q = q.where(runs.c.model == model)
         if suite:
             q = q.where(runs.c.suite == suite)
         if since:
             q = q.where(runs.c.slot >= since)
-        q = q.order_by(runs.c.slot, runs.c.id, samples.c.case_id, samples.c.sample)
+        cols = [c for c in samples.columns if c.name not in ("id", "turns")] + [cast(samples.c.turns, Text).label("turns")]
         with self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=500).execute(q):
-                yield row._asdict()
+            selected = conn.execute(q).all()  # runs only: a few thousand rows a year
+            for chunk in _chunks(selected, batch):
+                by_run: dict[int, list[Row]] = {}
+                for s in conn.execute(select(*cols).where(samples.c.run_id.in_([r.id for r in chunk]))
+                                      .order_by(samples.c.run_id, samples.c.case_id, samples.c.sample)):
+                    by_run.setdefault(s.run_id, []).append(s)
+                for r in chunk:
+                    yield r, by_run.get(r.id, [])
 
     def ensure_run(self, conn, *, model, suite, suite_version, slot, kind, status, started_at,
                    finished_at, planned, in_alert=False) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import IO, Iterator, Literal
+from typing import IO, Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .store import Store
 
 def iso(dt: datetime | None) -> str | None:
-    return dt.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
+    return dt.isoformat() + "Z" if dt else None  # stored times are naive UTC
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -27,33 +27,37 @@ def parse_time(value: str | None) -> datetime | None:
     return dt.astimezone(timezone.utc).replace(tzinfo=None) if dt.tzinfo else dt
 
 
-def export_records(store: Store, **filters) -> Iterator[dict]:
+def export_lines(store: Store, **filters) -> Iterator[str]:
+    """Every stored sample as one JSON line (the README's format), oldest run first, streamed.
+
+    The run's fields are formatted once per run, and each sample's `turns` is the stored
+    JSON text spliced in as it is, so a year of history exports without parsing it."""
     intervals: dict[tuple[str, str], list] = {}
-    for r in store.export_rows(**filters):
-        series = (r["run_model"], r["run_suite"])
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for run, rows in store.export_runs(**filters):
+        series = (run.model, run.suite)
         if series not in intervals:
             intervals[series] = alert_intervals(store, *series, "quality")
-        in_alert = r["run_in_alert"] or any(lo <= r["run_id"] and (hi is None or r["run_id"] < hi)
-                                            for lo, hi in intervals[series])
-        yield {
-            "model": r["run_model"], "suite": r["run_suite"], "suite_version": r["run_suite_version"],
-            "slot": iso(r["run_slot"]), "kind": r["run_kind"], "run_status": r["run_status"],
-            "run_started_at": iso(r["run_started_at"]), "run_finished_at": iso(r["run_finished_at"]),
-            "run_planned": r["run_planned"], "run_in_alert": bool(in_alert),
-            "case": r["case_id"], "sample": r["sample"], "status": r["status"],
-            "passed": r["status"] == "passed", "error": r["error"], "error_status": r["error_status"],
-            "error_message": r["error_message"], "request_id": r["request_id"],
-            "input_tokens": r["input_tokens"], "output_tokens": r["output_tokens"],
-            "latency_ms": r["latency_ms"], "finish_reason": r["finish_reason"],
-            "reported_model": r["reported_model"], "cost": r["cost"],
-            "finished_at": iso(r["finished_at"]), "turns": r["turns"],
-        }
+        in_alert = run.in_alert or any(lo <= run.id and (hi is None or run.id < hi) for lo, hi in intervals[series])
+        head = dumps({
+            "model": run.model, "suite": run.suite, "suite_version": run.suite_version, "slot": iso(run.slot),
+            "kind": run.kind, "run_status": run.status, "run_started_at": iso(run.started_at),
+            "run_finished_at": iso(run.finished_at), "run_planned": run.planned, "run_in_alert": bool(in_alert),
+        })[:-1]
+        for r in rows:
+            fields = dumps({
+                "case": r.case_id, "sample": r.sample, "status": r.status, "passed": r.status == "passed",
+                "error": r.error, "error_status": r.error_status, "error_message": r.error_message,
+                "request_id": r.request_id, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+                "latency_ms": r.latency_ms, "finish_reason": r.finish_reason, "reported_model": r.reported_model,
+                "cost": r.cost, "finished_at": iso(r.finished_at)})[1:-1]
+            yield f'{head},{fields},"turns":{r.turns}}}\n'
 
 
-def write_jsonl(records, out: IO[str]) -> int:
+def write_jsonl(lines: Iterable[str], out: IO[str]) -> int:
     n = 0
-    for record in records:
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    for line in lines:
+        out.write(line)
         n += 1
     return n
 
@@ -109,14 +113,31 @@ def _parse(line: str, where: str) -> Record:
         raise ConfigError([f"{where}: {message}"]) from None
 
 
-def import_jsonl(store: Store, lines: IO[str], name: str = "<stdin>", batch: int = 500) -> tuple[int, int]:
-    """Load exported samples; (added, skipped as already stored). Every line is checked first."""
-    records = [_parse(line, f"{name}:{i}") for i, line in enumerate(lines, 1) if line.strip()]
-    added = 0
+def import_jsonl(store: Store, lines: Iterable[str], name: str = "<stdin>", batch: int = 2000) -> tuple[int, int]:
+    """Load exported samples; (added, skipped as already stored).
+
+    Streamed: lines are checked and written a batch at a time inside one transaction, so
+    memory stays flat whatever the file's size, and a bad line anywhere rolls everything
+    back (nothing is written). Runs whose samples changed get their counters recomputed."""
+    added = seen = 0
     with store.begin() as conn:
         run_ids: dict[tuple, int] = {}
-        rows = []
-        for rec in records:
+        touched: set[int] = set()
+        rows: list[dict] = []
+
+        def flush() -> None:
+            nonlocal added
+            n = store.insert_samples(rows, conn=conn)
+            if n:
+                touched.update(r["run_id"] for r in rows)
+            added += n
+            rows.clear()
+
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            rec = _parse(line, f"{name}:{i}")
+            seen += 1
             key = (rec.model, rec.suite, rec.slot, rec.kind)
             if key not in run_ids:
                 run_ids[key] = store.ensure_run(
@@ -131,7 +152,8 @@ def import_jsonl(store: Store, lines: IO[str], name: str = "<stdin>", batch: int
                 "reported_model": rec.reported_model, "cost": rec.cost, "turns": rec.turns,
                 "finished_at": rec.finished_at or rec.slot,
             })
-        for start in range(0, len(rows), batch):
-            added += store.insert_samples(rows[start:start + batch], conn=conn)
-        store.refresh_runs(conn, run_ids.values())
-    return added, len(records) - added
+            if len(rows) >= batch:
+                flush()
+        flush()
+        store.refresh_runs(conn, touched)
+    return added, seen - added

@@ -22,7 +22,7 @@ from canary.runner import endpoint_factory, jobs_for, run_jobs
 from canary.sim import SimServer
 from canary.store import Store
 from canary.suites import load_suites
-from canary.transfer import export_records, write_jsonl
+from canary.transfer import export_lines, write_jsonl
 from slack_stub import SlackStub
 
 SUITE = """\
@@ -77,7 +77,7 @@ def history_jsonl(tmp_path_factory):
             jobs = jobs_for(config, suites, slot=datetime(2026, 11, 1 + day, 6), kind="scheduled")
             asyncio.run(run_jobs(store, jobs, provider_factory=endpoint_factory(sim.url, "k")))
     out = io.StringIO()
-    write_jsonl(export_records(store), out)
+    write_jsonl(export_lines(store), out)
     store.close()
     return out.getvalue()
 

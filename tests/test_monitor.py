@@ -108,7 +108,7 @@ def test_an_outage_gives_no_quality_verdict(tmp_path, db_url):
 def test_moved_history_keeps_its_alert_days_out_of_the_baseline(tmp_path, db_url):
     """export then import into another database: runs judged inside an alert stay excluded."""
     import io
-    from canary.transfer import export_records, import_jsonl, write_jsonl
+    from canary.transfer import export_lines, import_jsonl, write_jsonl
     config = config_for(tmp_path, db_url, "detection: {confirm: false}\n")
     store = Store(config.database_url)
     history(store)
@@ -118,7 +118,7 @@ def test_moved_history_keeps_its_alert_days_out_of_the_baseline(tmp_path, db_url
     source = [p.point.in_alert for p in monitor.series(store, "m", "s")]
     assert source == [False] * 8 + [True, True]
     out = io.StringIO()
-    write_jsonl(export_records(store), out)
+    write_jsonl(export_lines(store), out)
     store.close()
 
     target = Store(f"sqlite:///{tmp_path / 'moved.db'}")

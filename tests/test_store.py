@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 from canary.schema import metadata
 from canary.store import Store
-from canary.transfer import export_records, import_jsonl, write_jsonl
+from canary.transfer import export_lines, import_jsonl, write_jsonl
 
 T0 = datetime(2026, 11, 1, 6, 0)
 
@@ -81,7 +81,7 @@ def test_export_then_import_round_trips(db_url, tmp_path):
                                           finished_at=slot)])
         source.finish_run(run_id, "complete", slot)
     out = io.StringIO()
-    assert write_jsonl(export_records(source), out) == 6
+    assert write_jsonl(export_lines(source), out) == 6
     lines = out.getvalue().splitlines()
     first = json.loads(lines[0])
     assert first["slot"] == "2026-11-01T06:00:00Z" and first["passed"] is True and first["error"] is None
@@ -92,7 +92,7 @@ def test_export_then_import_round_trips(db_url, tmp_path):
     assert import_jsonl(target, io.StringIO(out.getvalue())) == (6, 0)
     assert import_jsonl(target, io.StringIO(out.getvalue())) == (0, 6)  # idempotent
     again = io.StringIO()
-    write_jsonl(export_records(target), again)
+    write_jsonl(export_lines(target), again)
     assert again.getvalue() == out.getvalue()
     runs = target.series("m", "s")
     assert [(r.passed, r.errors) for r in runs] == [(1, 1)] * 3
@@ -163,6 +163,7 @@ def test_upgrading_an_old_database_keeps_its_rows(db_url):
     assert store.done_samples(run_id) == {("c", 0)}
     row = store.run(run_id)
     assert row.assessed_at == T0 and row.in_alert is False  # 0003 marks finished runs judged
+    assert row.cases == {"c": [1, 0, 0]}  # 0005 counts each finished run's cases
     assert {"alerts", "outbox", "acks"} <= set(inspect(store.engine).get_table_names())
     store.close()
     engine.dispose()
@@ -181,3 +182,16 @@ def test_case_counts_per_run_and_case(store):
     assert counts[a] == {"x": CaseCount(1, 1, 0), "y": CaseCount(1, 0, 1)}
     assert counts[b] == {"x": CaseCount(0, 1, 0)}
     assert (counts[a]["x"] + counts[b]["x"]).answered == 3 and store.case_counts([]) == {}
+
+
+def test_finished_runs_keep_their_case_counts_and_budgets_read_the_day(store):
+    from canary.store import CaseCount
+    run_id = store.create_run(model="m", suite="s", suite_version="v", slot=T0, kind="scheduled", planned=3,
+                              owner="o", now=T0)
+    store.insert_samples([sample_row(run_id, "x", 0), sample_row(run_id, "x", 1, "error"),
+                          sample_row(run_id, "y", 0, "failed", finished_at=T0 + timedelta(days=1))])
+    assert store.case_counts([run_id])[run_id] == {"x": CaseCount(1, 0, 1), "y": CaseCount(0, 1, 0)}  # from samples
+    assert store.finish_run(run_id, "complete", T0).cases == {"x": [1, 0, 1], "y": [0, 1, 0]}
+    assert store.case_counts([run_id])[run_id] == {"x": CaseCount(1, 0, 1), "y": CaseCount(0, 1, 0)}  # the column
+    assert store.spent_since("m", T0 + timedelta(hours=12)) == (15, 0.001)  # only y finished that day
+    assert store.spent_since("other", T0) == (0, 0.0)

@@ -18,11 +18,11 @@ from .common import config_option, sim_db_option
 @sim_db_option
 def export_(config_path, sim, model, suite, since: datetime | None):
     """Every stored sample as JSONL on stdout, one object a line."""
-    from ..transfer import export_records, write_jsonl
+    from ..transfer import export_lines, write_jsonl
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     store = ws.store()
-    write_jsonl(export_records(store, model=model, suite=suite, since=since), sys.stdout)
+    write_jsonl(export_lines(store, model=model, suite=suite, since=since), sys.stdout)
     store.close()
 
 
