@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
                         MetaData, String, Table, Text, UniqueConstraint, false)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -16,7 +16,20 @@ metadata = MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
-Json = JSON().with_variant(JSONB(), "postgresql")
+class Json(TypeDecorator):
+    """JSON, stored as JSONB on PostgreSQL. The PostgreSQL dialect is loaded only when a
+    PostgreSQL database is used (it costs a tenth of a second of start-up otherwise)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
 
 runs = Table(

@@ -20,7 +20,6 @@ from typing import Any, Iterable, Iterator
 
 import re
 from sqlalchemy import Text, and_, cast, create_engine, event, func, inspect, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -174,7 +173,12 @@ class Store:
             yield conn
 
     def _insert(self, table):
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        """INSERT with the dialect's ON CONFLICT (PostgreSQL's module loaded only when used)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
 
     # --- runs ------------------------------------------------------------------------------
 
