@@ -1,6 +1,6 @@
 """Calibration of `canary compare`'s verdict by simulation (run by hand, not collected by pytest).
 
-    python tests/benchmarks/compare_power.py [--reps 20000] [--power-reps 4000] [--seed 1]
+    python tests/benchmarks/compare_power.py [--reps 100000] [--power-reps 4000] [--seed 1]
 
 Each replication draws a suite of k cases (21, 15 and 16: the starter suites' sizes) whose
 pass probabilities for model A come from a realistic mixture (60% solid cases, p uniform in
@@ -15,7 +15,12 @@ samples per case of each model, and judges them with canary.compare's own score 
    Two shapes: the loss spread over every case (a logit shift), and concentrated on a fifth
    of the cases (a model that breaks a few prompts).
 3. Power: with no difference, how often `no_worse` (or `better`) is reached at 5 points,
-   by samples per case (repeat x days of stored runs); the smallest r giving 80%.
+   by samples per case (repeat x days of stored runs); the smallest r giving 80%. For the
+   mixture above and for a strong model (every case's p uniform in [0.97, 1]).
+4. The assumption behind the stratified analysis: a case's samples are independent draws of
+   one pass probability. Stored runs pool days; if each model's case rates wobble from day
+   to day (independently, normal on the logit scale), the samples of a case are
+   over-dispersed. The `worse` rate under no long-run difference, 7 days x repeat 3.
 
 Every rate is printed with its Monte Carlo standard error sqrt(p(1-p)/reps).
 """
@@ -34,17 +39,28 @@ from canary.compare import score, verdict_of, z_value  # noqa: E402
 
 SUITES = {"reasoning": 21, "instruction_following": 15, "tool_calls": 16}
 REPEATS = (1, 3, 5)
-POWER_REPEATS = (1, 3, 5, 10, 15, 20, 30, 45, 60)
+POWER_REPEATS = (1, 3, 5, 7, 10, 15, 21, 30, 45, 60)
+WOBBLE = (0.0, 0.3, 0.5, 1.0)  # day-to-day sd of each case's logit pass rate
 MARGIN = 0.05
 MIXTURE = ((0.60, 0.97, 1.00), (0.25, 0.70, 0.97), (0.15, 0.20, 0.70))  # (share, low, high)
+STRONG = ((1.0, 0.97, 1.00),)
 
 
-def case_rates(rng: np.random.Generator, reps: int, k: int) -> np.ndarray:
+def case_rates(rng: np.random.Generator, reps: int, k: int, mixture=MIXTURE) -> np.ndarray:
     """(reps, k) pass probabilities of model A, from the mixture."""
-    kind = rng.choice(len(MIXTURE), size=(reps, k), p=[m[0] for m in MIXTURE])
-    lows = np.array([m[1] for m in MIXTURE])[kind]
-    highs = np.array([m[2] for m in MIXTURE])[kind]
+    kind = rng.choice(len(mixture), size=(reps, k), p=[m[0] for m in mixture])
+    lows = np.array([m[1] for m in mixture])[kind]
+    highs = np.array([m[2] for m in mixture])[kind]
     return rng.uniform(lows, highs)
+
+
+def wobbling_passes(rng: np.random.Generator, pa: np.ndarray, days: int, r: int, sd: float) -> np.ndarray:
+    """Passes over `days` runs of r samples, each day's case rates moved by N(0, sd) on the logit scale."""
+    logit = np.log(pa) - np.log1p(-np.minimum(pa, 1 - 1e-12))
+    total = np.zeros(pa.shape)
+    for _ in range(days):
+        total += rng.binomial(r, 1 / (1 + np.exp(-(logit + rng.normal(0, sd, pa.shape)))))
+    return total
 
 
 def spread_loss(pa: np.ndarray, loss: float) -> np.ndarray:
@@ -92,7 +108,7 @@ def rate(mask: np.ndarray) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=20000, help="replications per error-rate cell")
+    ap.add_argument("--reps", type=int, default=100000, help="replications per error-rate cell")
     ap.add_argument("--power-reps", type=int, default=4000, help="replications per power cell")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -116,22 +132,40 @@ def main() -> None:
             worst["margin"] = max(worst["margin"], ni_spread.mean(), ni_conc.mean())
             print(f"{name:<22} {k:>3} {r:>2}  {rate(null == 'worse'):>15}  {rate(null == 'better'):>15}  "
                   f"{rate(ni_spread):>15}  {rate(ni_conc):>17}", flush=True)
-    print(f"\nlargest: worse under no difference {100 * worst['null_worse']:.2f}% (nominal 2.5%), "
-          f"no_worse at the margin {100 * worst['margin']:.2f}% (nominal 2.5%, required <= 5%)")
+    se = (lambda p: 100 * math.sqrt(p * (1 - p) / args.reps))
+    print(f"\nlargest: worse under no difference {100 * worst['null_worse']:.2f}% ± {se(worst['null_worse']):.2f} "
+          f"(nominal 2.5%), no_worse at the margin {100 * worst['margin']:.2f}% ± {se(worst['margin']):.2f} "
+          f"(nominal 2.5%, required <= 5%)")
 
     print(f"\n3. power: share of no-difference comparisons reaching no_worse (or better) at 5 points, "
           f"{args.power_reps} replications per cell")
-    print(f"{'suite':<22} {'k':>3}  " + "  ".join(f"r={r:<3}" for r in POWER_REPEATS) + "  r for 80%")
+    print(f"{'suite':<22} {'k':>3} {'mixture':<9}" + "".join(f"{'r=' + str(r):>7}" for r in POWER_REPEATS)
+          + "  r for 80%")
     for name, k in SUITES.items():
-        shares = []
-        for r in POWER_REPEATS:
-            pa = case_rates(rng, args.power_reps, k)
-            shares.append(np.isin(verdicts(rng, pa, pa, r), ("no_worse", "better")).mean())
-        enough = next((r for r, s in zip(POWER_REPEATS, shares) if s >= 0.8), None)
-        print(f"{name:<22} {k:>3}  " + "  ".join(f"{100 * s:5.1f}" for s in shares)
-              + f"  {enough if enough else '> ' + str(POWER_REPEATS[-1])}", flush=True)
+        for label, mixture in (("realistic", MIXTURE), ("strong", STRONG)):
+            shares = []
+            for r in POWER_REPEATS:
+                pa = case_rates(rng, args.power_reps, k, mixture)
+                shares.append(np.isin(verdicts(rng, pa, pa, r), ("no_worse", "better")).mean())
+            enough = next((r for r, s in zip(POWER_REPEATS, shares) if s >= 0.8), None)
+            print(f"{name:<22} {k:>3} {label:<9}" + "".join(f"{100 * s:7.1f}" for s in shares)
+                  + f"  {enough if enough else '> ' + str(POWER_REPEATS[-1])}", flush=True)
     se = 100 * math.sqrt(0.25 / args.power_reps)
-    print(f"(power standard errors at most ±{se:.1f} points)\n\ntook {time.perf_counter() - started:.0f} s")
+    print(f"(power standard errors at most ±{se:.1f} points)")
+
+    print(f"\n4. stored runs whose case rates wobble from day to day: worse under no long-run difference, "
+          f"7 days x repeat 3, {args.reps} replications per cell")
+    print(f"{'suite':<22} {'k':>3}" + "".join(f"{'sd ' + str(sd):>17}" for sd in WOBBLE))
+    z = z_value()
+    for name, k in SUITES.items():
+        cells = []
+        for sd in WOBBLE:
+            pa = case_rates(rng, args.reps, k)
+            n = np.full(pa.shape, 21.0)
+            z0 = score(wobbling_passes(rng, pa, 7, 3, sd), n, wobbling_passes(rng, pa, 7, 3, sd), n, 0.0)[0]
+            cells.append(rate(z0 < -z))
+        print(f"{name:<22} {k:>3}" + "".join(f"{c:>17}" for c in cells), flush=True)
+    print(f"\ntook {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
