@@ -8,17 +8,18 @@ is escaped.
 """
 from __future__ import annotations
 
+import math
 from html import escape
 
 from .comparison import Report, SuiteResult, comparison_dict, summary
 
-W, BAR, GAP, LEFT = 560, 18, 6, 150
+W, BAR, GAP, LEFT, RIGHT = 640, 18, 6, 150, 90
 COLOURS = ("#7a8ca3", "#36c")  # A, B
 
-STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
+STYLE = """svg{display:block;margin:.4em 0}body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 h2{font-size:17px;margin:2em 0 .3em}h3{font-size:14px;margin:1.2em 0 .3em}.meta{color:#666}
 .verdict{font-weight:600}.worse{color:#b00}.better,.no_worse{color:#070}.inconclusive{color:#a60}
-svg text{font-size:11px;fill:#444}.axis{stroke:#ccc}.ci{stroke:#222;stroke-width:1.5}
+svg text{font-size:11px;fill:#444}.axis{stroke:#ccc}.ci{stroke-width:3}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 10px;text-align:right;border-bottom:1px solid #eee}
 td:first-child,th:first-child{text-align:left}.case{border:1px solid #ddd;border-radius:4px;padding:.5em 1em;margin:.8em 0}
 .answers{display:grid;grid-template-columns:1fr 1fr;gap:1em}.answers pre{white-space:pre-wrap;background:#f7f7f7;
@@ -29,46 +30,59 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _bars(title: str, rows: list[tuple[str, float | None, float | None, float | None, str]], top: float) -> str:
-    """A small horizontal bar chart: (label, value, low, high, text) per model; whiskers when given."""
+def _bars(title: str, rows: list[tuple[str, float | None, str]], top: float) -> str:
+    """Horizontal bars from 0: (label, value, text) per model."""
     height = 22 + len(rows) * (BAR + GAP)
-    scale = (W - LEFT - 70) / top if top > 0 else 0
+    scale = (W - LEFT - RIGHT) / top if top > 0 else 0
     parts = [f'<text x="0" y="12" font-weight="600">{escape(title)}</text>',
              f'<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="18" y2="{height}"/>']
-    for i, (label, value, low, high, text) in enumerate(rows):
+    for i, (label, value, text) in enumerate(rows):
         y = 20 + i * (BAR + GAP)
         parts.append(f'<text x="0" y="{y + BAR - 5}">{escape(label)}</text>')
-        if value is None:
-            parts.append(f'<text x="{LEFT + 4}" y="{y + BAR - 5}">{escape(text)}</text>')
-            continue
-        width = value * scale
-        parts.append(f'<rect x="{LEFT}" y="{y}" width="{width:.1f}" height="{BAR}" fill="{COLOURS[i % 2]}">'
-                     f'<title>{escape(label)}: {escape(text)}</title></rect>')
-        if low is not None and high is not None:
-            mid = y + BAR / 2
-            parts.append(f'<line class="ci" x1="{LEFT + low * scale:.1f}" x2="{LEFT + high * scale:.1f}" '
-                         f'y1="{mid}" y2="{mid}"/>')
-        parts.append(f'<text x="{LEFT + max(width, (high or 0) * scale) + 6:.1f}" y="{y + BAR - 5}">'
-                     f'{escape(text)}</text>')
+        width = (value or 0) * scale
+        if value is not None:
+            parts.append(f'<rect x="{LEFT}" y="{y}" width="{width:.1f}" height="{BAR}" fill="{COLOURS[i % 2]}">'
+                         f'<title>{escape(label)}: {escape(text)}</title></rect>')
+        parts.append(f'<text x="{LEFT + width + 6:.1f}" y="{y + BAR - 5}">{escape(text)}</text>')
     return f'<svg viewBox="0 0 {W} {height + 4}" width="{W}" height="{height + 4}">{"".join(parts)}</svg>'
+
+
+def _rates(rows: list[tuple[str, float | None, float | None, float | None]]) -> str:
+    """Pass rates as dots with their 95% intervals, on an axis from a round value below the
+    lowest interval to 100% (differences of a few points stay visible)."""
+    lows = [r[2] for r in rows if r[2] is not None]
+    start = min(0.9, math.floor(min(lows, default=0.0) * 10) / 10)
+    height = 36 + len(rows) * (BAR + GAP)
+    x = (lambda v: LEFT + (W - LEFT - RIGHT) * (v - start) / (1 - start))
+    parts = [f'<text x="0" y="12" font-weight="600">pass rate and its 95% interval</text>']
+    for tick in (start, (start + 1) / 2, 1.0):
+        parts.append(f'<line class="axis" x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="18" y2="{height - 14}"/>'
+                     f'<text x="{x(tick) - 12:.1f}" y="{height - 2}">{100 * tick:.0f}%</text>')
+    for i, (label, value, low, high) in enumerate(rows):
+        mid = 20 + i * (BAR + GAP) + BAR / 2
+        parts.append(f'<text x="0" y="{mid + 4}">{escape(label)}</text>')
+        if value is None:
+            parts.append(f'<text x="{LEFT + 4}" y="{mid + 4}">no data</text>')
+            continue
+        text = f"{_pct(value)} ({_pct(low)} to {_pct(high)})"
+        parts.append(f'<line class="ci" x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{mid}" y2="{mid}" '
+                     f'stroke="{COLOURS[i % 2]}"/><circle cx="{x(value):.1f}" cy="{mid}" r="5" fill="{COLOURS[i % 2]}">'
+                     f'<title>{escape(label)}: {escape(text)}</title></circle>'
+                     f'<text x="{x(1.0) + 8:.1f}" y="{mid + 4}">{escape(_pct(value))}</text>')
+    return f'<svg viewBox="0 0 {W} {height}" width="{W}" height="{height}">{"".join(parts)}</svg>'
 
 
 def _chart(result: SuiteResult) -> str:
     c = result.comparison
     models = (c.a, c.b)
-    rates = [(m.name, m.pass_rate, m.low, m.high,
-              f"{_pct(m.pass_rate)} ({_pct(m.low)} to {_pct(m.high)})" if m.pass_rate is not None else "no data")
-             for m in models]
-    costs = [m.cost_per_pass for m in models]
-    money = [(m.name, m.cost_per_pass, None, None,
-              f"${m.cost_per_pass:.4f}" if m.cost_per_pass is not None else "no price or no pass")
-             for m in models]
-    tokens = [(m.name, m.tokens_per_pass, None, None,
-               f"{m.tokens_per_pass:,.0f}" if m.tokens_per_pass is not None else "no pass") for m in models]
-    top_tokens = max([t for t in (m.tokens_per_pass for m in models) if t is not None], default=0)
-    return (_bars("pass rate (95% interval)", rates, 1.0)
-            + _bars("cost per correct answer (USD)", money, max([x for x in costs if x is not None], default=0))
-            + _bars("output tokens per correct answer", tokens, top_tokens))
+    costs = [(m.name, m.cost_per_pass, f"${m.cost_per_pass:.4f}" if m.cost_per_pass is not None
+              else "no price, or no pass") for m in models]
+    tokens = [(m.name, m.tokens_per_pass, f"{m.tokens_per_pass:,.0f}" if m.tokens_per_pass is not None
+               else "no pass") for m in models]
+    return (_rates([(m.name, m.pass_rate, m.low, m.high) for m in models])
+            + _bars("cost per correct answer (USD)", costs, max([v for _, v, _ in costs if v is not None], default=0))
+            + _bars("output tokens per correct answer", tokens,
+                    max([v for _, v, _ in tokens if v is not None], default=0)))
 
 
 def _conversation(turns: list[dict] | None) -> str:

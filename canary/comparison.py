@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from . import compare
@@ -34,9 +34,10 @@ def parse_since(text: str | None, now: datetime) -> datetime:
     if re.fullmatch(r"\d+(?:\.\d+)?\s*[smhd]", value):
         return now - parse_duration(value)
     try:
-        return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=None)
+        when = datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--since '{text}' is neither a duration (3d, 12h, 2w) nor a date (2026-05-28)") from None
+    return when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
 
 
 @dataclass

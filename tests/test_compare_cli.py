@@ -244,3 +244,4 @@ def test_since_takes_durations_and_dates():
     assert parse_since(None, now) == datetime(2026, 5, 24, 12)
     assert parse_since("2026-05-28", now) == datetime(2026, 5, 28)
     assert parse_since("2026-05-28T06:00Z", now) == datetime(2026, 5, 28, 6)
+    assert parse_since("2026-05-28T08:00+02:00", now) == datetime(2026, 5, 28, 6)  # to UTC

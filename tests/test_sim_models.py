@@ -9,21 +9,7 @@ from canary import checks
 from canary.sim import SimServer
 from canary.sim_models import Behaviour, check_breakable, distinguishing, pick
 from canary.suites import load_suites
-
-SUITE = """
-suite: basics
-cases:
-  - id: capital
-    system: Answer in one short sentence.
-    prompt: What is the capital of France?
-    assert: [{type: icontains, value: paris}]
-    reference: {text: The capital of France is Paris.}
-  - id: arithmetic
-    prompt: "What is 17 * 3? End with ANSWER: <n>"
-    answer: {regex: 'ANSWER:\\s*(-?\\d+)'}
-    assert: [{type: number, value: 51}]
-    reference: {text: "17 * 3 = 51. ANSWER: 51"}
-"""
+from test_sim import SUITE  # the simulator's own test suite
 
 
 @pytest.fixture
@@ -46,7 +32,7 @@ def test_a_model_that_broke_a_case_and_thinks_less_beside_one_that_did_not(suite
         client = anthropic.Anthropic(api_key="k", base_url=sim.anthropic_url, max_retries=0, timeout=5)
         answers = {}
         for model in ("claude-opus-4-7", "claude-opus-4-8"):
-            for case in suites["basics"].cases:
+            for case in map(suites["basics"].case, ("capital", "arithmetic")):
                 system = {"system": case.system} if case.system else {}
                 msg = client.messages.create(model=model, max_tokens=64, **system,
                                              messages=[{"role": "user", "content": case.turns[0].user}])

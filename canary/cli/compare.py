@@ -60,7 +60,8 @@ def compare(config_path, a, b, suite_names, fresh, repeat, since, margin, as_jso
     if fresh:
         report, answered_nothing = _fresh(ws, store, a, b, list(suite_names), repeat, margin / 100, sim,
                                           dict(wrong_cases=sim_break, wrong_rate=sim_wrong_rate,
-                                               output_scale=sim_token_scale or 1.0) if shaping else None)
+                                               output_scale=sim_token_scale or 1.0) if shaping else None,
+                                          progress=not as_json)
     else:
         known_series(ws, store, [a, b], None)
         start = parse_since(since, utcnow())
@@ -91,7 +92,7 @@ def compare(config_path, a, b, suite_names, fresh, repeat, since, margin, as_jso
 
 
 def _fresh(ws, store, a: str, b: str, suite_names: list[str], repeat: int | None, margin: float, sim: bool,
-           shaping: dict | None):
+           shaping: dict | None, progress: bool):
     """Run both models now (kind `compare`), then judge those runs. Returns (report, answered nothing)."""
     import asyncio
     from contextlib import ExitStack
@@ -121,7 +122,7 @@ def _fresh(ws, store, a: str, b: str, suite_names: list[str], repeat: int | None
             factory = endpoint_factory(server.url, api_key="canary-sim")
         total = sum(len(planned_samples(j.suite, j.repeat)) for j in jobs)
         try:
-            with render.progress(total) as advance:
+            with render.progress(total, enabled=progress) as advance:
                 runs, summaries = asyncio.run(fresh_runs(store, jobs, control=control, provider_factory=factory,
                                                          on_sample=advance))
         except KeyboardInterrupt:
