@@ -54,7 +54,7 @@ def _rates(rows: list[tuple[str, float | None, float | None, float | None]]) -> 
     start = min(0.9, math.floor(min(lows, default=0.0) * 10) / 10)
     height = 36 + len(rows) * (BAR + GAP)
     x = (lambda v: LEFT + (W - LEFT - RIGHT) * (v - start) / (1 - start))
-    parts = [f'<text x="0" y="12" font-weight="600">pass rate and its 95% interval</text>']
+    parts = ['<text x="0" y="12" font-weight="600">pass rate and its 95% interval</text>']
     for tick in (start, (start + 1) / 2, 1.0):
         parts.append(f'<line class="axis" x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="18" y2="{height - 14}"/>'
                      f'<text x="{x(tick) - 12:.1f}" y="{height - 2}">{100 * tick:.0f}%</text>')

@@ -37,7 +37,10 @@ EXIT_FOR_VERDICT = {"better": EXIT_OK, "no_worse": EXIT_OK, "worse": EXIT_ALERT,
               help="with --sim --fresh: B reports this many times the output tokens, same answers")
 def compare(config_path, a, b, suite_names, fresh, repeat, since, margin, as_json, out, sim, sim_break,
             sim_wrong_rate, sim_token_scale):
-    """Can B replace A? Paired by case: verdict, regressed cases, cost per correct answer."""
+    """Can B replace A? Paired by case: verdict, regressed cases, cost per correct answer.
+
+    Exit 0 when B is better or no worse (within --margin), 1 when worse, 4 when the data
+    cannot tell yet."""
     from .. import render
     from ..comparison import judge, parse_since, select_suites, stored_runs
     from ..runner import utcnow
