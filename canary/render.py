@@ -95,14 +95,51 @@ def alerts_table(rows: list[dict]) -> Table:
     return table
 
 
-def compare_table(a: str, b: str, rows: list[dict]) -> Table:
-    table = Table(title=f"{a} vs {b} (pooled recent runs, Fisher's exact test)")
-    for col in ("suite", a, b, "difference", "p-value", ""):
-        table.add_column(col)
-    for r in rows:
-        diff = "-" if r["rate_a"] is None or r["rate_b"] is None else f"{100 * (r['rate_a'] - r['rate_b']):+.1f} pts"
-        p = "-" if r["p_value"] is None else f"{r['p_value']:.3g}"
-        table.add_row(r["suite"], f"{pct(r['rate_a'])} ({r['passed_a']}/{r['answered_a']})",
-                      f"{pct(r['rate_b'])} ({r['passed_b']}/{r['answered_b']})", diff, p,
-                      "significant" if r["significant"] else "")
-    return table
+def compare_tables(report) -> list:
+    """A `comparison.Report` for people: per suite (then every suite pooled) both models side
+    by side, the difference and its verdict, the regressed cases with their failed checks,
+    and the plain line."""
+    from rich.markup import escape
+
+    from .comparison import sentence, summary
+    out: list = []
+    blocks = [(r.comparison, r.runs_a, r.runs_b, r.examples) for r in report.suites]
+    if report.overall is not None:
+        blocks.append((report.overall, sum(r.runs_a for r in report.suites), sum(r.runs_b for r in report.suites), None))
+    for c, runs_a, runs_b, examples in blocks:
+        table = Table(title=f"{escape(c.name)}: {c.cases} cases paired, {c.samples_per_case:.1f} samples per case "
+                            "and model", title_justify="left")
+        for col in ("model", "pass rate", "95% CI", "errors", "out tokens/pass", "cost/pass", "p50 latency", "runs"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for m, runs in ((c.a, runs_a), (c.b, runs_b)):
+            ci = "-" if m.low is None else f"{pct(m.low)} to {pct(m.high)}"
+            errs = f"{m.errors} ({pct(m.error_share)})" if m.errors else "0"
+            tokens = "-" if m.tokens_per_pass is None else f"{m.tokens_per_pass:,.0f}"
+            table.add_row(m.name, f"{pct(m.pass_rate)} ({m.passed}/{m.answered})", ci, errs, tokens,
+                          money(m.cost_per_pass), ms(m.latency_p50_ms), str(runs))
+        out.append(table)
+        if c.difference is not None:
+            verdict = {"worse": "[red]worse[/]", "better": "[green]better[/]", "no_worse": "[green]no_worse[/]",
+                       "inconclusive": "[yellow]inconclusive[/]"}[c.verdict]
+            out.append(f"difference {c.b.name} - {c.a.name}: {100 * c.difference:+.1f} pts "
+                       f"(95% CI {100 * c.low:+.1f} to {100 * c.high:+.1f}), p = {c.p_value:.3g}; "
+                       f"margin {100 * c.margin:g} pts: {verdict}"
+                       + (" (the worst suite's)" if examples is None else ""))
+        if examples is None:
+            continue
+        for title, diffs, bad in (("regressed", c.regressed, c.b.name), ("improved", c.improved, c.a.name)):
+            if diffs:
+                out.append(f"{title} on {escape(c.name)} ({len(diffs)}; failed checks of {bad}):")
+            for d in diffs:
+                how = "every sample" if d.flipped else f"Fisher p = {d.p_value:.3g}"
+                checks = escape("; ".join(examples.get(d.case, {}).get("failed_checks", [])[:3]))
+                out.append(f"  {escape(d.case)}: {c.a.name} {d.a_passed}/{d.a_answered}, {c.b.name} "
+                           f"{d.b_passed}/{d.b_answered} ({how})" + (f": {checks}" if checks else ""))
+        if c.unpaired:
+            out.append(f"left out (not answered by both): {escape(', '.join(c.unpaired))}")
+        out.append(f"[bold]{escape(sentence(c, report.a, report.b))}[/]\n")
+    for note in report.notes:
+        out.append(f"note: {escape(note)}")
+    if report.suites:
+        out.append(f"\n[bold]{escape(summary(report))}[/]")
+    return out

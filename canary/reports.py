@@ -57,28 +57,3 @@ def status(store: Store, config: Config, suites: dict, now: datetime) -> list[di
                 "next_run": upcoming,
             })
     return rows
-
-
-def compare(store: Store, config: Config, suites: dict, a: str, b: str, suite_names: list[str] | None = None) -> list[dict]:
-    """Two models side by side per suite: pooled pass rates of their recent runs of the current
-    suite version, and Fisher's exact test of the difference (two-sided)."""
-    from scipy.stats import fisher_exact
-    rows = []
-    for name in suite_names or sorted(suites):
-        version = suites[name].version if name in suites else None
-        pooled = []
-        for model in (a, b):
-            runs = [r for r in store.series(model, name) if version is None or r.suite_version == version]
-            runs = runs[-config.detection.window:]
-            pooled.append((sum(r.passed for r in runs), sum(r.passed + r.failed for r in runs), len(runs)))
-        (pa, na, ra), (pb, nb, rb) = pooled
-        if not na or not nb:
-            rows.append({"suite": name, "a": a, "b": b, "runs_a": ra, "runs_b": rb, "rate_a": pa / na if na else None,
-                         "rate_b": pb / nb if nb else None, "passed_a": pa, "answered_a": na, "passed_b": pb,
-                         "answered_b": nb, "p_value": None, "significant": False})
-            continue
-        p_value = float(fisher_exact([[pa, na - pa], [pb, nb - pb]]).pvalue)
-        rows.append({"suite": name, "a": a, "b": b, "runs_a": ra, "runs_b": rb, "rate_a": pa / na, "rate_b": pb / nb,
-                     "passed_a": pa, "answered_a": na, "passed_b": pb, "answered_b": nb,
-                     "p_value": p_value, "significant": p_value < 0.05})
-    return rows

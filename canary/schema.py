@@ -39,7 +39,7 @@ runs = Table(
     Column("suite", String(200), nullable=False),
     Column("suite_version", String(64), nullable=False),
     Column("slot", DateTime, nullable=False),  # the scheduled time (or the start of a manual run)
-    Column("kind", String(16), nullable=False),  # scheduled | manual | confirm
+    Column("kind", String(16), nullable=False),  # scheduled | manual | confirm | compare (never in a series)
     Column("status", String(24), nullable=False),  # running | complete | interrupted | budget_exhausted
     Column("owner", String(200)),  # the replica that holds the run
     Column("heartbeat_at", DateTime),

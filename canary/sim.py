@@ -16,6 +16,8 @@ then its text. Knobs, set at construction or while it runs (`configure`):
   failing once with 529 (the SDK's retry recovers). Errors carry `retry-after-ms`.
 - latency (seconds per answer), reported_model (default: echo), thinking (Anthropic
   thinking block), and `requests`: the last 1000 (path, JSON body) received.
+- models: `sim_models.Behaviour`s, picked by what a request sends (its model id, its
+  params), for several models that answer differently behind one endpoint.
 Like the API version the anthropic 2.x SDK sends, /v1/messages refuses `temperature`,
 `top_p` and `top_k` (400), so a test catches canary sending them.
 """
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from .sim_models import Behaviour, pick
 from .sim_wrong import Answer, Call, wrong_answer
 from .suites import Case, Suite
 
@@ -53,7 +56,8 @@ _ERRORS = {400: ("invalid_request_error", "invalid_request_error", None, "Invali
            500: ("api_error", "server_error", None, "Internal server error"),
            529: ("overloaded_error", "server_error", "overloaded", "Overloaded")}
 _KNOBS = {"wrong_rate": (0, 1), "error_rate": (0, 1), "flaky_rate": (0, 1), "error_status": (400, 599),
-          "retry_after_ms": (0, math.inf), "latency": (0, math.inf), "reported_model": None, "thinking": None}
+          "retry_after_ms": (0, math.inf), "latency": (0, math.inf), "reported_model": None, "thinking": None,
+          "models": None}
 _ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id"}
 
 
@@ -163,7 +167,7 @@ class SimServer:
     def __init__(self, suites: dict[str, Suite], *, wrong_rate: float = 0.0, error_rate: float = 0.0,
                  error_status: int = 529, flaky_rate: float = 0.0, retry_after_ms: int = 1,
                  latency: float = 0.0, reported_model: str | None = None, thinking: bool = False,
-                 seed: int = 0):
+                 models: tuple[Behaviour, ...] = (), seed: int = 0):
         self.suites = suites
         self._lock = threading.Lock()
         self._index: dict[tuple[str, str], tuple[Suite, Case]] = {}
@@ -180,7 +184,7 @@ class SimServer:
         self._closing = threading.Event()
         self.configure(wrong_rate=wrong_rate, error_rate=error_rate, error_status=error_status,
                        flaky_rate=flaky_rate, retry_after_ms=retry_after_ms, latency=latency,
-                       reported_model=reported_model, thinking=thinking)
+                       reported_model=reported_model, thinking=thinking, models=tuple(models))
         self.reset(seed)
 
     def configure(self, **knobs: Any) -> None:
@@ -232,13 +236,16 @@ class SimServer:
                 flaky = self._flaky_rng.random() < self.flaky_rate
             if flaky:
                 return self._error(wire, 529, rid)
-        text, calls = self._answer(found, conv)
+        behaviour = pick(self.models, body)
+        text, calls = self._answer(found, conv, behaviour)
         if self.latency:
             self._closing.wait(self.latency)
         thought = (f"The user asks: {conv.users[-1][:200]!r}. Recall what is known and answer briefly."
                    if wire == "anthropic" and self.thinking and conv.users else "")
         usage = (_tokens(json.dumps([body.get("system"), body["messages"], body.get("tools")], ensure_ascii=False)),
                  _tokens(thought + text + (json.dumps(calls) if calls else "")))
+        if behaviour:
+            usage = (usage[0], behaviour.output_tokens(usage[1]))
         shape = _anthropic_message if wire == "anthropic" else _openai_completion
         return 200, {_ID_HEADER[wire]: rid}, shape(self.reported_model or body["model"], text, calls, thought, usage)
 
@@ -251,7 +258,7 @@ class SimServer:
         ranked = sorted(suite.cases, key=rank)
         return case.id in {c.id for c in ranked[: int(self.error_rate * len(ranked) + 0.5)]}
 
-    def _answer(self, found: tuple[Suite, Case] | None, conv: _Conversation) -> Answer:
+    def _answer(self, found: tuple[Suite, Case] | None, conv: _Conversation, behaviour: Behaviour | None) -> Answer:
         if found is None or len(conv.users) > len(found[1].turns):
             return GENERIC, []
         suite, case = found
@@ -259,8 +266,9 @@ class SimServer:
         if ref is None:
             return GENERIC, []
         if not conv.answered:
+            rate = self.wrong_rate if behaviour is None or behaviour.wrong_rate is None else behaviour.wrong_rate
             with self._lock:
-                wrong = self._rng.random() < self.wrong_rate
+                wrong = self._rng.random() < rate or bool(behaviour and behaviour.breaks(suite, case))
             if wrong:
                 key = (suite.name, case.id)
                 if key not in self._wrong:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any, Iterable, Iterator
@@ -28,6 +28,8 @@ from .errors import StorageError
 from .schema import metadata, runs, samples
 
 SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
+SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
+FINISHED = ("complete", "interrupted", "budget_exhausted")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -82,6 +84,15 @@ class CaseCount:
 
     def __add__(self, other: "CaseCount") -> "CaseCount":
         return CaseCount(self.passed + other.passed, self.failed + other.failed, self.errors + other.errors)
+
+
+@dataclass
+class CaseUsage(CaseCount):
+    """One case's samples pooled over runs, with the tokens and latencies of the answered ones."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
 
 
 _CASE_FIELD = {"passed": 0, "failed": 1}  # runs.cases: [passed, failed, errors]
@@ -291,7 +302,7 @@ class Store:
                     status="interrupted", finished_at=now, **self._aggregates(conn, run_id)))
         return len(ids)
 
-    def series(self, model: str, suite: str, *, kinds: Iterable[str] = ("scheduled", "manual", "confirm"),
+    def series(self, model: str, suite: str, *, kinds: Iterable[str] = SERIES_KINDS,
                statuses: Iterable[str] = ("complete",), limit: int | None = None) -> list[Row]:
         """Runs of one (model, suite), oldest first."""
         q = (select(runs).where(and_(runs.c.model == model, runs.c.suite == suite,
@@ -303,9 +314,9 @@ class Store:
             return list(reversed(conn.execute(q).all()))
 
     def latest_runs(self) -> list[Row]:
-        """The latest run of every (model, suite) series."""
+        """The latest run of every (model, suite) series (`compare` runs are no series)."""
         newest = select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id")) \
-            .group_by(runs.c.model, runs.c.suite).subquery()
+            .where(runs.c.kind.in_(SERIES_KINDS)).group_by(runs.c.model, runs.c.suite).subquery()
         with self.engine.connect() as conn:
             return conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)
                                 .order_by(runs.c.model, runs.c.suite)).all()
@@ -338,6 +349,52 @@ class Store:
                 field = status if status in ("passed", "failed") else "errors"
                 setattr(count, field, getattr(count, field) + n)
         return out
+
+    def run_ids(self, model: str, suite: str, *, suite_version: str, since: datetime,
+                kinds: Iterable[str], statuses: Iterable[str] = FINISHED) -> list[int]:
+        """The runs of one model and suite version whose slot is at or after `since`, oldest first."""
+        q = (select(runs.c.id).where(and_(
+            runs.c.model == model, runs.c.suite == suite, runs.c.suite_version == suite_version,
+            runs.c.slot >= since, runs.c.kind.in_(list(kinds)), runs.c.status.in_(list(statuses))))
+             .order_by(runs.c.slot, runs.c.id))
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).scalars())
+
+    def case_usage(self, run_ids: Iterable[int]) -> dict[str, CaseUsage]:
+        """Per case, pooled over the runs: samples passed, failed and errored, and the input and
+        output tokens and latencies of the answered ones (what `canary compare` weighs)."""
+        out: dict[str, CaseUsage] = {}
+        ids = list(run_ids)
+        if not ids:
+            return out
+        q = (select(samples.c.case_id, samples.c.status, samples.c.input_tokens, samples.c.output_tokens,
+                    samples.c.latency_ms).where(samples.c.run_id.in_(ids)))
+        with self.engine.connect() as conn:
+            for case_id, status, tokens_in, tokens_out, latency in conn.execute(q):
+                usage = out.setdefault(case_id, CaseUsage())
+                if status == "error":
+                    usage.errors += 1
+                    continue
+                if status == "passed":
+                    usage.passed += 1
+                else:
+                    usage.failed += 1
+                usage.input_tokens += tokens_in
+                usage.output_tokens += tokens_out
+                if latency is not None:
+                    usage.latencies_ms.append(latency)
+        return out
+
+    def latest_samples(self, run_ids: Iterable[int], case_ids: Iterable[str], status: str) -> dict[str, Row]:
+        """Per case, the sample with this status that finished last (its turns: answers and verdicts)."""
+        ids, cases = list(run_ids), list(case_ids)
+        if not ids or not cases:
+            return {}
+        q = (select(samples).where(and_(samples.c.run_id.in_(ids), samples.c.case_id.in_(cases),
+                                        samples.c.status == status))
+             .order_by(samples.c.finished_at, samples.c.id))
+        with self.engine.connect() as conn:
+            return {r.case_id: r for r in conn.execute(q)}
 
     def run_samples(self, run_id: int) -> list[Row]:
         with self.engine.connect() as conn:
@@ -444,4 +501,4 @@ class SampleWriter:
             raise StorageError(f"storing samples failed: {self._error}")
 
 
-__all__ = ["Store", "SampleWriter", "CaseCount", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]
+__all__ = ["Store", "SampleWriter", "CaseCount", "CaseUsage", "SERIES_KINDS", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]

@@ -21,7 +21,7 @@ COMMANDS = {
     "init": "project:init", "validate": "project:validate", "db": "project:db", "demo": "project:demo",
     "sim": "project:sim", "run": "run:run", "daemon": "run:daemon", "status": "read:status",
     "history": "read:history", "alerts": "read:alerts_", "ack": "read:ack", "report": "read:report",
-    "compare": "read:compare", "export": "transfer:export_", "import": "transfer:import_",
+    "compare": "compare:compare", "export": "transfer:export_", "import": "transfer:import_",
 }
 
 

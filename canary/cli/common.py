@@ -1,7 +1,8 @@
 """What the commands share: exit codes, common options, and checks of names on the command line.
 
-Exit codes: 0 done; 1 a regression alert was raised by this command; 2 bad config, bad
-suite or bad usage (a message, no traceback); 3 no sample could be answered (service down).
+Exit codes: 0 done; 1 a regression alert was raised by this command (for `compare`: B is
+worse than A); 2 bad config, bad suite or bad usage (a message, no traceback); 3 no sample
+could be answered (service down); 4 `compare` is inconclusive (the data cannot tell yet).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import click
 
 from ..errors import UsageError
 
-EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
+EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                              help="canary.yaml (default: $CANARY_CONFIG, then ./canary.yaml)")

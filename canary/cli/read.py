@@ -1,4 +1,4 @@
-"""Reading what is stored: status, history, alerts, ack, compare and the HTML report."""
+"""Reading what is stored: status, history, alerts, ack and the HTML report."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -84,29 +84,6 @@ def ack(config_path, sim, model, suite):
     closed = monitor.ack(store, model, suite, utcnow())
     store.close()
     render.console.print(f"acknowledged {model} · {suite}: {closed} alert(s) closed, baseline restarts here")
-
-
-@click.command()
-@config_option
-@click.argument("a")
-@click.argument("b")
-@click.option("--suite", "suite_names", multiple=True, help="only this suite (repeatable)")
-@json_option
-@sim_db_option
-def compare(config_path, sim, a, b, suite_names, as_json):
-    """Two models side by side, with a significance test per suite."""
-    from .. import render, reports
-    from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
-    store = ws.store()
-    for name in suite_names or [None]:
-        known_series(ws, store, [a, b], name)
-    rows = reports.compare(store, ws.config, ws.suites, a, b, list(suite_names) or None)
-    store.close()
-    if as_json:
-        render.print_json({"compare": rows})
-    else:
-        render.console.print(render.compare_table(a, b, rows))
 
 
 @click.command()
