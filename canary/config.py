@@ -94,6 +94,7 @@ class Fingerprint(Strict):
     samples: int | None = Field(default=None, ge=1, le=1000)  # calls per input per probe (None: per API)
     candidates: int = Field(default=2000, ge=1)  # single-word prompts tried at most at init (3 calls each)
     reference: int = Field(default=100, ge=10, le=10000)  # calls per kept input for its reference
+    min_shift: float = Field(default=0.2, gt=0, le=1)  # the rule's absolute floor on the distance's move
 
     @field_validator("candidates")
     @classmethod
@@ -120,7 +121,7 @@ class ModelConfig(Strict):
     schedule: str | None = None
     daily_token_budget: int | None = Field(default=None, ge=1)
     daily_cost_budget: float | None = Field(default=None, gt=0)
-    fingerprint: bool | Fingerprint = False  # true: the defaults of Fingerprint
+    fingerprint: Fingerprint | None = None  # `true`: the defaults of Fingerprint; `false`: none
 
     @field_validator("provider")
     @classmethod
@@ -132,12 +133,15 @@ class ModelConfig(Strict):
 
     _cron = field_validator("schedule")(classmethod(lambda cls, v: _cron(v)))
 
+    @field_validator("fingerprint", mode="before")
+    @classmethod
+    def _fingerprint_flag(cls, value):
+        return {} if value is True else None if value is False else value
+
     @property
     def fingerprinted(self) -> Fingerprint | None:
         """The model's fingerprint settings, or None when it has no fingerprint."""
-        if self.fingerprint is True:
-            return Fingerprint()
-        return self.fingerprint or None
+        return self.fingerprint
 
     @property
     def key_env(self) -> str:

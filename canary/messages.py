@@ -83,7 +83,7 @@ def fingerprint_changed(model: str, details: dict) -> dict:
 def fingerprint_recovered(model: str, details: dict) -> dict:
     title = f":white_check_mark: canary: *{model}*: fingerprint back to normal (the earlier model is served again)"
     blocks = [_text(title), _text(details.get("reason", "")), _context(model, "fingerprint", "model_changed")]
-    return {"text": f"canary: {model} · fingerprint: recovered: {details.get('reason', '')}", "blocks": blocks}
+    return {"text": f"canary: {model} · fingerprint: back to normal: {details.get('reason', '')}", "blocks": blocks}
 
 
 def _context(model: str, suite: str, kind: str) -> dict:

@@ -22,7 +22,7 @@ def history(store: Store, config: Config, model: str, suite: str) -> list[dict]:
     """Every point of the series (since the last ack) with the band it was judged against."""
     if suite == FINGERPRINT:
         from .fingerprint.views import history as fingerprint_history
-        return fingerprint_history(store, model)
+        return fingerprint_history(store, config, model)
     points = series(store, model, suite)
     params = detection_params(config.detection)
     out = []

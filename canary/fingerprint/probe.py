@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -64,6 +64,11 @@ def current(store: Store, model: str) -> Current | None:
                    {i.prompt: i.logprobs for i in inputs})
 
 
+def rule_for(model: ModelConfig | None) -> RuleParams:
+    cfg = model.fingerprinted if model is not None else None
+    return replace(RULE, min_shift=cfg.min_shift) if cfg is not None else RULE
+
+
 def samples_per_input(model: ModelConfig, fp: Current) -> int:
     """`samples` if set, else the count that keeps false alarms rare at the temperature probed."""
     cfg = model.fingerprinted
@@ -103,7 +108,7 @@ def _answers(store: Store, run_ids: list[int]) -> dict[int, tuple[dict, dict]]:
     return out
 
 
-def series(store: Store, model: str, fp: Current | None = None) -> list[Point]:
+def series(store: Store, model: str, fp: Current | None = None, rule: RuleParams = RULE) -> list[Point]:
     """Every complete probe of the model's current fingerprint, oldest first, judged."""
     fp = fp or current(store, model)
     if fp is None:
@@ -111,7 +116,7 @@ def series(store: Store, model: str, fp: Current | None = None) -> list[Point]:
     runs = [r for r in store.series(model, SUITE, kinds=("scheduled", "manual")) if r.suite_version == fp.version]
     answers = _answers(store, [r.id for r in runs])
     probes = [measure(fp.references, answers[r.id][0], fp.logprobs, answers[r.id][1]) for r in runs]
-    return [Point(r, p, j) for r, p, j in zip(runs, probes, judge(probes, RULE))]
+    return [Point(r, p, j) for r, p, j in zip(runs, probes, judge(probes, rule))]
 
 
 # --- a probe --------------------------------------------------------------------------------
@@ -219,7 +224,7 @@ async def probe(store: Store, config: Config, model: ModelConfig, *, slot: datet
     control = control or Control(lease=config.daemon.lease, owner=owner_id())
     summary = await run_probe(store, model, fp, slot=slot or clock(), kind=kind, clock=clock, control=control,
                               provider_factory=provider_factory, on_call=on_call)
-    points = series(store, model.name, fp)
+    points = series(store, model.name, fp, rule_for(model))
     events = act(store, model.name, points, clock())
     if summary is not None:
         store.mark_assessed([summary.run_id], clock())
@@ -262,8 +267,9 @@ def accept(store: Store, model: str, now: datetime) -> int:
     points = series(store, model, fp)
     if not points:
         raise UsageError(f"no completed probe of {model} to take as the new reference")
-    onset = points[-1].judged.onset
-    chosen = points[onset:] if onset is not None else points[-RULE.persistence:]
+    open_alerts = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
+    since = datetime.fromisoformat(open_alerts[0].details["since"]) if open_alerts else None
+    chosen = [p for p in points if p.run.slot >= since] if since else points[-RULE.persistence:]
     answers = _answers(store, [p.run.id for p in chosen])
     found = Found(tried=fp.row.candidates, temperature=fp.row.temperature, with_logprobs=fp.row.logprobs)
     for prompt in fp.prompts:
@@ -272,7 +278,6 @@ def accept(store: Store, model: str, now: datetime) -> int:
     found.kept = [p for p in fp.prompts if any(found.answers[p])]
     if not found.kept:
         raise UsageError(f"the latest probes of {model} have no answers to take as the new reference")
-    open_alerts = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
     save(store, model, found, now, origin="ack", border=fp.row.border)  # closes the open episode (by ack)
     return len(open_alerts)
 

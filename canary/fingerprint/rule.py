@@ -153,7 +153,7 @@ def judge(probes: Sequence[Probe], p: RuleParams = RuleParams()) -> list[Judged]
             continue
         mean, sd, limit = _band([probes[j].distance for j in baseline], p.sigma, p.min_shift)
         deviating = abs(probe.distance - mean) > limit
-        reason = f"distance {probe.distance:.3f}, usual {mean:.3f} (band {mean - limit:.3f} to {mean + limit:.3f})"
+        reason = f"distance {probe.distance:.3f}, usual {mean:.3f} (band {max(mean - limit, 0):.3f} to {mean + limit:.3f})"
         lp_mean = lp_upper = None
         lp_base = [probes[j].logprob for j in baseline if probes[j].logprob is not None]
         if probe.logprob is not None and len(lp_base) >= p.min_baseline:

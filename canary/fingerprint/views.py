@@ -8,12 +8,13 @@ from .. import alerts
 from ..config import Config
 from ..store import Store
 from . import SUITE
-from .probe import KIND, Point, current, samples_per_input, series, still_varying
+from .probe import KIND, Point, current, rule_for, samples_per_input, series, still_varying
 
 
-def history(store: Store, model: str) -> list[dict]:
+def history(store: Store, config: Config, model: str) -> list[dict]:
     """Every probe of the current fingerprint with its distance and the band it was judged against."""
-    return [_row(p) for p in series(store, model)]
+    m = next((m for m in config.models if m.name == model), None)
+    return [_row(p) for p in series(store, model, rule=rule_for(m))]
 
 
 def _row(p: Point) -> dict:
@@ -41,7 +42,7 @@ def status(store: Store, config: Config, model: str, recent: int = 5) -> dict:
         "varying_inputs": still_varying(fp), "candidates": r.candidates, "border": r.border,
         "temperature": r.temperature, "logprobs": r.logprobs,
         "samples_per_probe": len(fp.prompts) * samples_per_input(m, fp) if m else None}
-    out["probes"] = [_row(p) for p in series(store, model, fp)[-recent:]]
+    out["probes"] = [_row(p) for p in series(store, model, fp, rule_for(m))[-recent:]]
     return out
 
 
@@ -51,7 +52,7 @@ def status_rows(store: Store, config: Config, next_run) -> list[dict]:
     for m in config.models:
         if m.fingerprinted is None:
             continue
-        points = series(store, m.name)
+        points = series(store, m.name, rule=rule_for(m))
         last = _row(points[-1]) if points else {}
         rows.append({"model": m.name, "suite": SUITE, "last_run": last.get("slot"), "last_status": "complete" if points
                      else None, "pass_rate": None, "passed": None, "answered": None, "errors": last.get("errors"),
@@ -72,7 +73,7 @@ def metric_families(store: Store, config: Config) -> list:
     for m in config.models:
         if m.fingerprinted is None:
             continue
-        points = series(store, m.name)
+        points = series(store, m.name, rule=rule_for(m))
         if points and points[-1].judged.value is not None:
             distance.add_metric([m.name], points[-1].judged.value)
             if points[-1].judged.upper is not None:
@@ -110,7 +111,7 @@ def report_section(store: Store, config: Config, now: datetime) -> str:
     for m in config.models:
         if m.fingerprinted is None:
             continue
-        rows = history(store, m.name)
+        rows = history(store, config, m.name)
         state = ", ".join(a.kind for a in alerts.open_alerts(store, m.name, SUITE)) or "ok"
         parts.append(f"<h2>{html.escape(m.name)} · fingerprint</h2><div class=meta>alerts: {html.escape(state)} · "
                      f"blue: mean TV distance of the border inputs' first tokens from their reference · "
