@@ -16,14 +16,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from canary import alerts, monitor, reports, sim_fingerprint
+from canary import alerts, reports, sim_fingerprint
 from canary.alerts import WebhookNotifier
 from canary.cli import main
 from canary.config import load_config
 from canary.fingerprint import SUITE, phase1, rule
 from canary.fingerprint.probe import accept, current, probe, series
 from canary.runner import endpoint_factory
-from canary.schema import fingerprint_inputs, fingerprints, runs, samples
+from canary.schema import runs, samples
 from canary.sim import SimServer
 from canary.store import Store
 from slack_stub import SlackStub
@@ -295,3 +295,13 @@ def test_simulator_swaps_the_served_model_on_both_wires(sim):
     assert m.stop_reason == "max_tokens" and m.content[0].text.startswith((" ", "\n"))
     with pytest.raises(anthropic.BadRequestError):
         a.messages.create(model="x", max_tokens=1, extra_body={"temperature": 0}, messages=[{"role": "user", "content": "p1"}])
+
+
+def test_the_fingerprint_suite_name_is_reserved(tmp_path, db_url):
+    from canary.workspace import open_workspace
+    write_config(tmp_path, db_url)
+    (tmp_path / "prompts" / "fp.yaml").write_text(
+        "suite: fingerprint\ncases:\n  - {id: a, prompt: hi, assert: [{type: contains, value: x}], reference: {text: x}}\n")
+    ws = open_workspace(tmp_path / "canary.yaml")
+    assert "fingerprint" not in ws.suites and any("fp.yaml:1: the suite name 'fingerprint' is reserved" in p
+                                                  for p in ws.problems)
