@@ -40,7 +40,7 @@ class Clock:
         return self.now
 
 
-def write_config(tmp_path, db_url, *, provider="openai", fingerprint=SMALL, params="{}", slack=""):
+def write_config(tmp_path, db_url, *, provider="openai", fingerprint=SMALL, params="{}", slack="", max_retries=2):
     (tmp_path / "prompts").mkdir(exist_ok=True)
     (tmp_path / "canary.yaml").write_text(textwrap.dedent(f"""\
         database: {db_url}
@@ -52,6 +52,7 @@ def write_config(tmp_path, db_url, *, provider="openai", fingerprint=SMALL, para
             price: {{input: 5, output: 25}}
             concurrency: 4
             fingerprint: {fingerprint}
+            max_retries: {max_retries}
         """) + slack)
     return load_config(tmp_path / "canary.yaml")
 
@@ -129,6 +130,20 @@ def test_a_reasoning_model_has_too_few_border_inputs_and_says_so(tmp_path, db_ur
     assert "reasoning model" in got.output
     probe_ = cli.invoke(main, ["fingerprint", "probe", "--sim", "--config", str(tmp_path / "canary.yaml")])
     assert probe_.exit_code == 2 and "no fingerprint yet" in probe_.output
+
+
+def test_an_outage_is_recorded_as_errors_and_judged_as_nothing(tmp_path, db_url):
+    config = write_config(tmp_path, db_url, max_retries=0)
+    store, clock = Store(config.database_url), Clock(T0)
+    with SimServer({}, seed=3) as sim:
+        initialise(store, config, sim, clock)
+        url = sim.url
+    down = asyncio.run(probe(store, config, config.model("m"), slot=clock(), kind="scheduled", clock=clock,
+                             provider_factory=endpoint_factory(url, "sim-key")))  # the server is gone
+    assert (down.summary.status, down.summary.answered, down.summary.errors) == ("complete", 0, 20)
+    assert down.point.judged.status == "no_verdict" and down.point.judged.value is None and down.events == []
+    assert {r.error for r in store.run_samples(down.summary.run_id)} == {"connection"}
+    store.close()
 
 
 def test_too_few_border_inputs_are_stored_with_a_plain_warning():
@@ -265,6 +280,9 @@ def test_the_daemon_probes_a_fingerprinted_model_in_its_slot(tmp_path, db_url, s
     assert 'canary_fingerprint_distance{model="m"}' in text
     status = reports.status(store, config, {}, T0)
     assert [(r["suite"], r["verdict"]) for r in status] == [(SUITE, "no_verdict")] and status[0]["distance"] >= 0
+    from canary.report_html import render_report
+    page = render_report(store, config, {}, T0)
+    assert "m · fingerprint</h2>" in page and page.count("<circle") == 1
     d.close()
     store.close()
 

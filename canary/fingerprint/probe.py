@@ -166,20 +166,21 @@ async def run_probe(store: Store, model: ModelConfig, fp: Current, *, slot: date
     finally:
         writer.close()
         await provider.aclose()
-    status = "interrupted" if control.stopping else "budget_exhausted" if budget.exhausted else "complete"
-    if status == "complete" and len(store.done_samples(run_id)) < len(fp.prompts) * n:
-        status = "interrupted"
+    if len(store.done_samples(run_id)) >= len(fp.prompts) * n:
+        status = "complete"
+    else:  # stopped by a shutdown or the daily budget: resumed (its missing calls only) when claimed again
+        status = "budget_exhausted" if budget.exhausted and not control.stopping else "interrupted"
     return RunSummary.of(store.finish_run(run_id, status, clock()))
 
 
-def act(store: Store, model: str, points: list[Point], now: datetime) -> list[str]:
+def act(store: Store, model: str, points: list[Point], now: datetime, rule: RuleParams = RULE) -> list[str]:
     """Open or close the model_changed episode so the alert table says what the series says."""
     if not points:
         return []
     last = points[-1]
     open_now = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
     if last.judged.alert and not open_now:
-        details = episode_details(points)
+        details = episode_details(points, rule.min_shift)
         if alerts.open_alert(store, model=model, suite=SUITE, kind=KIND, run_id=last.run.id, details=details,
                              message=messages.fingerprint_changed(model, details), now=now):
             return ["opened"]
@@ -192,14 +193,19 @@ def act(store: Store, model: str, points: list[Point], now: datetime) -> list[st
     return []
 
 
-def episode_details(points: list[Point]) -> dict:
+def episode_details(points: list[Point], min_shift: float = RULE.min_shift) -> dict:
     """What moved: inputs outside their own usual range, the distance against the band, since when."""
     last, j = points[-1], points[-1].judged
     onset = points[j.onset] if j.onset is not None else last
     base = [points[i].probe.per_input for i in j.baseline]
-    moved = sorted((p for p, tv in last.probe.per_input.items()
-                    if tv > max((b.get(p, 0.0) for b in base), default=0.0)),
-                   key=lambda p: -last.probe.per_input[p])
+
+    def usual(prompt: str) -> float:
+        values = [b[prompt] for b in base if prompt in b]
+        return sum(values) / len(values) if values else 0.0
+    # an input moved when its distance is above its own usual by more than the floor: when the
+    # mean deviates upwards by more than the floor, at least one input does
+    moved = sorted((p for p, tv in last.probe.per_input.items() if tv - usual(p) > min_shift),
+                   key=lambda p: usual(p) - last.probe.per_input[p])
     since = onset.run.slot
     details = {
         "distance": j.value, "mean": j.mean, "sd": j.sd, "upper": j.upper, "lower": j.lower,
@@ -224,8 +230,9 @@ async def probe(store: Store, config: Config, model: ModelConfig, *, slot: datet
     control = control or Control(lease=config.daemon.lease, owner=owner_id())
     summary = await run_probe(store, model, fp, slot=slot or clock(), kind=kind, clock=clock, control=control,
                               provider_factory=provider_factory, on_call=on_call)
-    points = series(store, model.name, fp, rule_for(model))
-    events = act(store, model.name, points, clock())
+    rule = rule_for(model)
+    points = series(store, model.name, fp, rule)
+    events = act(store, model.name, points, clock(), rule)
     if summary is not None:
         store.mark_assessed([summary.run_id], clock())
     await asyncio.to_thread(alerts.deliver, store, notifier, now=clock(), owner=control.owner)
