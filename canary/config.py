@@ -87,6 +87,24 @@ class Price(Strict):
     output: float = Field(ge=0)  # USD per million output tokens
 
 
+class Fingerprint(Strict):
+    """`fingerprint: {...}` of a model: the one-token probes that notice a swapped model."""
+
+    inputs: int = Field(default=20, ge=1, le=200)  # border inputs kept at init
+    samples: int | None = Field(default=None, ge=1, le=1000)  # calls per input per probe (None: per API)
+    candidates: int = Field(default=2000, ge=1)  # single-word prompts tried at most at init (3 calls each)
+    reference: int = Field(default=100, ge=10, le=10000)  # calls per kept input for its reference
+    min_shift: float = Field(default=0.2, gt=0, le=1)  # the rule's absolute floor on the distance's move
+
+    @field_validator("candidates")
+    @classmethod
+    def _within_the_word_list(cls, value: int) -> int:
+        from .fingerprint.words import candidate_words
+        if value > (n := len(candidate_words())):
+            raise ValueError(f"at most {n} candidates (the shipped word list has {n} words)")
+        return value
+
+
 class ModelConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
     provider: str
@@ -103,6 +121,7 @@ class ModelConfig(Strict):
     schedule: str | None = None
     daily_token_budget: int | None = Field(default=None, ge=1)
     daily_cost_budget: float | None = Field(default=None, gt=0)
+    fingerprint: Fingerprint | None = None  # `true`: the defaults of Fingerprint; `false`: none
 
     @field_validator("provider")
     @classmethod
@@ -113,6 +132,16 @@ class ModelConfig(Strict):
         return value
 
     _cron = field_validator("schedule")(classmethod(lambda cls, v: _cron(v)))
+
+    @field_validator("fingerprint", mode="before")
+    @classmethod
+    def _fingerprint_flag(cls, value):
+        return {} if value is True else None if value is False else value
+
+    @property
+    def fingerprinted(self) -> Fingerprint | None:
+        """The model's fingerprint settings, or None when it has no fingerprint."""
+        return self.fingerprint
 
     @property
     def key_env(self) -> str:

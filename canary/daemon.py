@@ -29,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from . import alerts, logs, messages
 from .config import Config, ModelConfig, find_config
 from .errors import CanaryError, ConfigError
+from .fingerprint.probe import probe_slot
 from .monitor import Watch, run_and_watch, watch
 from .report_html import render_report
 from .reports import next_run
@@ -61,7 +62,7 @@ class Daemon:
             self._lock.acquire(self.owner)
         self.store = self.ws.store()
         self.control = Control(lease=self.config.daemon.lease, owner=self.owner)
-        self.metrics = Metrics(lambda: self.store)
+        self.metrics = Metrics(lambda: self.store, lambda: self.config)
         self.notifier = alerts.notifier_from_config(self.config.alerts)
         self.scheduler: AsyncIOScheduler | None = None
         self.web: WebServer | None = None
@@ -109,6 +110,8 @@ class Daemon:
                 ws = self.ws  # the config as it is when the slot starts
                 if model not in {m.name for m in ws.config.models}:
                     return None
+                await probe_slot(self.store, ws.config, model, slot, kind, clock=self.clock, control=self.control,
+                                 provider_factory=self.provider_factory, notifier=self.notifier)
                 jobs = jobs_for(ws.config, ws.suites, models=[model], slot=slot, kind=kind)
                 if jobs:  # a model that cannot be called (its key unset) claims nothing; this also warms its SDK
                     await self.provider_factory(jobs[0].model).aclose()

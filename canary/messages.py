@@ -60,6 +60,32 @@ def recovered(model: str, suite: str, kind: str, details: dict) -> dict:
     return {"text": f"canary: {model} · {suite}: recovered: {details.get('reason', '')}", "blocks": blocks}
 
 
+def fingerprint_changed(model: str, details: dict) -> dict:
+    """A model_changed episode of the fingerprint: what moved, against what, since when, and why."""
+    title = f":rotating_light: canary: *{model}*: the model behind the name changed (fingerprint)"
+    usual = f"{details['mean']:.3f} (alert above {details['upper']:.3f})"
+    pairs = [("Inputs moved", f"{details['moved']} of {details['inputs']} border inputs outside their usual range"),
+             ("Distance", f"{details['distance']:.3f} against a usual {usual}"),
+             ("Since", f"{details['since'][:16].replace('T', ' ')} UTC ({details['probes']} probes)")]
+    if details.get("logprob") is not None and details.get("logprob_mean") is not None:
+        pairs.append(("Logprob change", f"{details['logprob']:.3f} nats against a usual {details['logprob_mean']:.3f}"))
+    moved = ", ".join(f"`{p}`" for p in details.get("moved_inputs", []))
+    blocks = [_text(title), _fields(pairs), _text(
+        "The first answer tokens of prompts that sat on a border moved together, and stayed moved. The likely cause "
+        "is a different model, quantization or serving path behind the same name: the API's model id did not say so."
+        + (f" Moved most: {moved}." if moved else "")),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text":
+            f"More: `canary fingerprint status --model {model}` · accept it as the new normal: "
+            f"`canary ack --model {model} --suite fingerprint`"}]}]
+    return {"text": f"canary: {model}: the model behind the name changed: {details['reason']}", "blocks": blocks}
+
+
+def fingerprint_recovered(model: str, details: dict) -> dict:
+    title = f":white_check_mark: canary: *{model}*: fingerprint back to normal (the earlier model is served again)"
+    blocks = [_text(title), _text(details.get("reason", "")), _context(model, "fingerprint", "model_changed")]
+    return {"text": f"canary: {model} · fingerprint: back to normal: {details.get('reason', '')}", "blocks": blocks}
+
+
 def _context(model: str, suite: str, kind: str) -> dict:
     command = f"canary history --model {model} --suite {suite}"
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"More: `{command}`"}]}

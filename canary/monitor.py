@@ -257,7 +257,12 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
 
 
 def ack(store: Store, model: str, suite: str, now: datetime) -> int:
-    """Accept today's level: close the series' open alerts; its baseline restarts at its last run."""
+    """Accept today's level: close the series' open alerts; its baseline restarts at its last run.
+    The fingerprint series re-references its inputs from the latest answers instead."""
+    from .fingerprint import SUITE as FINGERPRINT
+    if suite == FINGERPRINT:
+        from .fingerprint.probe import accept
+        return accept(store, model, now)
     latest = store.series(model, suite, kinds=("scheduled", "manual"), statuses=("complete",), limit=1)
     if not latest:
         from .errors import UsageError

@@ -55,11 +55,73 @@ def progress(total: int, enabled: bool = True):
         yield lambda *_: bar.advance(task)
 
 
+@contextmanager
+def phases():
+    """Progress over successive phases: `start(description, total)`, then `advance()` per step."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=errors, transient=True) as bar:
+        class Phases:
+            task = None
+
+            def start(self, description: str, total: int) -> None:
+                if self.task is not None:
+                    bar.update(self.task, visible=False)
+                self.task = bar.add_task(description, total=total)
+
+            def advance(self) -> None:
+                bar.advance(self.task)
+        yield Phases()
+
+
+def _dist(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def fingerprint_probe_line(row: dict) -> str:
+    alert = f"; alert {', '.join(row['alerts'])}" if row["alerts"] else ""
+    return (f"{row['model']} · fingerprint: {row['status']}, {row['answered']} answered, {row['errors']} errors; "
+            f"distance {_dist(row['distance'])} ({row['verdict'] or '-'}: {row['reason'] or '-'}){alert}")
+
+
+def fingerprint_status(d: dict) -> None:
+    """`canary fingerprint status` for one model."""
+    fp = d["fingerprint"]
+    if fp is None:
+        console.print(f"{d['model']}: no fingerprint yet (run `canary fingerprint init --model {d['model']}`)",
+                      markup=False)
+        return
+    temp = "the API's default" if fp["temperature"] is None else f"{fp['temperature']:g}"
+    console.print(f"{d['model']}: fingerprint {fp['version']} ({fp['origin']}, referenced "
+                  f"{_when(fp['referenced_at'])} UTC): {len(fp['inputs'])} border inputs "
+                  f"({fp['varying_inputs']} varying in their reference; {fp['border']} found among "
+                  f"{fp['candidates']} candidates), temperature {temp}, logprobs {'yes' if fp['logprobs'] else 'no'}, "
+                  f"{fp['samples_per_probe']} calls a probe", markup=False)
+    console.print("inputs: " + ", ".join(repr(p) for p in fp["inputs"]), markup=False)
+    alert = d["alert"]
+    console.print(f"alert: model_changed open since {_when(alert['opened_at'])}: {alert['reason']}" if alert
+                  else "alert: none", markup=False)
+    console.print(history_table(f"{d['model']} · fingerprint: last probes", d["probes"]))
+
+
+def _fingerprint_history(title: str, points: list[dict]) -> Table:
+    table = Table(title=title)
+    for col in ("slot (UTC)", "distance", "usual", "band", "logprob change", "verdict", "answered", "errors"):
+        table.add_column(col)
+    for p in points:
+        verdict = {"deviating": "[red]deviating[/]", "ok": "ok", "no_verdict": "-"}[p["verdict"]]
+        band = "-" if p["upper"] is None else f"{max(p['lower'], 0):.3f} to {p['upper']:.3f}"
+        table.add_row(_when(p["slot"]), _dist(p["distance"]), _dist(p["mean"]), band, _dist(p["logprob"]),
+                      verdict + (" (alert)" if p["in_alert"] else ""), str(p["answered"]), str(p["errors"]))
+    return table
+
+
 def _when(dt) -> str:
     return dt.strftime("%Y-%m-%d %H:%M") if dt else "-"
 
 
 def history_table(title: str, points: list[dict]) -> Table:
+    if points and "distance" in points[0]:  # the fingerprint series
+        return _fingerprint_history(title, points)
     table = Table(title=title)
     for col in ("slot (UTC)", "pass rate", "errors", "mean", "band floor", "verdict", "out tokens/answer", "p50 latency"):
         table.add_column(col, justify="left" if col == "slot" else "right")
@@ -77,9 +139,13 @@ def status_table(rows: list[dict]) -> Table:
         table.add_column(col)
     for r in rows:
         rate = "-" if r["pass_rate"] is None else f"{pct(r['pass_rate'])} ({r['passed']}/{r['answered']})"
+        mean, floor = pct(r["mean"]), pct(r["lower"])
+        if "distance" in r:  # the fingerprint series: a distance and the band's upper edge
+            rate = "no fingerprint yet" if not r["fingerprinted"] else f"distance {_dist(r['distance'])}"
+            mean, floor = _dist(r["mean"]), "-" if r["upper"] is None else f"above {r['upper']:.3f}"
         last = _when(r["last_run"]) + ("" if r["last_status"] in (None, "complete") else f" ({r['last_status']})")
         state = "[red]" + ", ".join(r["alerts"]) + "[/]" if r["alerts"] else "ok"
-        table.add_row(r["model"], r["suite"], last, rate, pct(r["mean"]), pct(r["lower"]), state, _when(r["next_run"]))
+        table.add_row(r["model"], r["suite"], last, rate, mean, floor, state, _when(r["next_run"]))
     return table
 
 

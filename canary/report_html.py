@@ -5,6 +5,7 @@ import html
 from datetime import datetime
 
 from .config import Config
+from .fingerprint import SUITE as FINGERPRINT
 from .reports import history, status
 from .store import Store
 
@@ -46,12 +47,16 @@ circle.ok{fill:#36c}circle.breach{fill:#d22}circle.alert{fill:#f90}.meta{color:#
 def render_report(store: Store, config: Config, suites: dict, now: datetime) -> str:
     sections = []
     for row in status(store, config, suites, now):
+        if row["suite"] == FINGERPRINT:
+            continue  # its own section below: a distance, not a pass rate
         points = history(store, config, row["model"], row["suite"])
         state = ", ".join(row["alerts"]) or "ok"
         sections.append(
             f'<h2>{html.escape(row["model"])} · {html.escape(row["suite"])}</h2>'
             f'<div class=meta>alerts: {html.escape(state)} · last run: {row["last_run"] or "-"} · '
             f'next run: {row["next_run"] or "-"}</div>{_chart(points)}')
+    from .fingerprint.views import report_section
+    sections.append(report_section(store, config, now))
     legend = ("blue: pass rate of answered samples · grey dashes: baseline mean · red dashes: alert floor "
               f"({html.escape(config.detection.method)}) · red dot: breach · orange dot: while an alert was open")
     return (f"<!doctype html><meta charset=utf-8><title>canary report</title><style>{STYLE}</style>"

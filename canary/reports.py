@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from . import alerts, detect
 from .config import Config, ModelConfig, cron_trigger
+from .fingerprint import SUITE as FINGERPRINT
 from .monitor import detection_params, series
 from .store import Store
 
@@ -19,6 +20,9 @@ def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | No
 
 def history(store: Store, config: Config, model: str, suite: str) -> list[dict]:
     """Every point of the series (since the last ack) with the band it was judged against."""
+    if suite == FINGERPRINT:
+        from .fingerprint.views import history as fingerprint_history
+        return fingerprint_history(store, config, model)
     points = series(store, model, suite)
     params = detection_params(config.detection)
     out = []
@@ -56,4 +60,5 @@ def status(store: Store, config: Config, suites: dict, now: datetime) -> list[di
                 "verdict": band.get("verdict"), "alerts": open_by_series.get((m.name, name), []),
                 "next_run": upcoming,
             })
-    return rows
+    from .fingerprint.views import status_rows
+    return rows + status_rows(store, config, lambda c, m: next_run(c, m, now))

@@ -133,3 +133,36 @@ acks = Table(
     Column("at", DateTime, nullable=False),
 )
 Index("ix_acks_series", acks.c.model, acks.c.suite)
+
+# `canary fingerprint init` (or an ack, which re-references): one row per reference of a model.
+# The newest row of a model is its current fingerprint; probes are runs of suite "fingerprint"
+# whose suite_version is the row's version.
+fingerprints = Table(
+    "fingerprints", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("version", String(64), nullable=False),  # runs.suite_version of the probes against it
+    Column("origin", String(8), nullable=False),  # init | ack
+    Column("created_at", DateTime, nullable=False),
+    Column("temperature", Float),  # the temperature sent (None: the API's default)
+    Column("logprobs", Boolean, nullable=False),  # the API returned first-token logprobs
+    Column("candidates", Integer, nullable=False),  # prompts tried at init
+    Column("border", Integer, nullable=False),  # of which had more than one answer
+    Column("calls", Integer, nullable=False),  # one-token calls it took (init or ack: its own)
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cost", Float),
+    UniqueConstraint("model", "version", name="uq_fingerprints_model_version"),
+)
+Index("ix_fingerprints_model", fingerprints.c.model, fingerprints.c.id)
+
+fingerprint_inputs = Table(
+    "fingerprint_inputs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint_id", Id, ForeignKey("fingerprints.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("prompt", String(200), nullable=False),
+    Column("reference", Json, nullable=False),  # {first token: count}
+    Column("logprobs", Json),  # {token: mean first-token logprob} where the API returns them
+    UniqueConstraint("fingerprint_id", "position", name="uq_fingerprint_inputs_fingerprint_id"),
+)

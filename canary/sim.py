@@ -18,6 +18,8 @@ then its text. Knobs, set at construction or while it runs (`configure`):
   thinking block), and `requests`: the last 1000 (path, JSON body) received.
 - models: `sim_models.Behaviour`s, picked by what a request sends (its model id, its
   params), for several models that answer differently behind one endpoint.
+A request for one output token of a prompt that is no suite case is a fingerprint probe:
+sim_fingerprint.py answers it (knobs model_version, swap_split_shift, swap_token_change).
 Like the API version the anthropic 2.x SDK sends, /v1/messages refuses `temperature`,
 `top_p` and `top_k` (400), so a test catches canary sending them.
 """
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from . import sim_fingerprint
 from .sim_models import Behaviour, pick
 from .sim_wrong import Answer, Call, wrong_answer
 from .suites import Case, Suite
@@ -57,7 +60,7 @@ _ERRORS = {400: ("invalid_request_error", "invalid_request_error", None, "Invali
            529: ("overloaded_error", "server_error", "overloaded", "Overloaded")}
 _KNOBS = {"wrong_rate": (0, 1), "error_rate": (0, 1), "flaky_rate": (0, 1), "error_status": (400, 599),
           "retry_after_ms": (0, math.inf), "latency": (0, math.inf), "reported_model": None, "thinking": None,
-          "models": None}
+          "models": None, **sim_fingerprint.KNOBS}
 _ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id"}
 
 
@@ -167,7 +170,7 @@ class SimServer:
     def __init__(self, suites: dict[str, Suite], *, wrong_rate: float = 0.0, error_rate: float = 0.0,
                  error_status: int = 529, flaky_rate: float = 0.0, retry_after_ms: int = 1,
                  latency: float = 0.0, reported_model: str | None = None, thinking: bool = False,
-                 models: tuple[Behaviour, ...] = (), seed: int = 0):
+                 models: tuple[Behaviour, ...] = (), seed: int = 0, **fingerprint_knobs: Any):
         self.suites = suites
         self._lock = threading.Lock()
         self._index: dict[tuple[str, str], tuple[Suite, Case]] = {}
@@ -184,7 +187,8 @@ class SimServer:
         self._closing = threading.Event()
         self.configure(wrong_rate=wrong_rate, error_rate=error_rate, error_status=error_status,
                        flaky_rate=flaky_rate, retry_after_ms=retry_after_ms, latency=latency,
-                       reported_model=reported_model, thinking=thinking, models=tuple(models))
+                       reported_model=reported_model, thinking=thinking, models=tuple(models),
+                       **{**sim_fingerprint.DEFAULTS, **fingerprint_knobs})
         self.reset(seed)
 
     def configure(self, **knobs: Any) -> None:
@@ -204,6 +208,7 @@ class SimServer:
             self.seed = self.seed if seed is None else seed
             self._rng = random.Random(self.seed)
             self._flaky_rng = random.Random(f"flaky/{self.seed}")
+            self._fingerprint = sim_fingerprint.FingerprintSim(self.seed)
             self.requests.clear()
 
     # --- one request --------------------------------------------------------------------------
@@ -236,6 +241,13 @@ class SimServer:
                 flaky = self._flaky_rng.random() < self.flaky_rate
             if flaky:
                 return self._error(wire, 529, rid)
+        if found is None and len(conv.users) == 1 and sim_fingerprint.one_token_request(wire, body):
+            token, alternatives = self._fingerprint.answer(wire, body, conv.users[0], {
+                k: getattr(self, k) for k in sim_fingerprint.KNOBS})
+            usage = (_tokens(json.dumps(body["messages"])), 1)
+            shape = _anthropic_message if wire == "anthropic" else _openai_completion
+            payload = shape(self.reported_model or body["model"], token, [], "", usage)
+            return 200, {_ID_HEADER[wire]: rid}, sim_fingerprint.with_first_token(wire, payload, token, alternatives)
         behaviour = pick(self.models, body)
         text, calls = self._answer(found, conv, behaviour)
         if self.latency:

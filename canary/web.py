@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import and_, func, select
 
+from .fingerprint import SUITE as FINGERPRINT
 from .schema import alerts, outbox, runs
 from .store import Store
 
@@ -44,7 +45,7 @@ def latest_pass_rates(store: Store) -> list[tuple[str, str, int, int]]:
     """(model, suite, passed, answered) of the latest complete scheduled or manual run of each series."""
     kinds = ("scheduled", "manual")
     newest = (select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id"))
-              .where(and_(runs.c.status == "complete", runs.c.kind.in_(kinds)))
+              .where(and_(runs.c.status == "complete", runs.c.kind.in_(kinds), runs.c.suite != FINGERPRINT))
               .group_by(runs.c.model, runs.c.suite).subquery())
     with store.begin() as conn:
         return [tuple(r) for r in conn.execute(
@@ -55,8 +56,8 @@ def latest_pass_rates(store: Store) -> list[tuple[str, str, int, int]]:
 class _StateCollector(Collector):
     """Pass rate per series, open alerts and the outbox, read from the database per scrape."""
 
-    def __init__(self, store: Callable[[], Store]):
-        self.store = store
+    def __init__(self, store: Callable[[], Store], config: Callable[[], object] | None = None):
+        self.store, self.config = store, config
 
     def describe(self):
         return []  # no database query when the registry is built
@@ -98,12 +99,18 @@ class _StateCollector(Collector):
         for name in ("pending", "sent", "logged"):
             messages.add_metric([name], counts.get(name, 0))
         yield messages
+        if self.config is not None:
+            from .fingerprint.views import metric_families
+            try:
+                yield from metric_families(store, self.config())
+            except Exception as exc:  # the other families still answer
+                log.warning("metrics: fingerprint series unreadable: %s", type(exc).__name__)
 
 
 class Metrics:
     """Everything /metrics shows, in a registry of its own."""
 
-    def __init__(self, store: Callable[[], Store] | None = None):
+    def __init__(self, store: Callable[[], Store] | None = None, config: Callable[[], object] | None = None):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.runs = Counter("canary_runs", "Runs finished by this daemon", ["model", "suite", "kind", "status"],
@@ -126,7 +133,7 @@ class Metrics:
                                ["result"], registry=r)
         self.config_ok.set(1)
         if store is not None:
-            r.register(_StateCollector(store))
+            r.register(_StateCollector(store, config))
 
     def sample(self, model: str, suite: str, row: dict) -> None:
         self.samples.labels(model, suite, row["status"]).inc()

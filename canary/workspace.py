@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import Config, load_config
 from .errors import ConfigError
+from .fingerprint import SUITE as FINGERPRINT
 from .store import Store
 from .suites import Suite, load_suites, reference_problems
 
@@ -38,6 +39,9 @@ def open_workspace(config_path: str | os.PathLike | None = None, *, check_refere
     """Load canary.yaml and every suite; a bad suite is a problem, the good ones stay usable."""
     config = load_config(config_path)
     suites, problems = load_suites(config.prompts_dir)
+    if FINGERPRINT in suites:  # the name of every model's fingerprint series
+        problems.append(f"{suites.pop(FINGERPRINT).where(('suite',))}: the suite name '{FINGERPRINT}' is reserved "
+                        "for the fingerprint series; rename the suite")
     for i, model in enumerate(config.models):
         for name in model.suites or []:
             if name not in suites and not any(f"suite '{name}'" in p for p in problems):

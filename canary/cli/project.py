@@ -99,6 +99,7 @@ def demo(suite):
 @click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--latency", type=click.FloatRange(0, 60), default=0.0, show_default=True)
 @click.option("--seed", type=int)
+@click.option("--model-version", type=click.IntRange(1), help="fingerprint mode: 2, 3...: a swapped model")
 def sim(config_path, port, **knobs):
     """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats)."""
     from .. import render

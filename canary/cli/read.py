@@ -83,7 +83,9 @@ def ack(config_path, sim, model, suite):
     store = ws.store()
     closed = monitor.ack(store, model, suite, utcnow())
     store.close()
-    render.console.print(f"acknowledged {model} · {suite}: {closed} alert(s) closed, baseline restarts here")
+    restart = ("its border inputs re-referenced from the latest answers, a new series starts (see `canary "
+               f"fingerprint status --model {model}`)" if suite == "fingerprint" else "baseline restarts here")
+    render.console.print(f"acknowledged {model} · {suite}: {closed} alert(s) closed, {restart}")
 
 
 @click.command()

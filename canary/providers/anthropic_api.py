@@ -1,8 +1,6 @@
 """Anthropic Messages API through the official `anthropic` SDK (async client)."""
 from __future__ import annotations
 
-
-
 import anthropic
 
 from .base import Message, Provider, Reply, Request, ToolCall, call_sdk, split_params
@@ -30,6 +28,10 @@ class AnthropicProvider(Provider):
         call = self.client.messages.create(
             model=request.model, messages=[_message(m) for m in request.messages], extra_body=extra or None, **known)
         return await call_sdk(anthropic, anthropic.APIError, call, _reply, _describe)
+
+    def one_token_params(self, params: dict) -> tuple[dict, dict]:
+        # the API version this SDK sends refuses temperature (and returns no logprobs): nothing to add
+        return {**params, "max_tokens": 1}, {}
 
     async def aclose(self) -> None:
         await self.client.close()

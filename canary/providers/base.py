@@ -53,6 +53,7 @@ class Reply:
     request_id: str | None = None
     thinking: str = ""  # kept for the record, never scored as the answer
     native: Any = None
+    top_logprobs: list[tuple[str, float]] | None = None  # the first output token's, where the API returns them
 
 
 class CallError(Exception):
@@ -125,6 +126,12 @@ class Provider(ABC):
     @abstractmethod
     async def complete(self, request: Request) -> Reply:
         """One API call; raises CallError when the service failed."""
+
+    def one_token_params(self, params: dict) -> tuple[dict, dict]:
+        """For a fingerprint probe: (the model's params with the output limited to one token,
+        what this API also takes for it: temperature 0, first-token logprobs). Sent together;
+        the second part is dropped if the endpoint refuses it (a 400)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot make one-token calls")
 
     async def aclose(self) -> None:
         """Release the SDK client's connections."""

@@ -7,6 +7,8 @@ import openai
 
 from .base import CallError, Message, Provider, Reply, Request, ToolCall, call_sdk, split_params
 
+TOP_LOGPROBS = 5  # alternatives asked for the first output token of a fingerprint probe
+
 
 class OpenAIProvider(Provider):
     api_prefix = "/v1"
@@ -27,6 +29,13 @@ class OpenAIProvider(Provider):
         call = self.client.chat.completions.create(
             model=request.model, messages=messages, extra_body=extra or None, **known)
         return await call_sdk(openai, openai.OpenAIError, call, _reply, _describe)
+
+    def one_token_params(self, params: dict) -> tuple[dict, dict]:
+        limit = "max_tokens" if "max_tokens" in params else "max_completion_tokens"
+        extra = {"temperature": 0} if "temperature" not in params else {}
+        if "logprobs" not in params:
+            extra.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        return {**params, limit: 1}, extra
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -68,7 +77,18 @@ def _reply(completion) -> Reply:
         finish_reason=choice.finish_reason or "stop",
         input_tokens=(usage.prompt_tokens or 0) if usage else 0,
         output_tokens=(usage.completion_tokens or 0) if usage else 0,
-        model=completion.model, request_id=getattr(completion, "_request_id", None))
+        model=completion.model, request_id=getattr(completion, "_request_id", None),
+        top_logprobs=_first_token_logprobs(choice))
+
+
+def _first_token_logprobs(choice) -> list[tuple[str, float]] | None:
+    """(token, logprob) of the first output token's alternatives, most likely first; None if absent."""
+    content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+    if not content:
+        return None
+    first = content[0]
+    alternatives = [(t.token, float(t.logprob)) for t in (first.top_logprobs or [])]
+    return alternatives or [(first.token, float(first.logprob))]
 
 
 def _describe(exc: openai.APIStatusError) -> str:

@@ -1,0 +1,294 @@
+"""Phase 2: a probe of the border inputs, the series it makes, its model_changed episode, ack.
+
+A probe is a run of suite `fingerprint` (kind scheduled or manual, suite_version = the
+fingerprint's version) with every one-token call kept as a sample row, so `export`,
+`import`, budgets and the run tables see it like any run; a slot's probe is claimed and
+resumed like a suite's. After a probe, the whole series since the fingerprint was made is
+judged (`rule.judge`, a pure function of it), and the alert table is brought in line: an
+episode opens with one message and closes with one `recovered` message. `canary ack
+--model M --suite fingerprint` accepts the change: the inputs are re-referenced from the
+answers given since the episode began, which starts a new series.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import select
+
+from .. import alerts, messages
+from ..config import Config, ModelConfig
+from ..errors import UsageError
+from ..runner import Budget, Clock, Control, ProviderFactory, RunSummary, make_provider, owner_id, utcnow
+from ..schema import fingerprint_inputs, fingerprints, samples
+from ..store import SampleWriter, Store
+from . import SUITE
+from .calls import Caller, turn_logprobs
+from .phase1 import Found, save
+from .rule import Judged, Probe, RuleParams, judge, measure
+
+log = logging.getLogger("canary.fingerprint")
+
+SAMPLES_AT_TEMPERATURE_ZERO = 10  # the paper's phase 2
+SAMPLES_AT_DEFAULT_TEMPERATURE = 10  # measured by tests/benchmarks/fingerprint.py (README)
+KIND = "model_changed"
+RULE = RuleParams()
+
+
+@dataclass
+class Current:
+    """A model's current fingerprint: its row and its inputs with their references."""
+
+    row: object
+    prompts: list[str]
+    references: dict[str, dict[str, int]]
+    logprobs: dict[str, dict[str, float] | None]
+
+    @property
+    def version(self) -> str:
+        return self.row.version
+
+
+def current(store: Store, model: str) -> Current | None:
+    with store.begin() as conn:
+        row = conn.execute(select(fingerprints).where(fingerprints.c.model == model)
+                           .order_by(fingerprints.c.id.desc()).limit(1)).first()
+        if row is None:
+            return None
+        inputs = conn.execute(select(fingerprint_inputs).where(fingerprint_inputs.c.fingerprint_id == row.id)
+                              .order_by(fingerprint_inputs.c.position)).all()
+    return Current(row, [i.prompt for i in inputs], {i.prompt: i.reference for i in inputs},
+                   {i.prompt: i.logprobs for i in inputs})
+
+
+def rule_for(model: ModelConfig | None) -> RuleParams:
+    cfg = model.fingerprinted if model is not None else None
+    return replace(RULE, min_shift=cfg.min_shift) if cfg is not None else RULE
+
+
+def samples_per_input(model: ModelConfig, fp: Current) -> int:
+    """`samples` if set, else the count that keeps false alarms rare at the temperature probed."""
+    cfg = model.fingerprinted
+    if cfg is not None and cfg.samples:
+        return cfg.samples
+    return SAMPLES_AT_TEMPERATURE_ZERO if fp.row.temperature == 0 else SAMPLES_AT_DEFAULT_TEMPERATURE
+
+
+def planned_calls(store: Store, model: ModelConfig) -> int:
+    """One-token calls of one probe of the model (0 without a fingerprint)."""
+    fp = current(store, model.name)
+    return len(fp.prompts) * samples_per_input(model, fp) if fp else 0
+
+
+# --- the series ---------------------------------------------------------------------------
+
+@dataclass
+class Point:
+    run: object  # the probe's run row
+    probe: Probe
+    judged: Judged
+
+
+def _answers(store: Store, run_ids: list[int]) -> dict[int, tuple[dict, dict]]:
+    """Per run: (answers per prompt, first-token logprobs per prompt) of its answered samples."""
+    out: dict[int, tuple[dict, dict]] = {r: ({}, {}) for r in run_ids}
+    if not run_ids:
+        return out
+    with store.begin() as conn:
+        rows = conn.execute(select(samples.c.run_id, samples.c.case_id, samples.c.turns).where(
+            samples.c.run_id.in_(run_ids), samples.c.status != "error")).all()
+    for run_id, prompt, turns in rows:
+        answers, lps = out[run_id]
+        answers.setdefault(prompt, []).append(turns[0].get("text", "") if turns else "")
+        if turns and (lp := turn_logprobs(turns[0])):
+            lps.setdefault(prompt, []).append(lp)
+    return out
+
+
+def series(store: Store, model: str, fp: Current | None = None, rule: RuleParams = RULE) -> list[Point]:
+    """Every complete probe of the model's current fingerprint, oldest first, judged."""
+    fp = fp or current(store, model)
+    if fp is None:
+        return []
+    runs = [r for r in store.series(model, SUITE, kinds=("scheduled", "manual")) if r.suite_version == fp.version]
+    answers = _answers(store, [r.id for r in runs])
+    probes = [measure(fp.references, answers[r.id][0], fp.logprobs, answers[r.id][1]) for r in runs]
+    return [Point(r, p, j) for r, p, j in zip(runs, probes, judge(probes, rule))]
+
+
+# --- a probe --------------------------------------------------------------------------------
+
+@dataclass
+class ProbeResult:
+    summary: RunSummary | None  # None: the slot's probe is held by another replica
+    point: Point | None  # the probe judged (None until it is complete)
+    events: list[str]  # opened | recovered
+
+
+async def run_probe(store: Store, model: ModelConfig, fp: Current, *, slot: datetime, kind: str, clock: Clock,
+                    control: Control, provider_factory: ProviderFactory, on_call=None) -> RunSummary | None:
+    """Claim the slot's probe run (or resume it), make its missing calls, close it."""
+    n = samples_per_input(model, fp)
+    plan = [(prompt, i) for prompt in fp.prompts for i in range(n)]
+    provider = provider_factory(model)  # first: a key that is unset claims nothing
+    run_id = store.create_run(model=model.name, suite=SUITE, suite_version=fp.version, slot=slot, kind=kind,
+                              planned=len(plan), owner=control.owner, now=clock())
+    if run_id is None:
+        existing = store.find_run(model.name, SUITE, slot, kind)
+        if existing.status == "complete" or not store.take_over(
+                existing.id, control.owner, clock(), unless_heartbeat_after=clock() - control.lease):
+            await provider.aclose()
+            return RunSummary.of(existing) if existing.status == "complete" else None
+        run_id = existing.id
+        done = store.done_samples(run_id)
+        plan = [w for w in plan if w not in done]
+    midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
+    budget = Budget(model, *store.spent_since(model.name, midnight))
+    writer = SampleWriter(store)
+    beat = {"at": clock()}
+
+    def on_answer(answer) -> None:
+        row = {**answer.row, "run_id": run_id}
+        budget.add(row)
+        writer.put(row)
+        if (clock() - beat["at"]) > control.lease / 4:
+            beat["at"] = clock()
+            store.heartbeat(run_id, control.owner, beat["at"])
+        if on_call:
+            on_call()
+
+    try:
+        await Caller(provider, model, clock).ask_all(plan, on_answer=on_answer,
+                                                     stop=lambda: control.stopping or budget.exhausted)
+    finally:
+        writer.close()
+        await provider.aclose()
+    if len(store.done_samples(run_id)) >= len(fp.prompts) * n:
+        status = "complete"
+    else:  # stopped by a shutdown or the daily budget: resumed (its missing calls only) when claimed again
+        status = "budget_exhausted" if budget.exhausted and not control.stopping else "interrupted"
+    return RunSummary.of(store.finish_run(run_id, status, clock()))
+
+
+def act(store: Store, model: str, points: list[Point], now: datetime, rule: RuleParams = RULE) -> list[str]:
+    """Open or close the model_changed episode so the alert table says what the series says."""
+    if not points:
+        return []
+    last = points[-1]
+    open_now = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
+    if last.judged.alert and not open_now:
+        details = episode_details(points, rule.min_shift)
+        if alerts.open_alert(store, model=model, suite=SUITE, kind=KIND, run_id=last.run.id, details=details,
+                             message=messages.fingerprint_changed(model, details), now=now):
+            return ["opened"]
+    elif not last.judged.alert and open_now:
+        details = {"reason": f"the answers are back inside their usual range: {last.judged.reason}",
+                   "distance": last.judged.value, "mean": last.judged.mean, "upper": last.judged.upper}
+        if alerts.close_alert(store, open_now[0].id, run_id=last.run.id, by="recovered",
+                              message=messages.fingerprint_recovered(model, details), now=now):
+            return ["recovered"]
+    return []
+
+
+def episode_details(points: list[Point], min_shift: float = RULE.min_shift) -> dict:
+    """What moved: inputs outside their own usual range, the distance against the band, since when."""
+    last, j = points[-1], points[-1].judged
+    onset = points[j.onset] if j.onset is not None else last
+    base = [points[i].probe.per_input for i in j.baseline]
+
+    def usual(prompt: str) -> float:
+        values = [b[prompt] for b in base if prompt in b]
+        return sum(values) / len(values) if values else 0.0
+    # an input moved when its distance is above its own usual by more than the floor: when the
+    # mean deviates upwards by more than the floor, at least one input does
+    moved = sorted((p for p, tv in last.probe.per_input.items() if tv - usual(p) > min_shift),
+                   key=lambda p: usual(p) - last.probe.per_input[p])
+    since = onset.run.slot
+    details = {
+        "distance": j.value, "mean": j.mean, "sd": j.sd, "upper": j.upper, "lower": j.lower,
+        "logprob": j.logprob, "logprob_mean": j.logprob_mean, "logprob_upper": j.logprob_upper,
+        "inputs": len(last.probe.per_input), "moved": len(moved), "moved_inputs": moved[:5],
+        "since": since.isoformat(), "probes": len(points) - (j.onset or 0),
+        "reason": (f"{len(moved)} of {len(last.probe.per_input)} border inputs answer outside their usual range; "
+                   f"mean distance {j.value:.3f} against a usual {j.mean:.3f} (band up to {j.upper:.3f}), "
+                   f"since {since:%Y-%m-%d %H:%M} UTC"),
+    }
+    return details
+
+
+async def probe(store: Store, config: Config, model: ModelConfig, *, slot: datetime | None = None,
+                kind: str = "manual", clock: Clock = utcnow, control: Control | None = None,
+                provider_factory: ProviderFactory = make_provider, notifier: alerts.Notifier | None = None,
+                on_call=None) -> ProbeResult:
+    """One probe of a model now (or of a scheduled slot): run, judge the series, act, deliver."""
+    fp = current(store, model.name)
+    if fp is None:
+        raise UsageError(f"model {model.name} has no fingerprint yet: run `canary fingerprint init --model {model.name}`")
+    control = control or Control(lease=config.daemon.lease, owner=owner_id())
+    summary = await run_probe(store, model, fp, slot=slot or clock(), kind=kind, clock=clock, control=control,
+                              provider_factory=provider_factory, on_call=on_call)
+    rule = rule_for(model)
+    points = series(store, model.name, fp, rule)
+    events = act(store, model.name, points, clock(), rule)
+    if summary is not None:
+        store.mark_assessed([summary.run_id], clock())
+    await asyncio.to_thread(alerts.deliver, store, notifier, now=clock(), owner=control.owner)
+    point = next((p for p in points if summary and p.run.id == summary.run_id), None)
+    return ProbeResult(summary, point, events)
+
+
+async def probe_slot(store: Store, config: Config, model_name: str, slot: datetime, kind: str, *, clock: Clock,
+                     control: Control, provider_factory: ProviderFactory,
+                     notifier: alerts.Notifier | None) -> ProbeResult | None:
+    """The daemon's hook, in a model's slot beside its suites: probe it if it has a fingerprint.
+    Never raises (a failed probe is logged; the suites still run)."""
+    model = next((m for m in config.models if m.name == model_name), None)
+    if model is None or model.fingerprinted is None or kind != "scheduled" or control.stopping:
+        return None
+    try:
+        if current(store, model.name) is None:
+            log.warning("model %s: fingerprint configured but never made; run `canary fingerprint init --model %s`",
+                        model.name, model.name)
+            return None
+        result = await probe(store, config, model, slot=slot, kind="scheduled", clock=clock, control=control,
+                             provider_factory=provider_factory, notifier=notifier)
+    except Exception as exc:  # the suites of the slot must still run
+        log.error("fingerprint probe of %s at %s failed: %s", model.name, slot.isoformat(), exc)
+        return None
+    for event in result.events:
+        log.warning("alert %s: %s · %s: %s", event, model.name, SUITE, KIND)
+    return result
+
+
+# --- ack: the change is the new normal ----------------------------------------------------------
+
+def accept(store: Store, model: str, now: datetime) -> int:
+    """Re-reference the inputs from the answers since the open episode began (else the last
+    `persistence` probes) and close the episode: a new fingerprint version, a new series."""
+    fp = current(store, model)
+    if fp is None:
+        raise UsageError(f"model {model} has no fingerprint to acknowledge (run `canary fingerprint init`)")
+    points = series(store, model, fp)
+    if not points:
+        raise UsageError(f"no completed probe of {model} to take as the new reference")
+    open_alerts = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
+    since = datetime.fromisoformat(open_alerts[0].details["since"]) if open_alerts else None
+    chosen = [p for p in points if p.run.slot >= since] if since else points[-RULE.persistence:]
+    answers = _answers(store, [p.run.id for p in chosen])
+    found = Found(tried=fp.row.candidates, temperature=fp.row.temperature, with_logprobs=fp.row.logprobs)
+    for prompt in fp.prompts:
+        found.answers[prompt] = [a for run in answers.values() for a in run[0].get(prompt, [])]
+        found.logprobs[prompt] = [lp for run in answers.values() for lp in run[1].get(prompt, [])]
+    found.kept = [p for p in fp.prompts if any(found.answers[p])]
+    if not found.kept:
+        raise UsageError(f"the latest probes of {model} have no answers to take as the new reference")
+    save(store, model, found, now, origin="ack", border=fp.row.border)  # closes the open episode (by ack)
+    return len(open_alerts)
+
+
+def still_varying(fp: Current) -> int:
+    """How many inputs of a fingerprint have more than one answer in their reference."""
+    return sum(1 for ref in fp.references.values() if len(Counter(ref)) > 1)
