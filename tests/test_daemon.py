@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from canary import alerts, logs, reports
 from canary.daemon import Daemon
+from canary.service import Service
 from canary.slots import latest_fire
 from canary.runner import endpoint_factory
 from canary.schema import alerts as alerts_table, outbox, runs, samples
@@ -275,8 +276,8 @@ def test_a_model_that_cannot_be_called_claims_nothing(project, db_url, monkeypat
     d = Daemon(project / "canary.yaml", clock=Clock(datetime(2026, 11, 2, 6, 1)), owner="replica-a")
     assert asyncio.run(d.run_slot("gpt", datetime(2026, 11, 2, 6))) is None
     assert run_rows(d.store) == []  # the slot stays free for a replica (or a later start) that can run it
-    [why] = d.failed.values()
-    assert f"${SIM_KEY_ENV} is not set" in why and d.health()[1]["failing"]  # /healthz says so
+    [failure] = d.retries.slots.values()
+    assert f"${SIM_KEY_ENV} is not set" in failure.why and d.healthz()[1]["failing"]  # /healthz says so
     d.close()
 
 
@@ -375,14 +376,15 @@ def test_healthz_and_metrics(project, db_url, sim):
                       details={"reason": "test"}, message={"text": "t"}, now=clock())
 
     async def scenario():
-        server = asyncio.create_task(d.serve(signals=False))
+        service = Service(d)
+        server = asyncio.create_task(service.serve(signals=False))
         try:
             await d.run_slot("claude", datetime(2026, 11, 2, 6))
             deadline = time.monotonic() + 10
-            while d.web is None or d.last_tick is None:
+            while service.web is None or d.last_tick is None:
                 assert time.monotonic() < deadline, "the daemon never ticked"
                 await asyncio.sleep(0.02)
-            base = d.web.url
+            base = service.web.url
             health = await asyncio.to_thread(_get, base + "/healthz")
             metrics = await asyncio.to_thread(_get, base + "/metrics")
             index = await asyncio.to_thread(_get, base + "/")
@@ -394,7 +396,7 @@ def test_healthz_and_metrics(project, db_url, sim):
                 d.store = live
             return health, metrics, index, down, down_metrics
         finally:
-            d.stop()
+            service.stop()
             await asyncio.wait_for(server, 20)
     health, metrics, index, down, down_metrics = asyncio.run(scenario())
     code, body = health

@@ -1,7 +1,9 @@
 """What the commands share: exit codes, common options, and checks of names on the command line.
 
 Exit codes: 0 done; 1 a regression alert was raised by this command; 2 bad config, bad
-suite or bad usage (a message, no traceback); 3 no sample could be answered (service down).
+suite or bad usage (a message, no traceback); 3 no sample could be answered (service down);
+5 the database failed (unreachable, read-only, full: one line; the runs it interrupted are
+marked `interrupted` as far as the database still takes writes).
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import click
 
 from ..errors import UsageError
 
-EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN = 0, 1, 2, 3
+EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN, EXIT_DATABASE = 0, 1, 2, 3, 5
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                              help="canary.yaml (default: $CANARY_CONFIG, then ./canary.yaml)")
