@@ -294,13 +294,13 @@ class Daemon:
         d = self.config.daemon
         swept = False
         try:
+            self.retry(now)
             self.check_reload()
             sweep_every = max(min(d.lease / 2, timedelta(seconds=30)), timedelta(seconds=self.tick_seconds))
             if self._last_sweep is None or now - self._last_sweep >= sweep_every:
                 self._last_sweep = now
                 await self.sweep(now)
                 swept = True
-            self.retry(now)
             if self.self_alerts.pending(self.retries, d.failing_alert_after, now):
                 await asyncio.to_thread(self.self_alerts.sync, self.store, self.retries, d.failing_alert_after, now)
         except Exception as exc:  # the database is down, say: try again next tick

@@ -59,6 +59,9 @@ class Health:
         if not db:
             reasons.append(f"database unreachable: {self.db_error or 'it does not answer'}")
         reasons += [f"slot failing: {f.describe()}" for f in self.retries.slots.values()]
+        pending = {f.model for f in self.retries.slots.values()}
+        reasons += [f"{model}: a slot was given up and no scheduled run has worked since {since.isoformat()} ({why})"
+                    for model, (since, why) in self.retries.failing_since.items() if model not in pending]
         if self.config_problems:
             reasons.append(f"config does not validate ({len(self.config_problems)} problem(s), the first: "
                            f"{self.config_problems[0]}); the last good config keeps running")
