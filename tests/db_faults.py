@@ -30,6 +30,11 @@ class TcpProxy:
         self._lock = threading.Lock()
         self.restore()
 
+    @classmethod
+    def in_front_of(cls, database_url: str) -> "TcpProxy":
+        u = make_url(database_url)
+        return cls(u.host or "127.0.0.1", u.port or 5432)
+
     def url(self, database_url: str) -> str:
         """`database_url` pointed at this proxy."""
         return make_url(database_url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)

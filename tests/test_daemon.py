@@ -666,8 +666,7 @@ class Outage:
             self.url = db_url + "?timeout=0.2"
             self.lock = SqliteWriteLock(make_url(db_url).database)
         else:
-            u = make_url(db_url)
-            self.proxy = TcpProxy(u.host, u.port or 5432)
+            self.proxy = TcpProxy.in_front_of(db_url)
             self.url = self.proxy.url(db_url)
 
     def start(self) -> None:
@@ -850,8 +849,7 @@ def test_database_down_at_start_the_daemon_waits_with_healthz_503_then_runs(proj
         url, volume = f"sqlite:///{tmp_path / 'volume' / 'canary.db'}", tmp_path / "volume"
         restore, proxy = volume.mkdir, None
     else:  # PostgreSQL is not up yet
-        u = make_url(db_url)
-        proxy = TcpProxy(u.host, u.port or 5432)
+        proxy = TcpProxy.in_front_of(db_url)
         proxy.cut()
         url, restore = proxy.url(db_url), proxy.restore
     write_config(project, url, top="schedule: '0 6 * * *'\n", models=models_yaml(), daemon="catch_up: 6h\n")
