@@ -61,11 +61,11 @@ class Daemon:
 
     def __init__(self, config_path=None, *, clock: Clock = utcnow, provider_factory: ProviderFactory = make_provider,
                  owner: str | None = None, tick: float = TICK_SECONDS, lock: bool = False,
-                 redactor: logs.RedactSecrets | None = None):
+                 redactor: logs.RedactSecrets | None = None, wait_for_database: bool = True):
         self.config_path = find_config(config_path).resolve()
         self.clock, self.provider_factory, self.tick_seconds = clock, provider_factory, tick
         self.owner = owner or owner_id()
-        self.redactor = redactor
+        self.redactor, self.wait_for_database = redactor, wait_for_database
         self.ws: Workspace = open_workspace(self.config_path)  # ConfigError: no good config to start from
         self._lock = SqliteLock(self.config.database_url) if lock else None
         self.store = Store(self.config.database_url, upgrade=False)  # connected (and migrated) by connect()
@@ -86,8 +86,7 @@ class Daemon:
         self._db_attempts, self._db_next = 0, clock()
         self._logged: dict[str, str] = {}  # topic -> the failure last logged (each is logged once)
         self._update_secrets()
-        if not self.connect() and isinstance(self._connect_error, UsageError):
-            raise self._connect_error  # another daemon holds the SQLite lock: nothing to wait for
+        self.connect()
 
     @property
     def config(self) -> Config:
@@ -103,15 +102,20 @@ class Daemon:
 
     def connect(self, now: datetime | None = None) -> bool:
         """Take the SQLite lock and migrate the database. False while that fails (the tick tries
-        again with backoff, 1 s doubling to a minute); once it works, the daemon starts as usual."""
+        again with backoff, 1 s doubling to a minute); once it works, the daemon starts as usual.
+        At the first try, another daemon holding the SQLite lock raises UsageError, and a database
+        that fails raises StorageError unless `wait_for_database` (`--once` does not wait)."""
         now = now or self.clock()
         try:
             if self._lock:
                 self._lock.acquire(self.owner)
             self.store.upgrade()
         except (StorageError, UsageError, OSError) as exc:
-            self._connect_error = exc
             why = f"cannot use {self._lock.path}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+            if not self._db_attempts and isinstance(exc, UsageError):
+                raise
+            if not self._db_attempts and not self.wait_for_database:
+                raise StorageError(why) from None
             self._db_attempts += 1
             self._db_next = now + DB_BACKOFF.delay(self._db_attempts)
             if why != self.health.db_error:

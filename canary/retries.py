@@ -42,9 +42,10 @@ class SlotFailure:
         return self.model, self.slot, self.kind
 
     def describe(self) -> str:
+        then = (f"next {self.next_at.isoformat()}, given up at {self.deadline.isoformat()}"
+                if self.next_at < self.deadline else f"no try left before {self.deadline.isoformat()}")
         return (f"{self.model} {self.slot.isoformat()} ({self.kind}): {self.why} "
-                f"[{self.attempts} attempt(s) since {self.first_at.isoformat()}, next {self.next_at.isoformat()}, "
-                f"given up at {self.deadline.isoformat()}]")
+                f"[{self.attempts} attempt(s) since {self.first_at.isoformat()}, {then}]")
 
 
 class SlotRetries:

@@ -137,12 +137,10 @@ def run_daemon(config_path=None, *, once: bool = False, log_format: str = "human
     `--once` raises StorageError (exit 5) when the database fails, CanaryError (exit 2) when a
     slot could not run for another reason (a key unset)."""
     redactor = logs.setup_logging(log_format)
-    daemon = Daemon(config_path, clock=clock_from_env(once), lock=True, redactor=redactor)
+    daemon = Daemon(config_path, clock=clock_from_env(once), lock=True, redactor=redactor, wait_for_database=not once)
     service = Service(daemon)
     try:
         if once:
-            if not daemon.connected:
-                raise StorageError(daemon.health.db_error)
             watches = asyncio.run(service.once())
             failures = list(daemon.retries.slots.values())
             if failures:  # a cron job must notice: the reasons, and an exit code
