@@ -140,10 +140,11 @@ class Daemon:
     def abandoned_runs(self, now: datetime | None = None) -> list[tuple[str, datetime, str]]:
         return abandoned_runs(self.store, self.config, now or self.clock(), self._gone)
 
-    def _gone(self, owner: str | None) -> bool:
-        """A replica that holds a scheduled run is gone: dead on this host, or any other daemon while
-        this one holds the SQLite lock (only daemons run scheduled slots)."""
-        return owner != self.owner and (bool(self._lock and self._lock.held) or process_gone(owner, self.owner))
+    def _gone(self, owner: str | None, kind: str) -> bool:
+        """The owner of a run is gone: dead on this host, or, for a scheduled run, any other daemon
+        while this one holds the SQLite lock (only daemons run scheduled slots)."""
+        locked = kind == "scheduled" and bool(self._lock and self._lock.held)
+        return owner != self.owner and (locked or process_gone(owner, self.owner))
 
     async def run_slot(self, model: str, slot: datetime, kind: str = "scheduled") -> Watch | None:
         """Run or resume one model's slot: each suite not complete and not held by a live replica.
@@ -321,8 +322,7 @@ class Daemon:
             if (model, slot, kind) not in self._active:
                 log.info("abandoned run found: %s %s (%s)", model, slot.isoformat(), kind)
                 self.launch(model, slot, kind)
-        gone = lambda owner: process_gone(owner, self.owner)  # a live `canary run` may share the SQLite file
-        for row in await asyncio.to_thread(interrupt_orphans, self.store, now, self.config.daemon.lease, gone):
+        for row in await asyncio.to_thread(interrupt_orphans, self.store, now, self.config.daemon.lease, self._gone):
             log.warning("run %s (%s · %s, manual) was left running by %s, which is gone: marked interrupted, "
                         "%d of %d samples kept", row.id, row.model, row.suite, row.owner,
                         row.passed + row.failed + row.errors, row.planned)

@@ -3,8 +3,9 @@
 A slot is (model, suite, scheduled time, kind). A replica claims it by inserting its unique
 run row before anything runs, or takes over a run that was abandoned: interrupted, silent
 for longer than the lease, or held by an owner that is provably gone (owner ids are
-hostname:pid:random; a process of this host that no longer runs is gone, and so is every
-other daemon when this one holds the SQLite single-daemon lock). A manual run (`canary run`)
+hostname:pid:random; a process of this host that no longer runs is gone, and so is the
+owner of a scheduled run when this daemon holds the SQLite single-daemon lock: only a
+daemon runs scheduled slots, while a confirmation run may be a live `canary run`'s). A manual run (`canary run`)
 abandoned so is marked interrupted, never resumed behind its user's back.
 Everything here reads the time it is given, never the wall clock.
 """
@@ -30,7 +31,7 @@ from .runner import Clock, Job, planned_samples, utcnow
 from .schema import runs
 from .store import Store
 
-OwnerGone = Callable[[str | None], bool]
+OwnerGone = Callable[[str | None, str], bool]  # (owner, kind of run) -> gone?
 
 log = logging.getLogger("canary.daemon")
 
@@ -167,11 +168,11 @@ def process_gone(owner: str | None, me: str) -> bool:
 
 def _abandoned(row, now: datetime, lease: timedelta, gone: OwnerGone) -> bool:
     return row.status == "interrupted" or (row.status == "running" and (
-        row.heartbeat_at is None or row.heartbeat_at < now - lease or gone(row.owner)))
+        row.heartbeat_at is None or row.heartbeat_at < now - lease or gone(row.owner, row.kind)))
 
 
 def abandoned_runs(store: Store, config: Config, now: datetime,
-                   gone: OwnerGone = lambda owner: False) -> list[tuple[str, datetime, str]]:
+                   gone: OwnerGone = lambda owner, kind: False) -> list[tuple[str, datetime, str]]:
     """(model, slot, kind) of unfinished scheduled or confirm runs within `catch_up` that no live replica holds."""
     d = config.daemon
     q = select(runs.c.model, runs.c.slot, runs.c.kind, runs.c.status, runs.c.owner, runs.c.heartbeat_at).where(and_(
@@ -185,7 +186,7 @@ def abandoned_runs(store: Store, config: Config, now: datetime,
 def interrupt_orphans(store: Store, now: datetime, lease: timedelta, gone: OwnerGone) -> list:
     """Mark `interrupted` (its counters computed from its samples) every manual run left `running`
     by a process that is gone or silent for longer than the lease; returns those runs."""
-    q = select(runs.c.id, runs.c.status, runs.c.owner, runs.c.heartbeat_at).where(and_(
+    q = select(runs.c.id, runs.c.kind, runs.c.status, runs.c.owner, runs.c.heartbeat_at).where(and_(
         runs.c.kind == "manual", runs.c.status == "running"))
     with store.begin() as conn:
         orphans = [r for r in conn.execute(q) if _abandoned(r, now, lease, gone)]
@@ -211,7 +212,7 @@ def resumable(store: Store, jobs: list[Job]) -> list[tuple[Job, object]]:
 
 
 def claim(store: Store, config: Config, jobs: list[Job], owner: str, now: datetime,
-          gone: OwnerGone = lambda owner: False) -> list[Job]:
+          gone: OwnerGone = lambda owner, kind: False) -> list[Job]:
     """Claim each job's run for `owner`, atomically in the database: insert its row (a new slot;
     never a confirmation run, which only its parent's owner creates) or take over an abandoned
     one (interrupted, a heartbeat older than the lease, or an owner that is gone). Returns the
@@ -227,7 +228,7 @@ def claim(store: Store, config: Config, jobs: list[Job], owner: str, now: dateti
         if run_id is None:
             row = store.find_run(job.model.name, job.suite.name, job.slot, job.kind)
             if row is None or not store.take_over(row.id, owner, now, unless_heartbeat_after=stale,
-                                                  or_owner=row.owner if gone(row.owner) else None):
+                                                  or_owner=row.owner if gone(row.owner, row.kind) else None):
                 continue
         won.append(job)
     return won

@@ -46,7 +46,7 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
         raise UsageError("nothing to run: no configured model has a loaded suite")
     store = ws.store()
     control = Control(lease=ws.config.daemon.lease, owner=owner_id())
-    for row in interrupt_orphans(store, utcnow(), ws.config.daemon.lease, lambda o: process_gone(o, control.owner)):
+    for row in interrupt_orphans(store, utcnow(), ws.config.daemon.lease, lambda owner, _kind: process_gone(owner, control.owner)):
         render.errors.print(f"canary: run {row.id} ({row.model} · {row.suite}, {row.slot:%Y-%m-%d %H:%M} UTC) was left "
                             f"running by a process that is gone: marked interrupted, "
                             f"{row.passed + row.failed + row.errors}/{row.planned} samples kept (`canary run --resume` "
