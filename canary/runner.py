@@ -338,7 +338,7 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
         for provider in providers.values():
             await provider.aclose()
     if failures:
-        _give_back(store, held, results, control, clock, failures[0])
+        _give_back(store, held, control, clock, failures[0])
     summaries = []
     for run_id, status in results:
         ours = status and status != "lost" and run_id not in control.lost
@@ -347,24 +347,21 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
     return summaries
 
 
-def _give_back(store: Store, held: set[int], results: list[tuple[int, str | None]], control: Control,
-               clock: Clock, failure: BaseException) -> None:
-    """After a failure: close each run held (those not done as interrupted: resumable), as far as
-    the database lets, then raise (a database failure as one line of StorageError)."""
-    done = {run_id: status for run_id, status in results if status}
-    marked = closed = 0
-    for run_id in sorted(held - control.lost):
-        status = done.get(run_id) if done.get(run_id) not in (None, "lost") else "interrupted"
+def _give_back(store: Store, held: set[int], control: Control, clock: Clock, failure: BaseException) -> None:
+    """After a failure: mark each run held `interrupted` (resumable; even one whose samples all ran,
+    since the writer may have lost its last ones), as far as the database lets, then raise (a
+    database failure as one line of StorageError)."""
+    mine = sorted(held - control.lost)
+    marked = 0
+    for run_id in mine:
         try:
-            store.finish_run(run_id, status, clock())
+            store.finish_run(run_id, "interrupted", clock())
+            marked += 1
         except Exception:  # the database refuses: the run stays `running` until it is found abandoned
-            continue
-        marked += status == "interrupted"
-        closed += 1
+            pass
     if not is_database_failure(failure):
         raise failure
-    left = len(held - control.lost) - closed
     kept = f"{marked} run(s) marked interrupted, their stored samples kept"
-    if left:
-        kept += f"; {left} could not be marked and show as running until the next run or daemon finds them"
+    if marked < len(mine):
+        kept += f"; {len(mine) - marked} could not be marked and show as running until the next run or daemon finds them"
     raise StorageError(f"the database failed ({store.safe_url}): {failure_text(failure)}; {kept}") from None
