@@ -3,15 +3,20 @@
 An alert opens once when a series goes into breach and closes once when it recovers (or is
 acked); each of those events puts one message in the outbox (unique per alert and event).
 `deliver` sends due messages and marks each sent as soon as Slack accepts it; a refused or
-failed send is retried later with backoff, so a Slack outage delays a message, never drops
-it, and a message Slack accepted is not sent again, across restarts and replicas.
+failed send is retried later with backoff (Slack's `Retry-After`, in seconds or as an HTTP
+date, is honoured up to the longest backoff), so a Slack outage delays a message, never
+drops it, and a message Slack accepted is not sent again, across restarts and replicas.
+A refusal that no retry can change (a 4xx other than 429: a webhook gone, a token revoked,
+a channel not found) marks the message `failed`, logged once at ERROR and never retried.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from sqlalchemy import and_, or_, select, update
@@ -28,10 +33,42 @@ BACKOFF_MAX = timedelta(hours=1)
 CLAIM = timedelta(minutes=2)  # a sender's hold on a message while it sends it
 
 
+# Web API errors (HTTP 200, ok: false) that a later try can get past; any other is final
+RETRYABLE_API_ERRORS = {"ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
+
+
 class DeliveryError(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
+    """Slack did not take a message: `retry_after` is its Retry-After header as sent (or None),
+    `permanent` says no retry can help."""
+
+    def __init__(self, message: str, retry_after: str | None = None, permanent: bool = False):
         self.retry_after = retry_after
+        self.permanent = permanent
         super().__init__(message)
+
+
+def _retry_after(headers) -> str | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    return value[0] if isinstance(value, list) and value else value
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A Retry-After value (seconds, or an HTTP date) as seconds from `now` (naive UTC), at most
+    the longest backoff; None when absent or unusable (`inf`, negative, a date gone, garbage)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(str(value).strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        seconds = (when - now.replace(tzinfo=timezone.utc)).total_seconds()
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, BACKOFF_MAX.total_seconds())
 
 
 class Notifier(Protocol):
@@ -52,9 +89,9 @@ class WebhookNotifier:
         except Exception as exc:  # connection refused, timeout: the SDK raises urllib's errors
             raise DeliveryError(f"webhook unreachable: {type(exc).__name__}") from None
         if resp.status_code != 200:
-            retry = resp.headers.get("retry-after") or resp.headers.get("Retry-After")
             raise DeliveryError(f"webhook answered HTTP {resp.status_code}: {str(resp.body)[:200]}",
-                                float(retry[0] if isinstance(retry, list) else retry) if retry else None)
+                                _retry_after(resp.headers), permanent=400 <= resp.status_code < 500
+                                and resp.status_code not in (408, 429))
 
 
 class WebApiNotifier:
@@ -72,11 +109,13 @@ class WebApiNotifier:
             self.client.chat_postMessage(channel=self.channel, text=message["text"], blocks=message.get("blocks"))
         except SlackApiError as exc:
             resp = exc.response
-            retry = resp.headers.get("retry-after") or resp.headers.get("Retry-After")
-            if isinstance(retry, list):
-                retry = retry[0]
-            raise DeliveryError(f"Slack API answered HTTP {resp.status_code}: {resp.get('error')}",
-                                float(retry) if retry else None) from None
+            error = resp.get("error") if isinstance(resp.data, dict) else None
+            if resp.status_code == 200:
+                permanent = error not in RETRYABLE_API_ERRORS
+            else:
+                permanent = 400 <= resp.status_code < 500 and resp.status_code not in (408, 429)
+            raise DeliveryError(f"Slack API answered HTTP {resp.status_code}: {str(error)[:200]}",
+                                _retry_after(resp.headers), permanent=permanent) from None
         except Exception as exc:
             raise DeliveryError(f"Slack API unreachable: {type(exc).__name__}") from None
 
@@ -184,12 +223,13 @@ def list_alerts(store: Store, limit: int = 100) -> list[dict]:
 @dataclass
 class DeliveryReport:
     sent: int = 0
-    failed: int = 0
+    failed: int = 0  # refused for now: retried later
     logged: int = 0
+    dropped: int = 0  # refused for good: marked failed
 
 
 def backoff(attempts: int, retry_after: float | None) -> timedelta:
-    delay = min(BACKOFF_FIRST * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+    delay = min(BACKOFF_FIRST * (2 ** min(max(attempts - 1, 0), 20)), BACKOFF_MAX)
     return max(delay, timedelta(seconds=retry_after or 0))
 
 
@@ -201,9 +241,9 @@ def deliver(store: Store, notifier: Notifier | None, *, now: datetime, owner: st
     """
     report = DeliveryReport()
     for _ in range(10):
-        before = report.sent + report.logged
+        before = report.sent + report.logged + report.dropped
         _deliver_pass(store, notifier, now=now, owner=owner, limit=limit, report=report)
-        if report.sent + report.logged == before:
+        if report.sent + report.logged + report.dropped == before:
             break
     return report
 
@@ -235,12 +275,20 @@ def _deliver_pass(store: Store, notifier: Notifier | None, *, now: datetime, own
             notifier.send(row.message)
         except DeliveryError as exc:
             attempts = row.attempts + 1
+            values = {"attempts": attempts, "last_error": str(exc)[:500], "claimed_by": None, "claimed_until": None}
+            if exc.permanent:
+                values["state"] = "failed"
+            else:
+                values["next_attempt_at"] = now + backoff(attempts, retry_after_seconds(exc.retry_after, now))
             with store.begin() as conn:
-                conn.execute(update(outbox).where(outbox.c.id == message_id).values(
-                    attempts=attempts, last_error=str(exc)[:500], claimed_by=None, claimed_until=None,
-                    next_attempt_at=now + backoff(attempts, exc.retry_after)))
-            log.warning("Slack refused alert message %s (attempt %s): %s; will retry", message_id, attempts, exc)
-            report.failed += 1
+                conn.execute(update(outbox).where(outbox.c.id == message_id).values(**values))
+            if exc.permanent:
+                log.error("Slack refused alert message %s for good: %s; it is marked failed and not retried "
+                          "(fix alerts.slack; `canary alerts` lists it)", message_id, exc)
+                report.dropped += 1
+            else:
+                log.warning("Slack refused alert message %s (attempt %s): %s; will retry", message_id, attempts, exc)
+                report.failed += 1
             continue
         _settle(store, message_id, state="sent", now=now, attempts=row.attempts + 1)
         report.sent += 1

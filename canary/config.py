@@ -198,15 +198,26 @@ class Alerts(Strict):
 
 class Daemon(Strict):
     http: str | None = "127.0.0.1:8787"
-    catch_up: timedelta = timedelta(hours=24)
+    catch_up: timedelta = timedelta(hours=24)  # also how long a failed slot is retried
     lease: timedelta = timedelta(seconds=120)
     shutdown_grace: timedelta = timedelta(seconds=30)
     jitter: timedelta = timedelta(0)
+    heartbeat_url: str | None = None  # GET after good ticks (healthchecks.io / Cronitor), at most once a minute
+    failing_alert_after: timedelta = timedelta(hours=1)  # canary_failing alert: a model's slots failing this long
+    late_after: timedelta = timedelta(hours=2)  # /healthz degraded: a slot not complete this long after its time
 
-    @field_validator("catch_up", "lease", "shutdown_grace", "jitter", mode="before")
+    @field_validator("catch_up", "lease", "shutdown_grace", "jitter", "failing_alert_after", "late_after",
+                     mode="before")
     @classmethod
     def _duration(cls, value):
         return parse_duration(value) if not isinstance(value, timedelta) else value
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"'{value}' is not an http(s) URL")
+        return value
 
 
 class Config(Strict):
@@ -248,7 +259,7 @@ class Config(Strict):
         """$CANARY_DATABASE_URL, else `database`; a relative SQLite path is relative to the config."""
         url = os.environ.get("CANARY_DATABASE_URL") or self.database
         prefix = "sqlite:///"
-        if url.startswith(prefix) and url != prefix and not url[len(prefix):].startswith(("/", ":memory:")):
+        if url.startswith(prefix) and url != prefix and not url[len(prefix):].startswith(("/", ":memory:", "file:")):
             url = prefix + str(self.base_dir / url[len(prefix):])
         return url
 

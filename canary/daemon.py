@@ -3,47 +3,58 @@
 One cron job per model (its `schedule` or the global one, in `timezone`, with optional
 jitter) runs the model's latest slot. A slot is (model, suite, scheduled time, kind); a
 replica claims it by inserting its unique run row before it runs anything, so several
-daemons on one PostgreSQL share the work and none runs a slot twice. A run whose heartbeat
-is older than `daemon.lease` was abandoned (its replica died): the next tick of any replica
-takes it over and `runner.run_jobs` runs only its missing samples. At start, each model's latest slot within `catch_up`
-runs at once unless complete (the catch-up rule); `--once` does just that, then exits.
+daemons on one PostgreSQL share the work and none runs a slot twice. A run abandoned by its
+replica (silent for `daemon.lease`, or its owner provably gone: see `slots`) is taken over
+by the next tick of any replica, and `runner.run_jobs` runs only its missing samples. At
+start, each model's latest slot within `catch_up` runs at once unless complete (the
+catch-up rule); `--once` does just that, then exits.
 
-Besides the model jobs there are two: `tick` every few seconds (health snapshot, config
-files changed on disk, abandoned runs) and `deliver` every 30 s (the alert outbox, so a
-Slack outage is retried). SIGTERM/SIGINT stop scheduling, let samples in flight finish
-within `shutdown_grace`, mark unfinished runs interrupted and exit 0; SIGHUP reloads.
+A slot whose claim or run fails (the database locked, down or full) stays due: the
+`retries.SlotRetries` policy tries it again with backoff until `catch_up` ends, then gives
+it up (logged, and a `slot_missed` alert). A database unreachable at start does not stop
+the daemon: it serves /healthz (503) and retries with backoff, then starts as usual.
+/healthz, /metrics and the alerts about canary itself read `health`; `health.Heartbeat`
+pings `daemon.heartbeat_url`.
+
+Besides the model jobs there are two: `tick` every few seconds (the database until it
+answers, config files changed on disk, abandoned runs, retries due, alerts about canary,
+the heartbeat) and `deliver` every 30 s (the alert outbox, so a Slack outage is retried).
+`service.Service` runs it as a process (HTTP, signals, a graceful stop, `--once`).
 Time is a parameter: every decision reads `clock()` (naive UTC), never the wall clock.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.exc import DBAPIError
 
-from . import alerts, logs, messages
+from . import alerts, logs
 from .config import Config, ModelConfig, find_config
-from .errors import CanaryError, ConfigError
+from .errors import CanaryError, ConfigError, StorageError, UsageError
 from .fingerprint.probe import probe_slot
+from .health import Health, Heartbeat, SelfAlerts
 from .monitor import Watch, run_and_watch, watch
 from .report_html import render_report
 from .reports import next_run
+from .retries import Backoff, SlotKey, SlotRetries
 from .runner import Clock, Control, Job, ProviderFactory, RunSummary, jobs_for, make_provider, owner_id, utcnow
-from .slots import (SqliteLock, _aware, abandoned_runs, claim, clock_from_env, due_slots, latest_fire, model_trigger,
-                    repeated_wall_time)
-from .web import Metrics, WebServer, parse_address
-from .workspace import Workspace, open_workspace
+from .slots import (SqliteLock, _aware, abandoned_runs, claim, due_slots, interrupt_orphans,
+                    latest_fire, model_trigger, process_gone, repeated_wall_time)
+from .store import Store, failure_text, is_database_failure
+from .web import Metrics
+from .workspace import FileWatch, Workspace, open_workspace
 
 log = logging.getLogger("canary.daemon")
 
-TICK_SECONDS = 5.0  # health snapshot, config files on disk, abandoned runs
+TICK_SECONDS = 5.0  # the database until it answers, config files on disk, abandoned runs, retries
 DELIVER_SECONDS = 30.0  # the alert outbox
-NO_CONFIG = ("", "")  # (model, suite) of alerts about canary itself
+DB_BACKOFF = Backoff(first=timedelta(seconds=1), most=timedelta(minutes=1))  # the database, at start
 
 
 class Daemon:
@@ -51,36 +62,73 @@ class Daemon:
 
     def __init__(self, config_path=None, *, clock: Clock = utcnow, provider_factory: ProviderFactory = make_provider,
                  owner: str | None = None, tick: float = TICK_SECONDS, lock: bool = False,
-                 redactor: logs.RedactSecrets | None = None):
+                 redactor: logs.RedactSecrets | None = None, wait_for_database: bool = True):
         self.config_path = find_config(config_path).resolve()
         self.clock, self.provider_factory, self.tick_seconds = clock, provider_factory, tick
         self.owner = owner or owner_id()
-        self.redactor = redactor
+        self.redactor, self.wait_for_database = redactor, wait_for_database
         self.ws: Workspace = open_workspace(self.config_path)  # ConfigError: no good config to start from
         self._lock = SqliteLock(self.config.database_url) if lock else None
-        if self._lock:
-            self._lock.acquire(self.owner)
-        self.store = self.ws.store()
+        self.store = Store(self.config.database_url, upgrade=False)  # connected (and migrated) by connect()
         self.control = Control(lease=self.config.daemon.lease, owner=self.owner)
         self.metrics = Metrics(lambda: self.store, lambda: self.config)
         self.notifier = alerts.notifier_from_config(self.config.alerts)
+        self.retries = SlotRetries()
+        self.health = Health(self.retries, started_at=clock())
+        self.self_alerts = SelfAlerts()
+        self.heartbeat = Heartbeat(self.config.daemon.heartbeat_url)
+        self.files = FileWatch(self.config_path, self.config.prompts_dir)
         self.scheduler: AsyncIOScheduler | None = None
-        self.web: WebServer | None = None
         self.last_tick: datetime | None = None
-        self.config_ok = True
-        self.failed: dict[str, str] = {}  # slot -> why it failed (a model's key unset, ...): health, --once
-        self._applied = self._seen = self._files()
         self._tasks: set[asyncio.Task] = set()
         self._active: set[tuple[str, datetime, str]] = set()
         self._model_locks: dict[str, asyncio.Lock] = {}
         self._last_sweep: datetime | None = None
-        self._stopping: asyncio.Event | None = None
+        self._db_attempts, self._db_next = 0, clock()
+        self._logged: dict[str, str] = {}  # topic -> the failure last logged (each is logged once)
         self._update_secrets()
-        self._config_state(self.ws.problems)
+        self.connect()
 
     @property
     def config(self) -> Config:
         return self.ws.config
+
+    @property
+    def connected(self) -> bool:
+        return self.health.db_error is None
+
+    @property
+    def config_ok(self) -> bool:
+        return not self.health.config_problems
+
+    def connect(self, now: datetime | None = None) -> bool:
+        """Take the SQLite lock and migrate the database. False while that fails (the tick tries
+        again with backoff, 1 s doubling to a minute); once it works, the daemon starts as usual.
+        At the first try, another daemon holding the SQLite lock raises UsageError, and a database
+        that fails raises StorageError unless `wait_for_database` (`--once` does not wait)."""
+        now = now or self.clock()
+        try:
+            if self._lock:
+                self._lock.acquire(self.owner)
+            self.store.upgrade()
+        except (StorageError, UsageError, OSError) as exc:
+            why = f"cannot use {self._lock.path}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+            if not self._db_attempts and isinstance(exc, UsageError):
+                raise
+            if not self._db_attempts and not self.wait_for_database:
+                raise StorageError(why) from None
+            self._db_attempts += 1
+            self._db_next = now + DB_BACKOFF.delay(self._db_attempts)
+            if why != self.health.db_error:
+                log.error("%s; retrying (next in %.0f s), /healthz answers 503 meanwhile", why,
+                          (self._db_next - now).total_seconds())
+            self.health.db_error = why
+            return False
+        if self._db_attempts:
+            log.info("database %s answers after %d failed attempt(s): starting", self.store.safe_url, self._db_attempts)
+        self.health.db_error = None
+        self._config_state(self.ws.problems)
+        return True
 
     # --- slots ------------------------------------------------------------------------------
 
@@ -91,15 +139,18 @@ class Daemon:
         return due_slots(self.config, now or self.clock())
 
     def abandoned_runs(self, now: datetime | None = None) -> list[tuple[str, datetime, str]]:
-        return abandoned_runs(self.store, self.config, now or self.clock())
+        return abandoned_runs(self.store, self.config, now or self.clock(), self._gone)
 
-    def claim(self, jobs: list[Job], now: datetime) -> list[Job]:
-        return claim(self.store, self.config, jobs, self.owner, now)
+    def _gone(self, owner: str | None, kind: str) -> bool:
+        """The owner of a run is gone: dead on this host, or, for a scheduled run, any other daemon
+        while this one holds the SQLite lock (only daemons run scheduled slots)."""
+        locked = kind == "scheduled" and bool(self._lock and self._lock.held)
+        return owner != self.owner and (locked or process_gone(owner, self.owner))
 
     async def run_slot(self, model: str, slot: datetime, kind: str = "scheduled") -> Watch | None:
-        """Run or resume one model's slot: each suite not complete and not held by a live replica."""
+        """Run or resume one model's slot: each suite not complete and not held by a live replica.
+        A failure leaves the slot to the retry policy."""
         key = (model, slot, kind)
-        name = f"{model} {slot.isoformat()} ({kind})"
         if key in self._active:
             return None
         self._active.add(key)
@@ -110,16 +161,19 @@ class Daemon:
                 ws = self.ws  # the config as it is when the slot starts
                 if model not in {m.name for m in ws.config.models}:
                     return None
-                await probe_slot(self.store, ws.config, model, slot, kind, clock=self.clock, control=self.control,
-                                 provider_factory=self.provider_factory, notifier=self.notifier)
                 jobs = jobs_for(ws.config, ws.suites, models=[model], slot=slot, kind=kind)
                 if jobs:  # a model that cannot be called (its key unset) claims nothing; this also warms its SDK
                     await self.provider_factory(jobs[0].model).aclose()
-                jobs = self.claim(jobs, self.clock())
+                if not self.connected:
+                    raise StorageError(self.health.db_error)
+                await probe_slot(self.store, ws.config, model, slot, kind, clock=self.clock, control=self.control,
+                                 provider_factory=self.provider_factory, notifier=self.notifier)
+                jobs = await asyncio.to_thread(claim, self.store, ws.config, jobs, self.owner, self.clock(), self._gone)
                 if not jobs:
                     log.info("slot %s %s (%s): already claimed (complete, or held by another replica)",
                              model, slot.isoformat(), kind)
                     self.metrics.slots.labels(model, "skipped").inc()
+                    self.retries.succeeded(key)
                     return None
                 log.info("slot %s %s (%s): running %s", model, slot.isoformat(), kind,
                          ", ".join(j.suite.name for j in jobs), extra={"model": model, "slot": slot.isoformat()})
@@ -127,28 +181,32 @@ class Daemon:
                                             notifier=self.notifier, provider_factory=self.provider_factory,
                                             on_sample=self._on_sample)
                 self._record(kind, jobs, watch)
-                self.failed.pop(name, None)
-                return watch
-        except CanaryError as exc:
-            self._failure(name, str(exc))
+            if self.retries.succeeded(key):
+                await asyncio.to_thread(self.self_alerts.recovered, self.store, model, self.clock())
+            return watch
         except Exception as exc:
-            log.exception("slot %s failed", name)
-            self._failure(name, f"{type(exc).__name__}: {exc}")
+            self._slot_failed(key, exc)
         finally:
             self._active.discard(key)
-        self.metrics.slots.labels(model, "failed").inc()
         return None
 
-    def _failure(self, name: str, why: str) -> None:
-        """Log a slot's failure once (the sweep retries it every few seconds); /healthz lists it."""
-        if self.failed.get(name) != why:
-            log.error("slot %s failed: %s", name, why)
-        self.failed[name] = why
+    def _slot_failed(self, key: SlotKey, exc: Exception) -> None:
+        """Count the failure and leave the slot to the retry policy; each new reason is logged once."""
+        known = isinstance(exc, (CanaryError, DBAPIError))
+        why = failure_text(exc) if known else f"{type(exc).__name__}: {exc}"
+        failure, new = self.retries.failed(key, why, now=self.clock(), catch_up=self.config.daemon.catch_up,
+                                           storage=is_database_failure(exc))
+        self.metrics.slots.labels(key[0], "failed").inc()
+        self.metrics.slot_failures.labels(key[0]).inc()
+        if new:
+            log.error("slot failed: %s", failure.describe(), exc_info=None if known else exc)
 
     def launch(self, model: str, slot: datetime, kind: str = "scheduled") -> asyncio.Task:
         """Run a slot in a task of this daemon (never one of APScheduler's, which shutdown would cancel)."""
-        task = asyncio.get_running_loop().create_task(self.run_slot(model, slot, kind),
-                                                      name=f"canary {model} {slot.isoformat()} {kind}")
+        return self._spawn(self.run_slot(model, slot, kind), f"canary {model} {slot.isoformat()} {kind}")
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -181,13 +239,9 @@ class Daemon:
         tasks = []
         for row in rows:
             key = (row.model, row.slot, "judge")
-            if key in self._active:
-                continue
-            self._active.add(key)
-            task = asyncio.get_running_loop().create_task(self._judge(row, key), name=f"canary judge {row.id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            tasks.append(task)
+            if key not in self._active:
+                self._active.add(key)
+                tasks.append(self._spawn(self._judge(row, key), f"canary judge {row.id}"))
         return tasks
 
     async def _judge(self, row, key) -> None:
@@ -234,93 +288,117 @@ class Daemon:
     # --- housekeeping -------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Every few seconds: the health snapshot, config files changed on disk, abandoned runs."""
+        """Every few seconds: the database until it answers; then config files changed on disk,
+        abandoned runs, failed slots due again or given up, alerts about canary, the heartbeat."""
         now = self.clock()
         self.last_tick = now
         self.metrics.last_tick.set(_aware(now).timestamp())
         if self.control.stopping:
             return
+        if not self.connected:
+            if now >= self._db_next and await asyncio.to_thread(self.connect, now):
+                self.catch_up(now)
+            return
+        d = self.config.daemon
+        swept = False
         try:
+            self.retry(now)
             self.check_reload()
-            sweep_every = max(min(self.config.daemon.lease / 2, timedelta(seconds=30)),
-                              timedelta(seconds=self.tick_seconds))
+            sweep_every = max(min(d.lease / 2, timedelta(seconds=30)), timedelta(seconds=self.tick_seconds))
             if self._last_sweep is None or now - self._last_sweep >= sweep_every:
                 self._last_sweep = now
-                for model, slot, kind in await asyncio.to_thread(self.abandoned_runs, now):
-                    if (model, slot, kind) not in self._active:
-                        log.info("abandoned run found: %s %s (%s)", model, slot.isoformat(), kind)
-                        self.launch(model, slot, kind)
-                self.judge_unassessed(now)
-        except Exception:  # the database is down, say: try again next tick
-            log.exception("tick failed")
+                await self.sweep(now)
+                swept = True
+            if self.self_alerts.pending(self.retries, d.failing_alert_after, now):
+                await asyncio.to_thread(self.self_alerts.sync, self.store, self.retries, d.failing_alert_after, now)
+        except Exception as exc:  # the database is down, say: try again next tick
+            self._log_once("tick", f"tick failed: {failure_text(exc)}", exc)
+            return
+        self._log_once("tick", None)
+        # the heartbeat says "canary works": not while the database fails, nor a model's slots for too long
+        if swept and self.heartbeat.due(now) and not self.retries.failing_longer_than(d.failing_alert_after, now):
+            await asyncio.to_thread(self.heartbeat.ping, now)
+
+    async def sweep(self, now: datetime) -> None:
+        """Resume abandoned runs, mark orphaned manual runs interrupted, judge unjudged runs."""
+        for model, slot, kind in await asyncio.to_thread(self.abandoned_runs, now):
+            if (model, slot, kind) not in self._active:
+                log.info("abandoned run found: %s %s (%s)", model, slot.isoformat(), kind)
+                self.launch(model, slot, kind)
+        for row in await asyncio.to_thread(interrupt_orphans, self.store, now, self.config.daemon.lease, self._gone):
+            log.warning("run %s (%s · %s, manual) was left running by %s, which is gone: marked interrupted, "
+                        "%d of %d samples kept", row.id, row.model, row.suite, row.owner,
+                        row.passed + row.failed + row.errors, row.planned)
+        self.judge_unassessed(now)
+
+    def retry(self, now: datetime) -> None:
+        """Launch the failed slots whose backoff has passed; give up those past `catch_up`."""
+        for key in self.retries.due(now):
+            if key not in self._active:
+                self.launch(*key)
+        for f in self.retries.expired(now):
+            log.error("slot given up (daemon.catch_up has passed): %s", f.describe())
+            self.metrics.slots.labels(f.model, "given_up").inc()
+            self.self_alerts.missed.append(f)
+
+    def _log_once(self, topic: str, failure: str | None, exc: BaseException | None = None) -> None:
+        """Log a failure when it first happens or changes, and when it ends (failure None)."""
+        before = self._logged.pop(topic, None)
+        if failure is None:
+            if before:
+                log.info("%s works again", topic)
+            return
+        self._logged[topic] = failure
+        if failure != before:
+            log.error("%s", failure, exc_info=None if is_database_failure(exc) else exc)
 
     async def deliver(self) -> None:
         """Send what is due in the alert outbox (retries of refused messages included)."""
-        if self.control.stopping:
+        if self.control.stopping or not self.connected:
             return
         try:
             report = await asyncio.to_thread(alerts.deliver, self.store, self.notifier, now=self.clock(),
                                              owner=self.owner)
-        except Exception:
-            log.exception("alert delivery failed; retrying in %.0f s", DELIVER_SECONDS)
+        except Exception as exc:
+            self._log_once("alert delivery", f"alert delivery failed: {failure_text(exc)}; retried every "
+                                             f"{DELIVER_SECONDS:.0f} s", exc)
             return
-        if report.sent or report.failed:
-            log.info("alert outbox: %d sent, %d refused (will retry)", report.sent, report.failed)
+        self._log_once("alert delivery", None)
+        if report.sent or report.failed or report.dropped:
+            log.info("alert outbox: %d sent, %d refused (will retry), %d refused for good", report.sent,
+                     report.failed, report.dropped)
 
     def report(self) -> str:
         """The page `canary report` writes: every series with its band and alerts."""
         return render_report(self.store, self.config, self.ws.suites, self.clock())
 
-    def health(self) -> tuple[int, dict]:
-        """(HTTP status, body) of /healthz: 503 when the database does not answer."""
-        db = self.store.ping()
+    def healthz(self) -> tuple[int, dict]:
+        """(HTTP status, body) of /healthz: `health.Health`'s verdict and reasons, and what runs."""
         now = self.clock()
-        body = {
-            "status": "ok" if db else "db_unreachable", "db": db,
+        verdict = self.health.check(self.store, self.config, now)
+        return verdict.code, {
+            "status": verdict.status, "reasons": verdict.reasons, "db": verdict.status != "db_unreachable",
             "last_tick": self.last_tick.isoformat() + "Z" if self.last_tick else None,
             "tick_age_s": round((now - self.last_tick).total_seconds(), 3) if self.last_tick else None,
             "owner": self.owner, "config": str(self.config_path), "config_ok": self.config_ok,
-            "failing": [f"{k}: {v}" for k, v in self.failed.items()],
+            "failing": [f.describe() for f in self.retries.slots.values()],
             "running": sorted(f"{m} {s.isoformat()} {k}" for m, s, k in list(self._active)),
             "next_runs": {m.name: (n.isoformat() + "Z") if (n := next_run(self.config, m, now)) else None
                           for m in self.config.models},
         }
-        return (200 if db else 503), body
 
     # --- reload -------------------------------------------------------------------------------
 
-    def _files(self) -> tuple:
-        """(path, mtime, size) of canary.yaml, the prompts directory and each suite file."""
-        folder = self.config.prompts_dir
-        try:
-            paths = [self.config_path, folder, *sorted(folder.glob("*.y*ml"))]
-        except OSError:
-            paths = [self.config_path, folder]
-        out = []
-        for path in paths:
-            try:
-                st = path.stat()
-                out.append((str(path), st.st_mtime_ns, st.st_size))
-            except OSError:
-                out.append((str(path), None, None))
-        return tuple(out)
-
     def check_reload(self) -> bool | None:
-        """Reload when the files changed and then stayed the same for one poll (an editor's save
-        is not read half-written). None: nothing to do; else whether the new config was applied."""
-        files = self._files()
-        if files != self._seen:
-            self._seen = files
-            return None
-        if files == self._applied:
-            return None
-        return self.reload("files changed")
+        """Reload when the files changed and then stayed the same for one poll. None: nothing to
+        do; else whether the new config was applied."""
+        return self.reload("files changed") if self.files.settled(self.config.prompts_dir) else None
 
     def reload(self, reason: str = "SIGHUP") -> bool:
         """Load canary.yaml and the suites again: apply them if the config validates, else keep the
         last good config running (one config_error alert). A bad suite file: the good suites are
         applied, and a suite that disappeared with the bad file keeps its last good version."""
-        self._applied = self._seen = self._files()
+        self.files.applied_now(self.config.prompts_dir)
         try:
             ws = open_workspace(self.config_path)
         except ConfigError as exc:
@@ -338,8 +416,10 @@ class Daemon:
         self.ws = Workspace(ws.config, suites, ws.problems)
         self.notifier = alerts.notifier_from_config(ws.config.alerts)
         self.control.lease = ws.config.daemon.lease
+        self.heartbeat.url = ws.config.daemon.heartbeat_url
+        self.retries.forget_models({m.name for m in ws.config.models})
         self._update_secrets()
-        self._applied = self._seen = self._files()  # the new prompts directory, if it moved
+        self.files.applied_now(self.config.prompts_dir)  # the new prompts directory, if it moved
         if self.scheduler is not None:
             self.install_jobs(self.scheduler)
         self.metrics.reloads.labels("applied").inc()
@@ -348,22 +428,16 @@ class Daemon:
         return True
 
     def _config_state(self, problems: list[str]) -> None:
-        """Log each problem; one config_error alert while there are some, closed when there are none."""
-        self.config_ok = not problems
+        """Log each problem; /healthz and the config_error alert say so while there are some."""
+        self.health.config_problems = list(problems)
         self.metrics.config_ok.set(0 if problems else 1)
-        now = self.clock()
-        if problems:
-            for p in problems:
-                log.error("config: %s", p)
-            details = {"problems": problems[:50],
-                       "reason": f"{len(problems)} problem(s) in {self.config_path} or its suites; "
-                                 "the last good config keeps running"}
-            alerts.open_alert(self.store, model=NO_CONFIG[0], suite=NO_CONFIG[1], kind="config_error", run_id=None,
-                              details=details, message=messages.config_error(details), now=now)
-            return
-        for a in alerts.open_alerts(self.store, *NO_CONFIG):
-            if a.kind == "config_error":
-                alerts.close_alert(self.store, a.id, run_id=None, by="recovered", message=messages.config_error(None), now=now)
+        for p in problems:
+            log.error("config: %s", p)
+        if self.connected:
+            try:
+                self.self_alerts.config_state(self.store, problems, self.config_path, self.clock())
+            except Exception as exc:
+                log.error("the config_error alert could not be written: %s", failure_text(exc))
 
     def _update_secrets(self) -> None:
         if self.redactor is not None:
@@ -393,106 +467,8 @@ class Daemon:
                           coalesce=True, max_instances=1, misfire_grace_time=None)
         return scheduler
 
-    def stop(self) -> None:
-        """SIGTERM/SIGINT: stop scheduling; in-flight samples finish (a second signal: stop at once)."""
-        if self._stopping is None:
-            return
-        if self._stopping.is_set():
-            log.warning("second stop signal: cancelling the runs in flight now")
-            for task in list(self._tasks):
-                task.cancel()
-            return
-        log.info("stopping: no new slots or samples; samples in flight get up to %.0f s",
-                 self.config.daemon.shutdown_grace.total_seconds())
-        self._stopping.set()  # serve() shuts the scheduler down as soon as it wakes
-        self.control.stop.set()
-
-    def _begin(self, signals: bool) -> None:
-        self._stopping = asyncio.Event()
-        self.control.stop = asyncio.Event()
-        if signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stop)
-            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-
-    def _on_sighup(self) -> None:
-        try:
-            self.reload("SIGHUP")
-        except Exception:  # the database is down, say: the daemon keeps running
-            log.exception("reload failed")
-
-    async def _finish(self) -> None:
-        """Wait for the runs in flight (up to the grace), cancel the rest, mark what is unfinished."""
-        pending = set(self._tasks)
-        if pending:  # the whole stop fits in the grace: a little of it is kept for the cancel and the marks
-            grace = self.config.daemon.shutdown_grace.total_seconds()
-            _done, pending = await asyncio.wait(pending, timeout=max(grace - 2.0, grace * 0.8))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
-        n = await asyncio.to_thread(self.store.mark_interrupted, self.owner, self.clock())
-        if n:
-            log.info("%d unfinished run(s) marked interrupted; the next daemon to start resumes them", n)
-
-    async def serve(self, *, signals: bool = True) -> None:
-        """Run until stop(): HTTP, the scheduler, the catch-up rule at start."""
-        self._begin(signals)
-        if self.config.daemon.http:
-            host, port = parse_address(self.config.daemon.http)
-            self.web = WebServer(host, port, self.metrics, self.health, report=self.report).start()
-            log.info("HTTP on %s (/healthz, /metrics)", self.web.url)
-        self.scheduler = self.make_scheduler()
-        self.scheduler.start()
-        log.info("daemon %s: %d models, database %s", self.owner, len(self.config.models), self.store.safe_url)
-        self.catch_up()
-        try:
-            await self._stopping.wait()
-        finally:
-            if self.scheduler.running:
-                self.scheduler.shutdown(wait=False)
-            await self._finish()
-            if self.web is not None:
-                self.web.stop()
-            log.info("daemon stopped")
-
-    async def once(self, *, signals: bool = True) -> list[Watch]:
-        """`--once`: abandoned runs and due slots (the catch-up rule), the outbox, then return."""
-        self._begin(signals)
-        tasks = self.catch_up()
-        if tasks:
-            stopped = asyncio.ensure_future(self._stopping.wait())
-            pending = set(tasks)
-            while pending and not stopped.done():
-                await asyncio.wait(pending | {stopped}, return_when=asyncio.FIRST_COMPLETED)
-                pending = {t for t in pending if not t.done()}
-            stopped.cancel()
-        watches = [t.result() for t in tasks if t.done() and not t.cancelled() and t.result() is not None]
-        log.info("once: %d slot(s) due or abandoned, %d run", len(tasks), len(watches))
-        if not self.control.stopping:
-            await self.deliver()
-        await self._finish()
-        return watches
-
     def close(self) -> None:
         self.store.close()
         if self._lock:
             self._lock.release()
 
-
-def run_daemon(config_path=None, *, once: bool = False, log_format: str = "human") -> list[Watch]:
-    """`canary daemon [--once]`: logging, the SQLite single-daemon lock, then serve (or one pass)."""
-    redactor = logs.setup_logging(log_format)
-    daemon = Daemon(config_path, clock=clock_from_env(once), lock=True, redactor=redactor)
-    try:
-        if once:
-            watches = asyncio.run(daemon.once())
-            if daemon.failed:  # a cron job must notice: exit 2 with the reasons
-                raise CanaryError(f"{len(daemon.failed)} slot(s) failed: " +
-                                  "; ".join(f"{k}: {v}" for k, v in daemon.failed.items()))
-            return watches
-        asyncio.run(daemon.serve())
-        return []
-    finally:
-        daemon.close()

@@ -19,4 +19,5 @@ class UsageError(CanaryError):
 
 
 class StorageError(CanaryError):
-    """The database cannot be reached or is in a state canary cannot use."""
+    """The database failed: unreachable, read-only, full (the CLI exits 5). A bad database URL
+    is a ConfigError."""

@@ -102,3 +102,19 @@ def config_error(details: dict | None) -> dict:
         {"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {text}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"```{problems}```"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "Check with: `canary validate`"}]}]}
+
+
+def about_canary(model: str, kind: str, details: dict | None) -> dict:
+    """A message about canary itself for one model: `canary_failing` (details None: it recovered)
+    or `slot_missed` (a slot given up). `details["reason"]` says what happened."""
+    if details is None:
+        text = f"canary: scheduled runs of {model} work again"
+        icon = ":white_check_mark:"
+    else:
+        what = "canary itself is failing" if kind == "canary_failing" else "a scheduled slot was given up"
+        text = f"canary: {model}: {what}: {details['reason']}"
+        icon = ":warning:"
+    hint = "Check with: `curl <daemon.http>/healthz` and the daemon's log (errored answers are not this alert)"
+    return {"text": text, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {text}"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]}]}

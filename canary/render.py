@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -154,7 +155,8 @@ def alerts_table(rows: list[dict]) -> Table:
     for col in ("id", "model", "suite", "kind", "state", "opened (UTC)", "closed (UTC)", "delivery"):
         table.add_column(col)
     for r in rows:
-        delivery = "; ".join(f"{m['event']}: {m['state']}" + (f" ({m['attempts']} tries)" if m["state"] == "pending" else "")
+        delivery = "; ".join(f"{m['event']}: {m['state']}" + (f" ({m['attempts']} tries)" if m["state"] == "pending" else
+                                                              f" ({escape(m['last_error'] or '')})" if m["state"] == "failed" else "")
                              for m in r["messages"]) or "-"
         closed = _when(r["closed_at"]) + (f" ({r['closed_by']})" if r["closed_by"] else "")
         table.add_row(str(r["id"]), r["model"], r["suite"], r["kind"], r["state"], _when(r["opened_at"]), closed, delivery)

@@ -18,9 +18,9 @@ from typing import Callable, Iterable
 
 from . import checks
 from .config import Config, ModelConfig
-from .errors import UsageError
+from .errors import StorageError, UsageError
 from .providers import CallError, Message, Provider, Request, provider_class
-from .store import SampleWriter, Store
+from .store import SampleWriter, Store, failure_text, is_database_failure
 from .suites import Case, Suite
 
 MAX_TOOL_ROUNDS = 5  # tool rounds per turn before the turn is scored as it stands
@@ -226,13 +226,22 @@ async def execute(provider: Provider, job: Job, run_id: int, todo: list[tuple[Ca
     """Run the given samples of one run, at most `concurrency` at a time per model.
 
     Returns the run's final status: complete, interrupted (shutdown), budget_exhausted, or
-    lost (another replica took the run over: it finishes it).
+    lost (another replica took the run over: it finishes it). A failure (storing a sample,
+    say) stops every worker of the run: the samples in flight finish, then it is raised.
     """
     work = iter(todo)
-    ended = {"status": "complete"}
+    ended: dict = {"status": "complete"}
 
     async def worker() -> None:
+        try:
+            await work_through()
+        except Exception as exc:
+            ended.setdefault("failure", exc)
+
+    async def work_through() -> None:
         for case, index in work:
+            if "failure" in ended:
+                return
             if control.stopping:
                 ended["status"] = "interrupted"
                 return
@@ -250,6 +259,8 @@ async def execute(provider: Provider, job: Job, run_id: int, todo: list[tuple[Ca
                 on_sample(job, row)
 
     await asyncio.gather(*(worker() for _ in range(min(job.model.concurrency, len(todo)) or 1)))
+    if "failure" in ended:
+        raise ended["failure"]
     return ended["status"]
 
 
@@ -258,11 +269,16 @@ def planned_samples(suite: Suite, repeat: int) -> list[tuple[Case, int]]:
 
 
 async def _heartbeat(store: Store, control: Control, run_ids: set[int], clock: Clock) -> None:
-    """Keep the runs this replica holds visibly alive (a quarter of the lease apart)."""
+    """Keep the runs this replica holds visibly alive (a quarter of the lease apart); a beat the
+    database refuses is tried again at the next one."""
     while True:
         await asyncio.sleep(control.lease.total_seconds() / 4)
         for run_id in list(run_ids):
-            if not await asyncio.to_thread(store.heartbeat, run_id, control.owner, clock()):
+            try:
+                alive = await asyncio.to_thread(store.heartbeat, run_id, control.owner, clock())
+            except Exception:
+                continue
+            if not alive:
                 control.lost.add(run_id)
 
 
@@ -272,7 +288,9 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
     """Run every job (all models at once, each within its own concurrency); summaries in job order.
 
     A job whose slot already has a run resumes it when unfinished and not held by a live
-    replica (only the missing samples are run), and is skipped when complete.
+    replica (only the missing samples are run), and is skipped when complete. When the
+    database fails (read-only, full, gone), every run this call holds is marked
+    `interrupted` if the database still takes that, and StorageError says so in one line.
     """
     control = control or Control()
     providers: dict[str, Provider] = {}
@@ -307,16 +325,43 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
         results[i] = (run_id, status)
 
     beat = asyncio.create_task(_heartbeat(store, control, held, clock))
+    failures: list[BaseException] = []
     try:
-        await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)))
+        outcomes = await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)), return_exceptions=True)
+        failures += [o for o in outcomes if isinstance(o, BaseException)]
     finally:
         beat.cancel()
-        writer.close()
+        try:
+            writer.close()
+        except StorageError as exc:
+            failures.append(exc)
         for provider in providers.values():
             await provider.aclose()
+    if failures:
+        _give_back(store, held, control, clock, failures[0])
     summaries = []
     for run_id, status in results:
         ours = status and status != "lost" and run_id not in control.lost
         row = store.finish_run(run_id, status, clock()) if ours else store.run(run_id)
         summaries.append(RunSummary.of(row))
     return summaries
+
+
+def _give_back(store: Store, held: set[int], control: Control, clock: Clock, failure: BaseException) -> None:
+    """After a failure: mark each run held `interrupted` (resumable; even one whose samples all ran,
+    since the writer may have lost its last ones), as far as the database lets, then raise (a
+    database failure as one line of StorageError)."""
+    mine = sorted(held - control.lost)
+    marked = 0
+    for run_id in mine:
+        try:
+            store.finish_run(run_id, "interrupted", clock())
+            marked += 1
+        except Exception:  # the database refuses: the run stays `running` until it is found abandoned
+            pass
+    if not is_database_failure(failure):
+        raise failure
+    kept = f"{marked} run(s) marked interrupted, their stored samples kept"
+    if marked < len(mine):
+        kept += f"; {len(mine) - marked} could not be marked and show as running until the next run or daemon finds them"
+    raise StorageError(f"the database failed ({store.safe_url}): {failure_text(failure)}; {kept}") from None

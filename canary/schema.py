@@ -112,7 +112,7 @@ outbox = Table(
     Column("alert_id", Id, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
     Column("event", String(16), nullable=False),  # opened | recovered
     Column("message", Json, nullable=False),  # {"text": ..., "blocks": [...]}
-    Column("state", String(12), nullable=False),  # pending | sent | logged (no Slack configured)
+    Column("state", String(12), nullable=False),  # pending | sent | logged (no Slack configured) | failed (for good)
     Column("created_at", DateTime, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime, nullable=False),

@@ -1,7 +1,12 @@
 """Slots: when a model is due, which runs were abandoned, and claiming a run for one replica.
 
 A slot is (model, suite, scheduled time, kind). A replica claims it by inserting its unique
-run row before anything runs, or takes over a run whose heartbeat is older than the lease.
+run row before anything runs, or takes over a run that was abandoned: interrupted, silent
+for longer than the lease, or held by an owner that is provably gone (owner ids are
+hostname:pid:random; a process of this host that no longer runs is gone, and so is the
+owner of a scheduled run when this daemon holds the SQLite single-daemon lock: only a
+daemon runs scheduled slots, while a confirmation run may be a live `canary run`'s). A manual run (`canary run`)
+abandoned so is marked interrupted, never resumed behind its user's back.
 Everything here reads the time it is given, never the wall clock.
 """
 from __future__ import annotations
@@ -9,13 +14,15 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import make_url
 
 from .config import Config, ModelConfig, cron_trigger
@@ -23,6 +30,8 @@ from .errors import UsageError
 from .runner import Clock, Job, planned_samples, utcnow
 from .schema import runs
 from .store import Store
+
+OwnerGone = Callable[[str | None, str], bool]  # (owner, kind of run) -> gone?
 
 log = logging.getLogger("canary.daemon")
 
@@ -81,11 +90,19 @@ class SqliteLock:
     def __init__(self, database_url: str):
         url = make_url(database_url)
         file = url.database if url.get_backend_name() == "sqlite" else None
+        if file and file.startswith("file:"):  # a SQLite URI (?mode=ro&uri=true): its path
+            file = file[len("file:"):]
         self.path = Path(file + ".daemon.lock") if file and file != ":memory:" else None
         self._fd: int | None = None
 
+    @property
+    def held(self) -> bool:
+        """This process holds the lock: no other daemon uses the database."""
+        return self._fd is not None
+
     def acquire(self, owner: str) -> None:
-        if self.path is None:
+        """Take the lock (UsageError: another daemon holds it; OSError: its directory is missing, say)."""
+        if self.path is None or self._fd is not None:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -131,25 +148,75 @@ def due_slots(config: Config, now: datetime) -> list[tuple[str, datetime]]:
     return found
 
 
-def abandoned_runs(store: Store, config: Config, now: datetime) -> list[tuple[str, datetime, str]]:
+def process_gone(owner: str | None, me: str) -> bool:
+    """True when `owner` (hostname:pid:random) was a process of this host that no longer runs:
+    its PID is dead, or it is ours while the owner is not us (a restarted container's PID 1)."""
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit() or owner == me:
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's process
+        return False
+    return False
+
+
+def _abandoned(row, now: datetime, lease: timedelta, gone: OwnerGone) -> bool:
+    return row.status == "interrupted" or (row.status == "running" and (
+        row.heartbeat_at is None or row.heartbeat_at < now - lease or gone(row.owner, row.kind)))
+
+
+def abandoned_runs(store: Store, config: Config, now: datetime,
+                   gone: OwnerGone = lambda owner, kind: False) -> list[tuple[str, datetime, str]]:
     """(model, slot, kind) of unfinished scheduled or confirm runs within `catch_up` that no live replica holds."""
     d = config.daemon
-    q = select(runs.c.model, runs.c.slot, runs.c.kind).distinct().where(and_(
+    q = select(runs.c.model, runs.c.slot, runs.c.kind, runs.c.status, runs.c.owner, runs.c.heartbeat_at).where(and_(
         runs.c.kind.in_(["scheduled", "confirm"]), runs.c.slot >= now - d.catch_up,
-        runs.c.model.in_([m.name for m in config.models]),
-        or_(runs.c.status == "interrupted",
-            and_(runs.c.status == "running",
-                 or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < now - d.lease)))))
+        runs.c.model.in_([m.name for m in config.models]), runs.c.status.in_(["running", "interrupted"])))
     with store.begin() as conn:
-        found = [tuple(r) for r in conn.execute(q)]
+        found = {(r.model, r.slot, r.kind) for r in conn.execute(q) if _abandoned(r, now, d.lease, gone)}
     return sorted(found, key=lambda r: (r[1], r[2] != "scheduled", r[0]))  # a slot before its confirmation
 
 
-def claim(store: Store, config: Config, jobs: list[Job], owner: str, now: datetime) -> list[Job]:
+def interrupt_orphans(store: Store, now: datetime, lease: timedelta, gone: OwnerGone) -> list:
+    """Mark `interrupted` (its counters computed from its samples) every manual run left `running`
+    by a process that is gone or silent for longer than the lease; returns those runs."""
+    q = select(runs.c.id, runs.c.kind, runs.c.status, runs.c.owner, runs.c.heartbeat_at).where(and_(
+        runs.c.kind == "manual", runs.c.status == "running"))
+    with store.begin() as conn:
+        orphans = [r for r in conn.execute(q) if _abandoned(r, now, lease, gone)]
+    return [row for r in orphans if (row := store.interrupt(r.id, r.owner, now)) is not None]
+
+
+def resumable(store: Store, jobs: list[Job]) -> list[tuple[Job, object]]:
+    """For each manual job, the latest interrupted manual run of its model and suite version, if
+    any: the job then continues that run (its slot, its repeat), running only missing samples."""
+    out = []
+    for job in jobs:
+        with store.begin() as conn:
+            row = conn.execute(select(runs).where(and_(
+                runs.c.model == job.model.name, runs.c.suite == job.suite.name, runs.c.kind == "manual",
+                runs.c.status == "interrupted", runs.c.suite_version == job.suite.version))
+                .order_by(runs.c.slot.desc()).limit(1)).first()
+        if row is not None:
+            cases = len(job.suite.cases)
+            repeat = row.planned // cases if cases and row.planned % cases == 0 else job.repeat
+            job = Job(job.model, job.suite, repeat, row.slot, job.kind)
+        out.append((job, row))
+    return out
+
+
+def claim(store: Store, config: Config, jobs: list[Job], owner: str, now: datetime,
+          gone: OwnerGone = lambda owner, kind: False) -> list[Job]:
     """Claim each job's run for `owner`, atomically in the database: insert its row (a new slot;
     never a confirmation run, which only its parent's owner creates) or take over an abandoned
-    one (interrupted, or a heartbeat older than the lease). Returns the jobs won; a run that is
-    complete, budget_exhausted or held by a live replica is left alone."""
+    one (interrupted, a heartbeat older than the lease, or an owner that is gone). Returns the
+    jobs won; a run that is complete, budget_exhausted or held by a live replica is left alone."""
     stale = now - config.daemon.lease
     won = []
     for job in jobs:
@@ -160,7 +227,8 @@ def claim(store: Store, config: Config, jobs: list[Job], owner: str, now: dateti
                 kind=job.kind, planned=len(planned_samples(job.suite, job.repeat)), owner=owner, now=now)
         if run_id is None:
             row = store.find_run(job.model.name, job.suite.name, job.slot, job.kind)
-            if row is None or not store.take_over(row.id, owner, now, unless_heartbeat_after=stale):
+            if row is None or not store.take_over(row.id, owner, now, unless_heartbeat_after=stale,
+                                                  or_owner=row.owner if gone(row.owner, row.kind) else None):
                 continue
         won.append(job)
     return won

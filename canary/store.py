@@ -1,6 +1,9 @@
 """The one place that reads and writes the database: runs, samples, migrations, import/export.
 
-SQLite (WAL, busy timeout) is the embedded default; PostgreSQL (psycopg 3) is for production.
+SQLite (WAL, a busy timeout of 30 s or the URL's `?timeout=SECONDS`) is the embedded
+default; PostgreSQL (psycopg 3) is for production. A database that fails (unreachable,
+read-only, full) raises StorageError or SQLAlchemy's DBAPIError; `failure_text` says why
+in one line, without the SQL or its parameters.
 Samples are written by a `SampleWriter` thread that commits every finished sample within
 milliseconds (group commit), so the event loop never waits on the disk and a crash loses at
 most the samples in flight.
@@ -22,9 +25,9 @@ import re
 from sqlalchemy import Text, and_, cast, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from .errors import StorageError
+from .errors import ConfigError, StorageError
 from .schema import metadata, runs, samples
 
 SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
@@ -32,13 +35,29 @@ SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `c
 FINISHED = ("complete", "interrupted", "budget_exhausted")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a write waits for another connection's lock
+
+
+def _sqlite_pragmas(busy_timeout: float):
+    def set_pragmas(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+    return set_pragmas
+
+
+def failure_text(exc: BaseException) -> str:
+    """Why the database refused, in one line: the driver's message, never the SQL or its parameters."""
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(orig).strip().splitlines()
+    return lines[0].strip() if lines else type(orig).__name__
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    return isinstance(exc, (DBAPIError, StorageError))
 
 
 def make_engine(url: str) -> Engine:
@@ -49,8 +68,9 @@ def make_engine(url: str) -> Engine:
     if backend not in ("sqlite", "postgresql"):
         raise ArgumentError(f"canary stores its results in SQLite or PostgreSQL, not {backend}")
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        timeout = float(make_url(url).query.get("timeout", SQLITE_BUSY_TIMEOUT))
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
+        event.listen(engine, "connect", _sqlite_pragmas(timeout))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
@@ -128,9 +148,9 @@ class Store:
         self.url = url
         try:
             self.engine = make_engine(url)
-        except (ArgumentError, NoSuchModuleError) as exc:
-            raise StorageError(f"cannot use database URL {_hide_password(url)}: {exc} (use sqlite:///path.db "
-                               "or postgresql+psycopg://user@host/db)") from None
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise ConfigError([f"database: cannot use the URL {_hide_password(url)}: {exc} (use sqlite:///path.db "
+                               "or postgresql+psycopg://user@host/db)"]) from None
         self.dialect = self.engine.dialect.name
         if upgrade:
             self.upgrade()
@@ -160,8 +180,8 @@ class Store:
                 if self.dialect == "sqlite":
                     conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                     conn.commit()
-        except OperationalError as exc:
-            raise StorageError(f"cannot open the database {self.safe_url}: {exc.orig}") from None
+        except DBAPIError as exc:
+            raise StorageError(f"cannot open the database {self.safe_url}: {failure_text(exc)}") from None
 
     @property
     def safe_url(self) -> str:
@@ -213,12 +233,15 @@ class Store:
             return conn.execute(select(runs).where(and_(
                 runs.c.model == model, runs.c.suite == suite, runs.c.slot == slot, runs.c.kind == kind))).first()
 
-    def take_over(self, run_id: int, owner: str, now: datetime, *, unless_heartbeat_after: datetime | None) -> bool:
-        """Become the owner of an unfinished run (a stale one, or one this owner holds, when a lease is given)."""
+    def take_over(self, run_id: int, owner: str, now: datetime, *, unless_heartbeat_after: datetime | None,
+                  or_owner: str | None = None) -> bool:
+        """Become the owner of an unfinished run (when a lease is given: a stale one, one this owner
+        holds, or one still held by `or_owner`, an owner known to be gone)."""
         cond = and_(runs.c.id == run_id, runs.c.status.in_(["running", "interrupted"]))
         if unless_heartbeat_after is not None:
+            owners = [owner] + ([or_owner] if or_owner else [])
             cond = and_(cond, (runs.c.heartbeat_at < unless_heartbeat_after) | (runs.c.status == "interrupted")
-                        | (runs.c.owner == owner))
+                        | runs.c.owner.in_(owners))
         with self.engine.begin() as conn:
             done = conn.execute(update(runs).where(cond).values(
                 owner=owner, heartbeat_at=now, status="running")).rowcount
@@ -292,6 +315,16 @@ class Store:
                 runs.c.model.in_(models), runs.c.kind == "scheduled", runs.c.status == "complete",
                 runs.c.assessed_at.is_(None), runs.c.slot >= since, runs.c.finished_at < finished_before))
                 .order_by(runs.c.slot, runs.c.id)).all()
+
+    def interrupt(self, run_id: int, owner: str | None, now: datetime) -> Row | None:
+        """Mark one run `interrupted` (its counters from its samples) if `owner` still holds it running."""
+        with self.engine.begin() as conn:
+            held = and_(runs.c.id == run_id, runs.c.status == "running",
+                        runs.c.owner.is_(None) if owner is None else runs.c.owner == owner)
+            if not conn.execute(update(runs).where(held).values(
+                    status="interrupted", finished_at=now, **self._aggregates(conn, run_id))).rowcount:
+                return None
+            return conn.execute(select(runs).where(runs.c.id == run_id)).one()
 
     def mark_interrupted(self, owner: str, now: datetime) -> int:
         """Every run this replica still holds becomes `interrupted` (resumable)."""
@@ -473,7 +506,7 @@ class SampleWriter:
 
     def put(self, row: dict) -> None:
         if self._error:
-            raise StorageError(f"storing samples failed: {self._error}")
+            raise StorageError(f"storing samples failed: {failure_text(self._error)}")
         self._queue.put(row)
 
     def _loop(self) -> None:
@@ -498,7 +531,7 @@ class SampleWriter:
         self._queue.put(None)
         self._thread.join()
         if self._error:
-            raise StorageError(f"storing samples failed: {self._error}")
+            raise StorageError(f"storing samples failed: {failure_text(self._error)}")
 
 
 __all__ = ["Store", "SampleWriter", "CaseCount", "CaseUsage", "SERIES_KINDS", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
@@ -53,8 +54,17 @@ def latest_pass_rates(store: Store) -> list[tuple[str, str, int, int]]:
             .join(newest, runs.c.id == newest.c.id))]
 
 
+def last_successes(store: Store) -> list[tuple[str, object]]:
+    """(model, finished_at) of the latest complete scheduled run of each model."""
+    with store.begin() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(runs.c.model, func.max(runs.c.finished_at))
+            .where(and_(runs.c.kind == "scheduled", runs.c.status == "complete")).group_by(runs.c.model))]
+
+
 class _StateCollector(Collector):
-    """Pass rate per series, open alerts and the outbox, read from the database per scrape."""
+    """Pass rate per series, each model's last success, open alerts and the outbox, read from
+    the database per scrape."""
 
     def __init__(self, store: Callable[[], Store], config: Callable[[], object] | None = None):
         self.store, self.config = store, config
@@ -67,6 +77,7 @@ class _StateCollector(Collector):
         try:
             store = self.store()
             rates = latest_pass_rates(store)
+            successes = last_successes(store)
             with store.begin() as conn:
                 open_alerts = conn.execute(select(alerts.c.model, alerts.c.suite, alerts.c.kind)
                                            .where(alerts.c.state == "open")).all()
@@ -88,6 +99,12 @@ class _StateCollector(Collector):
                 rate.add_metric([model, suite], passed / n)
         yield rate
         yield answered
+        success = GaugeMetricFamily("canary_last_success_timestamp_seconds",
+                                    "Unix time the model's latest complete scheduled run finished", labels=["model"])
+        for model, finished in successes:
+            if finished is not None:
+                success.add_metric([model], finished.replace(tzinfo=timezone.utc).timestamp())
+        yield success
         state = GaugeMetricFamily("canary_alert_open", "1 for each open alert",
                                   labels=["model", "suite", "kind"])
         for model, suite, kind in open_alerts:
@@ -96,7 +113,7 @@ class _StateCollector(Collector):
         messages = GaugeMetricFamily("canary_alert_messages", "Alert messages by delivery state",
                                      labels=["state"])
         counts = dict(box)
-        for name in ("pending", "sent", "logged"):
+        for name in ("pending", "sent", "logged", "failed"):
             messages.add_metric([name], counts.get(name, 0))
         yield messages
         if self.config is not None:
@@ -124,8 +141,10 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.tokens = Counter("canary_tokens", "Tokens used", ["model", "direction"], registry=r)
         self.cost = Counter("canary_cost_usd", "Cost in USD (models with a price)", ["model"], registry=r)
-        self.slots = Counter("canary_slots", "Slots this daemon considered, by outcome (ran, skipped, failed)",
-                             ["model", "outcome"], registry=r)
+        self.slots = Counter("canary_slots", "Slots this daemon considered, by outcome (ran, skipped, failed, "
+                             "given_up)", ["model", "outcome"], registry=r)
+        self.slot_failures = Counter("canary_slot_failures", "Failed attempts at a slot (claim or run), each "
+                                     "retried until daemon.catch_up ends", ["model"], registry=r)
         self.last_tick = Gauge("canary_scheduler_last_tick_timestamp_seconds", "Unix time of the last tick",
                                registry=r)
         self.config_ok = Gauge("canary_config_ok", "1 while the config on disk validates", registry=r)

@@ -1,4 +1,5 @@
-"""What every command starts from: the config, the good suites, the problems, the store."""
+"""What every command starts from: the config, the good suites, the problems, the store;
+and `FileWatch`, which tells the daemon when those files changed and settled."""
 from __future__ import annotations
 
 import os
@@ -51,6 +52,40 @@ def open_workspace(config_path: str | os.PathLike | None = None, *, check_refere
         for suite in suites.values():
             problems += reference_problems(suite)
     return Workspace(config, suites, problems, sim)
+
+
+class FileWatch:
+    """(path, mtime, size) of canary.yaml, the prompts directory and each suite file: `settled()`
+    is true when they changed and then stayed the same for one poll (an editor's save is not
+    read half-written)."""
+
+    def __init__(self, config_path: Path, prompts_dir: Path):
+        self.config_path = config_path
+        self.applied = self.seen = self.snapshot(prompts_dir)
+
+    def snapshot(self, folder: Path) -> tuple:
+        try:
+            paths = [self.config_path, folder, *sorted(folder.glob("*.y*ml"))]
+        except OSError:
+            paths = [self.config_path, folder]
+        out = []
+        for path in paths:
+            try:
+                st = path.stat()
+                out.append((str(path), st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((str(path), None, None))
+        return tuple(out)
+
+    def settled(self, prompts_dir: Path) -> bool:
+        files = self.snapshot(prompts_dir)
+        if files != self.seen:
+            self.seen = files
+            return False
+        return files != self.applied
+
+    def applied_now(self, prompts_dir: Path) -> None:
+        self.applied = self.seen = self.snapshot(prompts_dir)
 
 
 def init_project(directory: Path) -> list[Path]:

@@ -10,7 +10,7 @@ import asyncio
 import io
 import json
 import textwrap
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -208,3 +208,93 @@ def test_an_unset_slack_secret_keeps_messages_waiting_and_they_go_out_in_order(d
         assert alerts.deliver(store, notifier, now=t + timedelta(hours=2), owner="a").sent == 2
         assert [m["body"]["text"] for m in slack.accepted] == ["opened", "recovered"]
     store.close()
+
+
+def _notifier(way: str, slack: SlackStub):
+    from canary.config import Alerts
+    if way == "webhook":
+        cfg, env = {"webhook_url_env": "HOOK"}, {"HOOK": slack.url + "/services/T/B/X"}
+    else:
+        cfg, env = {"token_env": "TOKEN", "channel": "#llm", "api_url": slack.url + "/api/"}, {"TOKEN": "xoxb-t"}
+    return alerts.notifier_from_config(Alerts.model_validate({"slack": cfg}), env=env)
+
+
+def _queue(store, n: int, now, first: int = 0) -> None:
+    for i in range(first, first + n):
+        alerts.open_alert(store, model=f"m{i}", suite="s", kind="quality", run_id=None, details={"reason": "r"},
+                          message={"text": f"message {i}", "blocks": []}, now=now)
+
+
+@pytest.mark.parametrize("way", ["webhook", "web_api"])
+def test_a_refusal_for_good_marks_the_message_failed_logged_once_never_retried(db_url, way, caplog):
+    from canary.health import undelivered
+    from canary.web import Metrics
+    from prometheus_client.parser import text_string_to_metric_families
+    from slack_stub import Reply
+    store = Store(db_url)
+    t = datetime(2026, 11, 20, 6)
+    _queue(store, 2, t)
+    final = ([Reply(404, "no_service"), Reply(403, "action_prohibited")] if way == "webhook"  # webhook gone / revoked
+             else [Reply(200, "channel_not_found"), Reply(403, "invalid_auth")])
+    with SlackStub(script=final) as slack:
+        notifier = _notifier(way, slack)
+        report = alerts.deliver(store, notifier, now=t, owner="a")
+        assert (report.sent, report.failed, report.dropped) == (0, 0, 2)
+        for hours in (1, 2, 24):  # never retried
+            assert alerts.deliver(store, notifier, now=t + timedelta(hours=hours), owner="a").dropped == 0
+        assert len(slack.refused) == 2 and slack.accepted == []
+        errors = [r for r in caplog.records if r.levelname == "ERROR" and "for good" in r.getMessage()]
+        assert len(errors) == 2  # once per message
+        listed = [m for a in alerts.list_alerts(store) for m in a["messages"]]
+        assert {m["state"] for m in listed} == {"failed"} and all(m["next_attempt_at"] is None for m in listed)
+        assert any(final[0].error in m["last_error"] for m in listed)
+        [reason] = undelivered(store, t + timedelta(hours=24))  # /healthz: degraded
+        assert reason.startswith("2 alert message(s) undeliverable, refused for good")
+        families = text_string_to_metric_families(Metrics(lambda: store).render().decode())
+        states = {s.labels["state"]: s.value for f in families for s in f.samples if f.name == "canary_alert_messages"}
+        assert states["failed"] == 2
+        _queue(store, 1, t + timedelta(days=1), first=2)  # Slack fixed: the next message goes out
+        assert alerts.deliver(store, notifier, now=t + timedelta(days=1), owner="a").sent == 1
+        assert undelivered(store, t + timedelta(days=1)) == []
+    store.close()
+
+
+@pytest.mark.parametrize("way", ["webhook", "web_api"])
+def test_retry_after_as_an_http_date_or_inf_is_parsed_or_ignored_never_a_crash(db_url, way):
+    from email.utils import format_datetime
+    from slack_stub import Reply
+    store = Store(db_url)
+    t = datetime(2026, 11, 20, 6)
+    _queue(store, 1, t)
+    in_ten_minutes = format_datetime((t + timedelta(minutes=10)).replace(tzinfo=timezone.utc), usegmt=True)
+    script = [Reply(429, "ratelimited", {"Retry-After": in_ten_minutes}),  # honoured
+              Reply(503, "service_unavailable", {"Retry-After": "inf"}),  # unusable: the normal backoff (60 s)
+              Reply(429, "ratelimited", {"Retry-After": "Thu, 01 Jan 1970 00:00:00 GMT"}),  # gone: 120 s
+              Reply(429, "ratelimited", {"Retry-After": "soon"})]  # garbage: 240 s
+    with SlackStub(script=script) as slack:
+        notifier = _notifier(way, slack)
+
+        def attempt(at):
+            report = alerts.deliver(store, notifier, now=at, owner="a")
+            [m] = [m for a in alerts.list_alerts(store) for m in a["messages"]]
+            return report, m
+        report, m = attempt(t)
+        assert report.failed == 1 and m["next_attempt_at"] == t + timedelta(minutes=10)
+        assert attempt(t + timedelta(minutes=9))[0].failed == 0  # not before the date
+        now = t + timedelta(minutes=10)
+        for backoff in (60, 120, 240):
+            report, m = attempt(now)
+            assert report.failed == 1 and m["next_attempt_at"] == now + timedelta(seconds=backoff)
+            now += timedelta(seconds=backoff)
+        report, m = attempt(now)
+        assert report.sent == 1 and m["state"] == "sent" and len(slack.refused) == 4
+    store.close()
+
+
+def test_retry_after_values():
+    t = datetime(2026, 11, 20, 6)
+    assert alerts.retry_after_seconds("30", t) == 30.0
+    assert alerts.retry_after_seconds("Fri, 20 Nov 2026 06:00:45 GMT", t) == 45.0
+    assert alerts.retry_after_seconds("99999999", t) == 3600.0  # clamped to the longest backoff
+    for unusable in (None, "inf", "-inf", "nan", "-5", "", "Fri, 20 Nov 2026 05:00:00 GMT", "tomorrow"):
+        assert alerts.retry_after_seconds(unusable, t) is None, unusable

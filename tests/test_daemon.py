@@ -19,22 +19,27 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from canary import alerts, logs, reports
 from canary.daemon import Daemon
+from canary.service import Service
 from canary.slots import latest_fire
 from canary.runner import endpoint_factory
 from canary.schema import alerts as alerts_table, outbox, runs, samples
 from canary.sim import SimServer
 from canary.store import Store
+from db_faults import SqliteWriteLock, TcpProxy, pg_full, sqlite_full
 from slack_stub import SlackStub
 
 BASICS = """\
@@ -275,8 +280,8 @@ def test_a_model_that_cannot_be_called_claims_nothing(project, db_url, monkeypat
     d = Daemon(project / "canary.yaml", clock=Clock(datetime(2026, 11, 2, 6, 1)), owner="replica-a")
     assert asyncio.run(d.run_slot("gpt", datetime(2026, 11, 2, 6))) is None
     assert run_rows(d.store) == []  # the slot stays free for a replica (or a later start) that can run it
-    [why] = d.failed.values()
-    assert f"${SIM_KEY_ENV} is not set" in why and d.health()[1]["failing"]  # /healthz says so
+    [failure] = d.retries.slots.values()
+    assert f"${SIM_KEY_ENV} is not set" in failure.why and d.healthz()[1]["failing"]  # /healthz says so
     d.close()
 
 
@@ -375,14 +380,15 @@ def test_healthz_and_metrics(project, db_url, sim):
                       details={"reason": "test"}, message={"text": "t"}, now=clock())
 
     async def scenario():
-        server = asyncio.create_task(d.serve(signals=False))
+        service = Service(d)
+        server = asyncio.create_task(service.serve(signals=False))
         try:
             await d.run_slot("claude", datetime(2026, 11, 2, 6))
             deadline = time.monotonic() + 10
-            while d.web is None or d.last_tick is None:
+            while service.web is None or d.last_tick is None:
                 assert time.monotonic() < deadline, "the daemon never ticked"
                 await asyncio.sleep(0.02)
-            base = d.web.url
+            base = service.web.url
             health = await asyncio.to_thread(_get, base + "/healthz")
             metrics = await asyncio.to_thread(_get, base + "/metrics")
             index = await asyncio.to_thread(_get, base + "/")
@@ -394,7 +400,7 @@ def test_healthz_and_metrics(project, db_url, sim):
                 d.store = live
             return health, metrics, index, down, down_metrics
         finally:
-            d.stop()
+            service.stop()
             await asyncio.wait_for(server, 20)
     health, metrics, index, down, down_metrics = asyncio.run(scenario())
     code, body = health
@@ -520,7 +526,7 @@ def test_sigkill_mid_run_then_restart_finishes_the_run_with_every_sample_once(pr
     write_config(project, db_url, top="schedule: '* * * * *'\n",
                  models=f"  - {{name: gpt, provider: openai, model: gpt-x, base_url: '{url}/v1', "
                         f"api_key_env: {SIM_KEY_ENV}, concurrency: 2}}\n",
-                 daemon="http: null\ncatch_up: 1h\nlease: 1s\n")
+                 daemon="http: null\ncatch_up: 1h\nlease: 120s\n")
     store = Store(db_url)  # the schema, so the test can watch before the daemon starts
     first = spawn("daemon", "--once", "--config", str(project / "canary.yaml"))
 
@@ -533,7 +539,8 @@ def test_sigkill_mid_run_then_restart_finishes_the_run_with_every_sample_once(pr
     held = run_rows(store)[0]
     done = len(sample_keys(store, held.id))
     assert held.status == "running" and 10 <= done < 60
-    time.sleep(1.3)  # the lease (1 s) passes without a heartbeat
+    # no wait for the lease (120 s): the owner is provably gone (its PID is dead on this host;
+    # on SQLite, the new daemon also holds the single-daemon lock); a live owner would be skipped
     second = spawn("daemon", "--once", "--config", str(project / "canary.yaml"))
     assert second.wait(60) == 0, second.log_path.read_text()
     final = [r for r in run_rows(store) if r.id == run.id][0]
@@ -645,3 +652,430 @@ def test_a_run_finished_but_never_judged_is_judged_by_the_next_start(project, db
     asyncio.run(scenario())  # judged once: a second start opens nothing more
     assert alerts.list_alerts(d.store) == opened
     d.close()
+
+
+# --- faults: the database, the HTTP port, killed processes (issue 9, items 8-13) -----------------
+
+class Outage:
+    """The database failing under the daemon, for real: SQLite locked by another writer (the
+    daemon's busy timeout cut to 0.2 s), or PostgreSQL behind a proxy that is cut (a restart)."""
+
+    def __init__(self, db_url: str):
+        self.sqlite = db_url.startswith("sqlite")
+        if self.sqlite:
+            self.url = db_url + "?timeout=0.2"
+            self.lock = SqliteWriteLock(make_url(db_url).database)
+        else:
+            self.proxy = TcpProxy.in_front_of(db_url)
+            self.url = self.proxy.url(db_url)
+
+    def start(self) -> None:
+        self.lock.hold() if self.sqlite else self.proxy.cut()
+
+    def end(self) -> None:
+        self.lock.release() if self.sqlite else self.proxy.restore()
+
+    def close(self) -> None:
+        self.lock.release() if self.sqlite else self.proxy.close()
+
+
+@pytest.fixture
+def outage(db_url):
+    o = Outage(db_url)
+    yield o
+    o.close()
+
+
+class PingServer:
+    """A heartbeat receiver (healthchecks.io style) on 127.0.0.1: counts the GETs it gets."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        pings = self.pings = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                pings.append(self.path)
+                self.send_response(200)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+
+            def log_message(self, *args):
+                pass
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ping/3f1c-secret"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def _tick(d: Daemon, clock: Clock, seconds: float) -> None:
+    """Move the injected clock, run one tick and whatever it launched."""
+    clock.now += timedelta(seconds=seconds)
+    await d.tick()
+    await d.wait_idle()
+
+
+def test_a_slot_whose_claim_fails_stays_due_and_is_retried_with_backoff(project, db_url, sim, outage):
+    write_config(project, outage.url, top="schedule: '0 6 * * *'\n", models=models_yaml(), daemon="catch_up: 6h\n")
+    clock = Clock(datetime(2026, 11, 2, 6, 0, 5))
+    d = make_daemon(project, sim, clock)
+    key = ("claude", datetime(2026, 11, 2, 6), "scheduled")
+
+    async def scenario():
+        outage.start()  # SQLite locked by another writer, or PostgreSQL restarting, at slot time
+        await d.on_cron("claude")
+        await d.wait_idle()
+        failure = d.retries.slots[key]
+        assert failure.attempts == 1 and failure.storage and failure.next_at == clock.now + timedelta(seconds=30)
+        code, body = d.healthz()
+        assert (code, body["status"]) == ((200, "degraded") if outage.sqlite else (503, "db_unreachable"))
+        assert any(r.startswith("slot failing: claude 2026-11-02T06:00:00") for r in body["reasons"])
+        await _tick(d, clock, 20)  # within the backoff: no new attempt
+        assert d.retries.slots[key].attempts == 1 and sim.requests == deque()
+        await _tick(d, clock, 15)  # the backoff has passed: tried again, fails again, waits twice as long
+        assert d.retries.slots[key].attempts == 2
+        assert d.retries.slots[key].next_at == clock.now + timedelta(seconds=60)
+        outage.end()  # the lock is released / PostgreSQL is back
+        await _tick(d, clock, 30)
+        assert d.retries.slots[key].attempts == 2  # still waiting for its next try
+        await _tick(d, clock, 31)
+    asyncio.run(scenario())
+    assert d.retries.slots == {}
+    rows = run_rows(d.store, model="claude")
+    assert [(r.slot, r.status) for r in rows] == [(key[1], "complete")] * 2
+    assert sorted(len(sample_keys(d.store, r.id)) for r in rows) == [4, 6] and len(sim.requests) == 10
+    code, body = d.healthz()
+    assert code == 200 and body["status"] == "ok" and body["reasons"] == []
+    m = _metrics(d.metrics.render().decode())
+    assert m[("canary_slot_failures_total", (("model", "claude"),))] == 2
+    assert m[("canary_last_success_timestamp_seconds", (("model", "claude"),))] == \
+        clock.now.replace(tzinfo=timezone.utc).timestamp()
+    d.close()
+
+
+def test_a_slot_failing_until_catch_up_ends_is_given_up_and_alerted_and_the_heartbeat_stops(
+        project, db_url, sim, monkeypatch, caplog):
+    monkeypatch.delenv(SIM_KEY_ENV, raising=False)  # the slot cannot run: canary itself fails, not the API
+    ping = PingServer()
+    write_config(project, db_url, top="schedule: '0 6 * * *'\n", models=models_yaml(sim.url).splitlines()[0] + "\n",
+                 daemon=f"catch_up: 10m\nfailing_alert_after: 5m\nheartbeat_url: '{ping.url}'\n")
+    clock = Clock(datetime(2026, 11, 2, 6, 0, 5))
+    d = Daemon(project / "canary.yaml", clock=clock, owner="replica-a")  # the real provider factory
+    caplog.set_level(logging.INFO, logger="canary")
+
+    async def scenario():
+        await d.on_cron("claude")
+        await d.wait_idle()
+        pings = []
+        while clock.now < datetime(2026, 11, 2, 6, 10, 10):  # a tick every 20 s until catch_up has passed
+            await _tick(d, clock, 20)
+            pings.append((clock.now, len(ping.pings)))
+        return pings
+    pings = asyncio.run(scenario())
+    assert d.retries.slots == {} and "claude" in d.retries.failing_since  # given up, the model still failing
+    texts = [r.getMessage() for r in caplog.records]
+    assert sum(t.startswith("slot failed: claude") for t in texts) == 1  # the same reason is logged once
+    [gave_up] = [r for r in caplog.records if r.getMessage().startswith("slot given up")]
+    assert gave_up.levelname == "ERROR" and "CANARY_TEST_SIM_KEY is not set" in gave_up.getMessage()
+    listed = {a["kind"]: a for a in alerts.list_alerts(d.store)}
+    assert listed["slot_missed"]["state"] == "closed" and listed["slot_missed"]["closed_by"] == "given_up"
+    assert "2026-11-02T06:00:00" in listed["slot_missed"]["summary"]
+    assert listed["canary_failing"]["state"] == "open" and listed["canary_failing"]["model"] == "claude"
+    assert d.healthz()[1]["status"] == "degraded"
+    m = _metrics(d.metrics.render().decode())
+    assert m[("canary_slots_total", (("model", "claude"), ("outcome", "given_up")))] == 1
+    assert 5 <= m[("canary_slot_failures_total", (("model", "claude"),))] <= 7  # 30 s doubling over 10 min
+    # the heartbeat: once a minute while canary works, none once a model has failed for failing_alert_after
+    before = [n for t, n in pings if t < datetime(2026, 11, 2, 6, 5, 5)]
+    after = {n for t, n in pings if t >= datetime(2026, 11, 2, 6, 5, 5)}
+    assert 4 <= before[-1] <= 5 and after == {before[-1]} and set(ping.pings) == {"/ping/3f1c-secret"}
+    assert "3f1c-secret" not in caplog.text
+
+    monkeypatch.setenv(SIM_KEY_ENV, "sim-key")  # fixed: the next day's slot runs
+
+    async def next_day():
+        clock.now = datetime(2026, 11, 3, 6, 0, 5)
+        await d.on_cron("claude")
+        await d.wait_idle()
+        await _tick(d, clock, 60)
+        await d.deliver()
+    asyncio.run(next_day())
+    assert d.retries.failing_since == {} and d.healthz()[1]["status"] == "ok"
+    [failing] = [a for a in alerts.list_alerts(d.store) if a["kind"] == "canary_failing"]
+    assert failing["closed_by"] == "recovered" and [m["event"] for m in failing["messages"]] == ["opened", "recovered"]
+    assert len(ping.pings) == before[-1] + 1  # beating again
+    ping.close()
+    d.close()
+
+
+def test_a_run_whose_database_fills_up_is_marked_interrupted_then_resumed(project, db_url, sim):
+    (project / "prompts" / "basics.yaml").write_text(BASICS.replace("repeat: 2", "repeat: 20"))
+    (project / "prompts" / "more.yaml").unlink()
+    write_config(project, db_url, top="schedule: '0 6 * * *'\n", models=models_yaml().splitlines()[0] + "\n")
+    clock = Clock(datetime(2026, 11, 2, 6, 0, 5))
+    d = make_daemon(project, sim, clock)
+    sim.configure(latency=0.01)
+    slot = datetime(2026, 11, 2, 6)
+    full = (sqlite_full(d.store.engine.url.database, 2, d.store.engine) if db_url.startswith("sqlite")
+            else pg_full(db_url, after=12))
+    with full:  # SQLITE_FULL, or PostgreSQL's disk_full, after a few samples
+        assert asyncio.run(d.run_slot("claude", slot)) is None
+    [run] = run_rows(d.store)
+    stored = len(sample_keys(d.store, run.id))
+    assert run.status == "interrupted" and 0 < stored < 60  # not left `running`, its samples kept
+    assert run.passed + run.failed + run.errors == stored  # and its counters say what it holds
+    failure = d.retries.slots[("claude", slot, "scheduled")]
+    assert failure.storage and ("disk is full" in failure.why or "No space left on device" in failure.why)
+    asked = len(sim.requests)
+
+    async def later():
+        await _tick(d, clock, 31)
+    asyncio.run(later())
+    [run] = run_rows(d.store)
+    assert run.status == "complete" and sample_keys(d.store, run.id) == sorted(
+        (c, i) for c in ("capital", "planet", "sum") for i in range(20))
+    assert len(sim.requests) - asked == 60 - stored  # only the missing samples were asked
+    d.close()
+
+
+def test_database_down_at_start_the_daemon_waits_with_healthz_503_then_runs(project, db_url, sim, tmp_path):
+    from canary.web import WebServer
+    if db_url.startswith("sqlite"):  # the volume is not mounted yet
+        url, volume = f"sqlite:///{tmp_path / 'volume' / 'canary.db'}", tmp_path / "volume"
+        restore, proxy = volume.mkdir, None
+    else:  # PostgreSQL is not up yet
+        proxy = TcpProxy.in_front_of(db_url)
+        proxy.cut()
+        url, restore = proxy.url(db_url), proxy.restore
+    write_config(project, url, top="schedule: '0 6 * * *'\n", models=models_yaml(), daemon="catch_up: 6h\n")
+    clock = Clock(datetime(2026, 11, 2, 6, 0, 5))
+    d = make_daemon(project, sim, clock, lock=True)  # started anyway (it used to exit 2)
+    web = WebServer("127.0.0.1", 0, d.metrics, d.healthz).start()
+    try:
+        code, body = _get(web.url + "/healthz")
+        body = json.loads(body)
+        assert code == 503 and body["status"] == "db_unreachable" and body["db"] is False
+        assert body["reasons"][0].startswith("database unreachable: cannot ")
+
+        async def scenario():
+            await _tick(d, clock, 0.5)  # before the first backoff (1 s): no attempt
+            assert d._db_attempts == 1
+            await _tick(d, clock, 1)  # tried, fails: 2 s now
+            assert d._db_attempts == 2 and not d.connected
+            restore()
+            await _tick(d, clock, 1)
+            assert not d.connected  # still within the backoff
+            await _tick(d, clock, 1.5)  # connected, migrated, and the catch-up rule runs the 06:00 slot
+        asyncio.run(scenario())
+        assert d.connected
+        rows = run_rows(d.store)
+        assert {(r.model, r.slot, r.status) for r in rows} == {
+            ("claude", datetime(2026, 11, 2, 6), "complete"), ("gpt", datetime(2026, 11, 2, 6), "complete")}
+        code, body = _get(web.url + "/healthz")
+        assert code == 200 and json.loads(body)["status"] == "ok"
+    finally:
+        web.stop()
+        if proxy:
+            proxy.close()
+    d.close()
+
+
+def test_a_scheduled_slot_not_done_late_after_its_time_makes_healthz_degraded(project, db_url, sim):
+    write_config(project, db_url, top="schedule: '0 6 * * *'\n", models=models_yaml(),
+                 daemon="catch_up: 1h\nlate_after: 30m\n")
+    clock = Clock(datetime(2026, 11, 2, 5, 0))
+    d = make_daemon(project, sim, clock)
+    assert d.healthz()[1]["status"] == "ok"  # the 05:00 daemon owes no slot yet
+    clock.now = datetime(2026, 11, 2, 6, 31)  # the 06:00 slot never ran (the host slept, say)
+    code, body = d.healthz()
+    assert code == 200 and body["status"] == "degraded"
+    assert sorted(r.split(":")[0] for r in body["reasons"]) == ["claude", "gpt"]
+    assert "the slot of 2026-11-02T06:00:00 is not done 0:30:00 after its time" in body["reasons"][0]
+    asyncio.run(d.run_slot("claude", datetime(2026, 11, 2, 6)))
+    assert [r.split(":")[0] for r in d.healthz()[1]["reasons"]] == ["gpt"]
+    d.close()
+
+
+def test_a_run_held_by_a_gone_owner_is_taken_over_at_once_a_live_one_only_after_the_lease(project, db_url, sim):
+    write_config(project, db_url, top="schedule: '0 6 * * *'\n", models=models_yaml(), daemon="lease: 120s\n")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host, slot = socket.gethostname(), datetime(2026, 11, 2, 6)
+    clock = Clock(datetime(2026, 11, 2, 6, 0, 30))
+    store = Store(db_url)
+    owners = {"claude": f"{host}:{dead.pid}:0a1b2c3d",  # this host, its process dead: gone
+              "gpt": f"elsewhere:{dead.pid}:0a1b2c3d"}  # another host: alive for all we know
+    for model, owner in owners.items():
+        run_id = store.create_run(model=model, suite="basics", suite_version="x", slot=slot, kind="scheduled",
+                                  planned=6, owner=owner, now=clock())  # a heartbeat 0 s old
+        store.insert_samples([{"run_id": run_id, "case_id": "capital", "sample": 0, "status": "passed", "error": None,
+                               "error_status": None, "error_message": None, "request_id": None, "input_tokens": 1,
+                               "output_tokens": 1, "latency_ms": 1.0, "finish_reason": "stop",
+                               "reported_model": None, "cost": None, "turns": [], "finished_at": clock()}])
+    d = make_daemon(project, sim, clock)
+    assert d.abandoned_runs() == [("claude", slot, "scheduled")]
+    asyncio.run(d.run_slot("claude", slot))
+    [claude] = run_rows(store, model="claude", suite="basics")
+    assert claude.status == "complete" and claude.owner == "replica-a"
+    assert len(sim.requests) == 5 + 4  # basics: the 5 samples missing, 1 was kept; more: its 4
+    asyncio.run(d.run_slot("gpt", slot))  # its `more` runs; its `basics`, held by a live replica, does not
+    gpt = {r.suite: r for r in run_rows(store, model="gpt")}
+    assert (gpt["basics"].status, gpt["basics"].owner) == ("running", owners["gpt"]) and len(sim.requests) == 9 + 4
+    d.close()
+    # a confirmation run may belong to a live `canary run`
+    store.create_run(model="gpt", suite="more", suite_version="x", slot=slot, kind="confirm", planned=4,
+                     owner="elsewhere:1:0e0e0e0e", now=clock())
+    if db_url.startswith("sqlite"):  # the daemon holding the single-daemon lock: every other daemon is gone
+        locked = make_daemon(project, sim, clock, owner="replica-b", lock=True)
+        assert locked.abandoned_runs() == [("gpt", slot, "scheduled")]  # not the confirmation
+        locked.close()
+    clock.now += timedelta(seconds=121)  # the lease passes without a heartbeat: taken over anywhere
+    later = make_daemon(project, sim, clock, owner="replica-c")
+    assert later.abandoned_runs() == [("gpt", slot, "scheduled"), ("gpt", slot, "confirm")]
+    later.close()
+    store.close()
+
+
+def test_a_manual_run_orphaned_by_a_kill_is_marked_interrupted_by_the_daemon(project, db_url, sim):
+    write_config(project, db_url, models=models_yaml(), daemon="lease: 120s\n")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    clock = Clock(datetime(2026, 11, 2, 10, 0))
+    d = make_daemon(project, sim, clock)
+    run_id = d.store.create_run(model="gpt", suite="basics", suite_version="x", slot=clock(), kind="manual",
+                                planned=6, owner=f"{socket.gethostname()}:{dead.pid}:5e5e5e5e", now=clock())
+    d.store.insert_samples([{"run_id": run_id, "case_id": "capital", "sample": i, "status": "passed", "error": None,
+                             "error_status": None, "error_message": None, "request_id": None, "input_tokens": 1,
+                             "output_tokens": 1, "latency_ms": 1.0, "finish_reason": "stop", "reported_model": None,
+                             "cost": None, "turns": [], "finished_at": clock()} for i in range(2)])
+    asyncio.run(_tick(d, clock, 1))
+    row = d.store.run(run_id)
+    assert (row.status, row.passed, row.planned) == ("interrupted", 2, 6)  # visible, counted, not resumed
+    assert len(sim.requests) == 0
+    d.close()
+
+
+def test_a_killed_canary_run_is_marked_interrupted_by_the_next_and_resumed_with_resume(project, db_url, spawn,
+                                                                                       sim_process):
+    from click.testing import CliRunner
+    from canary.cli import main
+    url = sim_process(latency=0.05)
+    (project / "prompts" / "basics.yaml").write_text(BASICS.replace("repeat: 2", "repeat: 20"))
+    (project / "prompts" / "more.yaml").unlink()
+    write_config(project, db_url, models=f"  - {{name: gpt, provider: openai, model: gpt-x, base_url: '{url}/v1', "
+                                         f"api_key_env: {SIM_KEY_ENV}, concurrency: 2}}\n")
+    store = Store(db_url)
+    config = str(project / "canary.yaml")
+    first = spawn("run", "--config", config)
+    run = _wait(lambda: (rows := run_rows(store)) and len(sample_keys(store, rows[0].id)) >= 6 and rows[0],
+                30, "6 stored samples", [first])
+    first.kill()
+    first.wait(10)
+    assert run_rows(store)[0].status == "running"  # what a kill leaves
+    env = {SIM_KEY_ENV: "k"}
+    again = CliRunner().invoke(main, ["run", "--config", config, "--resume", "--json"], env=env)
+    assert again.exit_code == 0, again.output
+    assert f"run {run.id} (gpt · basics" in again.stderr and "left running by a process that is gone" in again.stderr
+    assert f"resuming run {run.id}" in again.stderr
+    [final] = run_rows(store)
+    assert final.id == run.id and final.status == "complete" and final.passed == 60
+    assert sample_keys(store, run.id) == sorted((c, i) for c in ("capital", "planet", "sum") for i in range(20))
+    store.close()
+
+
+def test_database_failures_exit_5_in_one_line(project, db_url, spawn, sim):
+    """A read-only database for `canary run`, an unreachable one for `daemon --once`."""
+    from click.testing import CliRunner
+    from canary.cli import main
+    Store(db_url).close()  # the schema exists; the database then refuses writes
+    if db_url.startswith("sqlite"):
+        read_only = f"sqlite:///file:{make_url(db_url).database}?mode=ro&uri=true"
+    else:
+        u = make_url(db_url)
+        read_only = u.update_query_dict({"options": u.query["options"] + " -c default_transaction_read_only=on"}
+                                        ).render_as_string(hide_password=False)
+    write_config(project, read_only, models=models_yaml(sim.url))
+    result = CliRunner().invoke(main, ["run", "--config", str(project / "canary.yaml")], env={SIM_KEY_ENV: "k"})
+    assert result.exit_code == 5, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("canary: the database failed") and "read" in line and "Traceback" not in result.output
+    assert run_rows(Store(db_url)) == []  # nothing was left `running`
+    down = _free_port()
+    write_config(project, f"postgresql+psycopg://canary@127.0.0.1:{down}/none", models=models_yaml(sim.url))
+    once = spawn("daemon", "--once", "--config", str(project / "canary.yaml"))
+    assert once.wait(30) == 5
+    out = once.log_path.read_text()
+    assert "canary: cannot open the database" in out and "Traceback" not in out
+
+
+def test_disk_full_during_canary_run_exits_5_and_marks_the_run_interrupted(project, db_url, sim):
+    from click.testing import CliRunner
+    from canary.cli import main
+    (project / "prompts" / "basics.yaml").write_text(BASICS.replace("repeat: 2", "repeat: 20"))
+    (project / "prompts" / "more.yaml").unlink()
+    write_config(project, db_url, models=models_yaml(sim.url).splitlines()[0] + "\n")
+    sim.configure(latency=0.01)
+    store = Store(db_url)
+    full = sqlite_full(store.engine.url.database, 2) if store.dialect == "sqlite" else pg_full(db_url, after=12)
+    with full:  # SQLITE_FULL, or PostgreSQL's disk_full, after a few samples
+        result = CliRunner().invoke(main, ["run", "--config", str(project / "canary.yaml")], env={SIM_KEY_ENV: "k"})
+    assert result.exit_code == 5, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "disk is full" in line or "No space left on device" in line
+    assert line.endswith("1 run(s) marked interrupted, their stored samples kept")
+    [run] = run_rows(store)
+    kept = len(sample_keys(store, run.id))
+    assert run.status == "interrupted" and 0 < kept < 60 and run.passed == kept
+    store.close()
+
+
+def test_a_busy_http_port_is_one_line_and_exit_2(project, db_url, spawn):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        write_config(project, db_url, models=models_yaml(), daemon=f"http: 127.0.0.1:{port}\n")
+        d = spawn("daemon", "--config", str(project / "canary.yaml"))
+        assert d.wait(30) == 2
+    out = d.log_path.read_text()
+    assert f"canary: cannot serve HTTP on 127.0.0.1:{port} (daemon.http): Address already in use" in out
+    assert "Traceback" not in out
+
+
+def test_the_daemon_started_without_its_database_serves_503_then_runs_when_it_appears(project, spawn, sim, tmp_path):
+    """The real process: a SQLite volume that is not mounted yet used to mean exit 2 and, under
+    systemd's RestartPreventExitStatus=2, a daemon stopped for good."""
+    volume = tmp_path / "volume"
+    port = _free_port()
+    write_config(project, f"sqlite:///{volume / 'canary.db'}", top="schedule: '* * * * *'\n",
+                 models=models_yaml(sim.url), daemon=f"http: 127.0.0.1:{port}\ncatch_up: 1h\n")
+    d = spawn("daemon", "--config", str(project / "canary.yaml"))
+    base = f"http://127.0.0.1:{port}"
+    code = _wait(lambda: _try_get(base + "/healthz"), 30, "/healthz", [d])[0]
+    assert code == 503 and d.poll() is None
+    volume.mkdir()
+    watcher = Store(f"sqlite:///{volume / 'canary.db'}", upgrade=False)  # the daemon creates the schema
+
+    def caught_up():
+        try:
+            return len(run_rows(watcher, status="complete")) >= 4
+        except Exception:  # not migrated yet
+            return False
+    _wait(caught_up, 40, "the caught-up slot's runs", [d])
+    watcher.close()
+    assert _get(base + "/healthz")[0] == 200
+    d.send_signal(signal.SIGTERM)
+    assert d.wait(20) == 0
+    assert "retrying (next in" in d.log_path.read_text()
+
+
+def _try_get(url: str):
+    try:
+        return _get(url)
+    except OSError:
+        return None

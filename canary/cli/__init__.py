@@ -13,8 +13,8 @@ import sys
 import click
 
 from .. import logs
-from ..errors import CanaryError, ConfigError
-from .common import EXIT_USAGE
+from ..errors import CanaryError, ConfigError, StorageError
+from .common import EXIT_DATABASE, EXIT_USAGE
 
 # name -> "module:function" inside this package; the module is imported when the command runs
 COMMANDS = {
@@ -28,7 +28,7 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     """Finds a subcommand by name in COMMANDS and imports its module only then. Turns canary's
-    own errors into a message and an exit code, never a traceback."""
+    own errors, and a database that fails, into a message and an exit code, never a traceback."""
 
     def list_commands(self, ctx) -> list[str]:
         return sorted(COMMANDS)
@@ -47,9 +47,18 @@ class LazyGroup(click.Group):
             for problem in exc.problems:
                 render.errors.print(problem, markup=False, highlight=False)
             sys.exit(EXIT_USAGE)
+        except StorageError as exc:
+            render.errors.print(f"canary: {exc}", markup=False, highlight=False)
+            sys.exit(EXIT_DATABASE)
         except CanaryError as exc:
             render.errors.print(f"canary: {exc}", markup=False, highlight=False)
             sys.exit(EXIT_USAGE)
+        except Exception as exc:  # SQLAlchemy's errors: the database failed under a command
+            from ..store import failure_text, is_database_failure
+            if not is_database_failure(exc):
+                raise
+            render.errors.print(f"canary: the database failed: {failure_text(exc)}", markup=False, highlight=False)
+            sys.exit(EXIT_DATABASE)
 
 
 @click.group(cls=LazyGroup)

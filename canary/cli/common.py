@@ -2,7 +2,9 @@
 
 Exit codes: 0 done; 1 a regression alert was raised by this command (for `compare`: B is
 worse than A); 2 bad config, bad suite or bad usage (a message, no traceback); 3 no sample
-could be answered (service down); 4 `compare` is inconclusive (the data cannot tell yet).
+could be answered (service down); 4 `compare` is inconclusive (the data cannot tell yet);
+5 the database failed (unreachable, read-only, full: one line; the runs it interrupted are
+marked `interrupted` as far as the database still takes writes).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import click
 
 from ..errors import UsageError
 
-EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN, EXIT_INCONCLUSIVE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_DOWN, EXIT_INCONCLUSIVE, EXIT_DATABASE = 0, 1, 2, 3, 4, 5
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                              help="canary.yaml (default: $CANARY_CONFIG, then ./canary.yaml)")

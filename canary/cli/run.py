@@ -21,8 +21,13 @@ from .common import config_option, exit_code
 @click.option("--sim-error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="with --sim: share of cases answered with 529 overloaded")
 @click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call")
-def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, sim_error_rate, sim_latency):
-    """One run now: every configured model on its suites; stores every sample."""
+@click.option("--resume", is_flag=True, help="continue the latest interrupted run of each model and suite "
+                                            "(only its missing samples) instead of starting a new one")
+def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, sim_error_rate, sim_latency, resume):
+    """One run now: every configured model on its suites; stores every sample.
+
+    A run left `running` by a `canary run` that was killed is marked interrupted first (its
+    samples are kept); `--resume` continues it."""
     import asyncio
     from contextlib import ExitStack
 
@@ -30,6 +35,7 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
     from ..alerts import notifier_from_config
     from ..monitor import run_and_watch
     from ..runner import Control, endpoint_factory, jobs_for, make_provider, owner_id, planned_samples, utcnow
+    from ..slots import interrupt_orphans, process_gone, resumable
     from ..workspace import open_workspace
 
     ws = open_workspace(config_path, sim=sim)
@@ -39,6 +45,19 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
     if not jobs:
         raise UsageError("nothing to run: no configured model has a loaded suite")
     store = ws.store()
+    control = Control(lease=ws.config.daemon.lease, owner=owner_id())
+    for row in interrupt_orphans(store, utcnow(), ws.config.daemon.lease, lambda owner, _kind: process_gone(owner, control.owner)):
+        render.errors.print(f"canary: run {row.id} ({row.model} · {row.suite}, {row.slot:%Y-%m-%d %H:%M} UTC) was left "
+                            f"running by a process that is gone: marked interrupted, "
+                            f"{row.passed + row.failed + row.errors}/{row.planned} samples kept (`canary run --resume` "
+                            "continues it)", markup=False, highlight=False)
+    if resume:
+        resumed = resumable(store, jobs)
+        jobs = [job for job, _row in resumed]
+        for _job, row in resumed:
+            if row is not None:
+                render.errors.print(f"canary: resuming run {row.id} ({row.model} · {row.suite}, "
+                                    f"{row.slot:%Y-%m-%d %H:%M} UTC)", markup=False, highlight=False)
     with ExitStack() as stack:
         factory = make_provider
         if sim:
@@ -47,7 +66,6 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
                                                    error_rate=sim_error_rate, latency=sim_latency))
             factory = endpoint_factory(server.url, api_key="canary-sim")
         total = sum(len(planned_samples(j.suite, j.repeat)) for j in jobs)
-        control = Control(lease=ws.config.daemon.lease, owner=owner_id())
         try:
             with render.progress(total, enabled=not as_json) as advance:
                 watch = asyncio.run(run_and_watch(store, ws.config, jobs, provider_factory=factory, control=control,
@@ -77,6 +95,6 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True)
 def daemon(config_path, once, log_format):
     """The scheduler in the foreground: cron per model, HTTP /healthz and /metrics."""
-    from ..daemon import run_daemon
+    from ..service import run_daemon
     watches = run_daemon(config_path, once=once, log_format=log_format)
     sys.exit(exit_code([s for w in watches for s in w.summaries], any(w.regression for w in watches)))
