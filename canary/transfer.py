@@ -2,6 +2,8 @@
 
 Import is idempotent: a sample already stored (same model, suite, slot, kind, case, index)
 is skipped, so the same file can be loaded twice, or history moved between databases.
+Every exported record passes through the redaction (redact.py), so a key stored by a
+version of canary that did not redact yet is not printed either.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import IO, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import redact
 from .alerts import alert_intervals
 from .errors import ConfigError
 from .store import Store
@@ -35,7 +38,7 @@ def export_records(store: Store, **filters) -> Iterator[dict]:
             intervals[series] = alert_intervals(store, *series, "quality")
         in_alert = r["run_in_alert"] or any(lo <= r["run_id"] and (hi is None or r["run_id"] < hi)
                                             for lo, hi in intervals[series])
-        yield {
+        yield redact.value({
             "model": r["run_model"], "suite": r["run_suite"], "suite_version": r["run_suite_version"],
             "slot": iso(r["run_slot"]), "kind": r["run_kind"], "run_status": r["run_status"],
             "run_started_at": iso(r["run_started_at"]), "run_finished_at": iso(r["run_finished_at"]),
@@ -47,7 +50,7 @@ def export_records(store: Store, **filters) -> Iterator[dict]:
             "latency_ms": r["latency_ms"], "finish_reason": r["finish_reason"],
             "reported_model": r["reported_model"], "cost": r["cost"],
             "finished_at": iso(r["finished_at"]), "turns": r["turns"],
-        }
+        })
 
 
 def write_jsonl(records, out: IO[str]) -> int:
