@@ -3,11 +3,12 @@
 A degraded model sends replies no suite author pictured: 200,000 characters of a looping
 phrase, a run of dots after `ANSWER:`, a bracket opened 50,000 times. So every check reads
 at most `MAX_SCORED_CHARS` characters of a reply and runs under a time limit of
-`CHECK_TIMEOUT` seconds (`time_limit`). Regular expressions go through the `regex`
-package, whose matcher takes a timeout and releases the GIL while it works (the event loop
-and /healthz keep answering); the checks written in Python are linear in the text and look
-at the clock (`check_time`). A check that runs out of time raises `CheckTimeout`, which
-`checks.run` turns into a failed verdict that says so.
+`CHECK_TIMEOUT` seconds of CPU time (`time_limit`; CPU time, so a busy host does not fail
+checks that did little work). Regular expressions go through the `regex` package, whose
+matcher takes a timeout (it counts the process's CPU time) and releases the GIL while it
+works, so the event loop and /healthz keep answering; the checks written in Python are
+linear in the text and look at the clock (`check_time`). A check that runs out of time
+raises `CheckTimeout`, which `checks.run` turns into a failed verdict that says so.
 
 `slow_regex` is how `canary validate` warns about a case regex that would run out of time
 on a long reply: it times the pattern on synthetic replies built to make backtracking blow up.
@@ -23,7 +24,7 @@ from typing import Iterable
 import regex
 
 MAX_SCORED_CHARS = 100_000  # checks read at most this many characters of a reply
-CHECK_TIMEOUT = 1.0  # seconds each assertion (and the answer extraction) may take
+CHECK_TIMEOUT = 1.0  # CPU seconds each assertion (and the answer extraction) may take
 
 _deadline: ContextVar[float | None] = ContextVar("canary_check_deadline", default=None)
 
@@ -35,7 +36,7 @@ class CheckTimeout(Exception):
 @contextmanager
 def time_limit(seconds: float = CHECK_TIMEOUT):
     """Everything bounded inside the block shares one deadline, `seconds` from now."""
-    token = _deadline.set(time.monotonic() + seconds)
+    token = _deadline.set(time.thread_time() + seconds)
     try:
         yield
     finally:
@@ -47,7 +48,7 @@ def remaining() -> float | None:
     deadline = _deadline.get()
     if deadline is None:
         return None
-    left = deadline - time.monotonic()
+    left = deadline - time.thread_time()
     if left <= 0:
         raise CheckTimeout
     return left

@@ -184,32 +184,31 @@ def parse_number(text: str) -> float | None:
 def _json_values(text: str):
     """Every JSON object or array embedded in the text (fenced or not), first to last.
 
-    Linear in the text, however hostile: an attempt that fails costs the characters it
-    read, and once failed attempts have read JSON_SEARCH_BUDGET times the text, the search
-    stops (a reply of 50,000 `[` would otherwise be parsed from each of them). A value
-    nested deeper than the JSON parser allows is not JSON here."""
+    Bounded however hostile the text: only a bracket that can start JSON (`{"`, `{}`, `[1`...)
+    is tried, and the search gives up after JSON_MAX_FAILED_STARTS failed starts or once the
+    failed starts have read JSON_READ_BUDGET times the text (a reply of 50,000 `{"` would
+    otherwise be parsed from each of them). A value nested deeper than the JSON parser
+    allows is not JSON here."""
     decoder = json.JSONDecoder()
-    starts = bounded.starts(r"[{\[]", text)
-    budget = JSON_SEARCH_BUDGET * len(text) + 10_000
-    k = 0
-    while k < len(starts) and budget > 0:
+    starts = bounded.starts(_JSON_START, text)
+    budget, failures, k = JSON_READ_BUDGET * len(text) + 10_000, 0, 0
+    while k < len(starts) and budget > 0 and failures < JSON_MAX_FAILED_STARTS:
         bounded.check_time()
         i = starts[k]
         try:
             obj, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError as exc:
-            budget -= exc.pos - i + 1
-            k += 1
-            continue
-        except RecursionError:
-            budget -= len(text) - i
+        except (json.JSONDecodeError, RecursionError) as exc:
+            budget -= (exc.pos - i + 1) if isinstance(exc, json.JSONDecodeError) else len(text) - i
+            failures += 1
             k += 1
             continue
         yield obj
         k = bisect.bisect_left(starts, end, k + 1)
 
 
-JSON_SEARCH_BUDGET = 4
+_JSON_START = r'\{\s*["}]|\[\s*[-0-9"\[{tfn\]]'  # a bracket followed by what JSON allows there
+JSON_MAX_FAILED_STARTS = 1000
+JSON_READ_BUDGET = 4
 
 
 def _norm(v):

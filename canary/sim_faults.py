@@ -15,6 +15,8 @@ answered as usual.
 - echo_key: 401, an error message that echoes the API key the request carried.
 - hostile_fields: 200, a wrong answer whose text holds a NUL, a lone surrogate, Slack
   control sequences and HTML, with a 300-character model id and stop reason.
+- refusal, thinking_only: 200, a message that is only a refusal (no text on Anthropic,
+  OpenAI's `refusal` field) or only thinking: real answers, which canary scores.
 """
 from __future__ import annotations
 
@@ -22,7 +24,10 @@ import copy
 import json
 from typing import Any, Mapping
 
-FAULTS = ("runaway", "truncated_json", "not_json", "wrong_shape", "empty", "echo_key", "hostile_fields")
+FAULTS = ("runaway", "truncated_json", "not_json", "wrong_shape", "empty", "echo_key", "hostile_fields",
+          "refusal", "thinking_only")
+REFUSAL = "I can't help with that."
+THOUGHT = "The user wants an answer. I should think about it before writing one."
 HOSTILE_TEXT = ("<!channel> <@U024BE7LH> look: <https://evil.example|click here> & <b>bold</b> \x00 "
                 "\ud800 then nothing useful")
 PROXY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -56,6 +61,17 @@ def spoil(fault: str, wire: str, response: Response, request_headers: Mapping[st
     elif fault == "hostile_fields":
         _set(wire, body, text=HOSTILE_TEXT, stop="stop_" + "x" * 295, output_tokens=20)
         body["model"] = "model-" + "m" * 294
+    elif fault == "refusal":
+        _set(wire, body, text="", stop="refusal", output_tokens=7)
+        if wire == "openai":
+            body["choices"][0]["message"].update(content=None, refusal=REFUSAL)
+            body["choices"][0]["finish_reason"] = "stop"
+    elif fault == "thinking_only":
+        _set(wire, body, text="", stop="stop", output_tokens=16)
+        if wire == "anthropic":
+            body["content"] = [{"type": "thinking", "thinking": THOUGHT, "signature": "sig"}]
+        else:
+            body["choices"][0]["message"]["reasoning_content"] = THOUGHT
     else:
         raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
     return status, headers, body
