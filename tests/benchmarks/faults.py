@@ -155,17 +155,20 @@ def scenario(fn: Callable[[Bench], Outcome]) -> Callable[[Bench], Outcome]:
 
 # --- replies ------------------------------------------------------------------------------------
 
+def _reply_fault(b: Bench, name: str, fault: str, fault_args: list[str], said: Callable[[Done, dict], str]) -> Outcome:
+    """`canary run` of the reasoning suite against `canary sim <fault_args>`, and without the fault."""
+    p = b.project(name)
+    done = b.run_against(p, fault_args, name)
+    healthy = b.run_against(p, [], name + "-healthy")
+    return Outcome(fault, said(done, summary(done)), done.seconds, healthy.seconds, b.before_run(fault_args, name))
+
+
 @scenario
 def runaway(b: Bench) -> Outcome:
     """Every reply loops for 200,000 characters ('ANSWER: 4' then '. ' again and again)."""
-    p = b.project("runaway")
-    done = b.run_against(p, ["--fault", "runaway"], "runaway")
-    healthy = b.run_against(p, [], "runaway-healthy")
-    run = summary(done)
-    result = (f"exit {done.code}: {run['failed']} failed, {run['errors']} errors (scored on the first 100,000 "
-              "characters, in linear time)")
-    return Outcome("runaway reply (21 x 200,000 chars)", result, done.seconds, healthy.seconds,
-                   b.before_run(["--fault", "runaway"], "runaway"))
+    return _reply_fault(b, "runaway", "runaway reply (21 x 200,000 chars)", ["--fault", "runaway"], lambda done, run: (
+        f"exit {done.code}: {run['failed']} failed, {run['errors']} errors (scored on the first 100,000 "
+        "characters, in linear time)"))
 
 
 SLOW_SUITE = textwrap.dedent("""\
@@ -248,26 +251,17 @@ class _Assert:
 @scenario
 def malformed_json(b: Bench) -> Outcome:
     """Every answer is a 200 whose JSON is cut in the middle."""
-    p = b.project("malformed")
-    done = b.run_against(p, ["--fault", "truncated_json"], "malformed")
-    healthy = b.run_against(p, [], "malformed-healthy")
-    run = summary(done)
-    result = f"exit {done.code} (no answer): {run['errors']} errors bad_response (HTTP 200), run {run['status']}"
-    return Outcome("malformed JSON (200, truncated)", result, done.seconds, healthy.seconds,
-                   b.before_run(["--fault", "truncated_json"], "malformed"))
+    return _reply_fault(b, "malformed", "malformed JSON (200, truncated)", ["--fault", "truncated_json"],
+                        lambda done, run: f"exit {done.code} (no answer): {run['errors']} errors bad_response "
+                                          f"(HTTP 200), run {run['status']}")
 
 
 @scenario
 def empty_reply(b: Bench) -> Outcome:
     """A third of the cases get a message with no content at all."""
-    p = b.project("empty")
-    done = b.run_against(p, ["--fault", "empty", "--fault-rate", "0.33"], "empty")
-    healthy = b.run_against(p, [], "empty-healthy")
-    run = summary(done)
-    result = (f"exit {done.code}: {run['errors']} errors empty_response, {run['failed']} failed, "
-              f"pass rate {run['pass_rate']:.0%} of the answered")
-    return Outcome("empty reply (a third of the cases)", result, done.seconds, healthy.seconds,
-                   b.before_run(["--fault", "empty", "--fault-rate", "0.33"], "empty"))
+    return _reply_fault(b, "empty", "empty reply (a third of the cases)", ["--fault", "empty", "--fault-rate", "0.33"],
+                        lambda done, run: f"exit {done.code}: {run['errors']} errors empty_response, {run['failed']} "
+                                          f"failed, pass rate {run['pass_rate']:.0%} of the answered")
 
 
 @scenario
