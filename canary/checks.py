@@ -24,6 +24,7 @@ from .bounded import CHECK_TIMEOUT, MAX_SCORED_CHARS, CheckTimeout, compile_rege
 
 log = logging.getLogger("canary.checks")
 
+
 @dataclass
 class TurnReply:
     text: str = ""

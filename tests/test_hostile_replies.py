@@ -199,3 +199,16 @@ def test_slack_shows_control_sequences_and_never_acts_on_them(workspace):
     [quality] = [b for b in bodies if "pass rate dropped" in b]
     assert "&lt;!channel&gt; &amp; &lt;@U024BE7LH&gt;" in quality  # the case id, shown as written
     assert "look: &lt;https://evil.example|click h" in quality  # the reply, in a failing explanation
+
+
+def test_the_faults_are_knobs_of_the_simulator_and_options_of_the_command_line(tmp_path):
+    from click.testing import CliRunner
+    from canary.cli import main
+    with pytest.raises(ValueError, match="fault must be one of"):
+        SimServer({}, fault="gremlins")
+    assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    result = CliRunner().invoke(main, ["run", "--config", str(tmp_path / "canary.yaml"), "--sim", "--model", "gpt",
+                                       "--suite", "reasoning", "--repeat", "1", "--sim-fault", "empty", "--json"])
+    assert result.exit_code == 3, result.output  # nothing answered: the API's fault, exit 3, not a regression
+    [run] = json.loads(result.stdout)["runs"]
+    assert (run["errors"], run["failed"], run["status"]) == (21, 0, "complete")
