@@ -2,8 +2,6 @@
 message` each and exit 2, never a traceback or a hang; warnings exit 0 unless --strict."""
 from __future__ import annotations
 
-import os
-
 import pytest
 from click.testing import CliRunner
 
