@@ -4,16 +4,25 @@ Names follow promptfoo's where the meaning is the same. Every check reads a `Tur
 (the turn's final text, every tool call made during the turn, the last finish reason) and
 returns (passed, detail); `run` adds negation, answer extraction and the one-line
 explanation a person reads in an alert.
+
+Replies are hostile input: every check is bounded (see bounded.py). The text checks read at
+most `MAX_SCORED_CHARS` characters, each assertion has `CHECK_TIMEOUT` seconds, and one that
+runs out of time (or cannot read the reply at all) fails with the reason, never hangs or
+raises.
 """
 from __future__ import annotations
 
+import bisect
 import json
+import logging
 import math
-import re
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from . import bounded
+from .bounded import CHECK_TIMEOUT, MAX_SCORED_CHARS, CheckTimeout, compile_regex
+
+log = logging.getLogger("canary.checks")
 
 
 @dataclass
@@ -115,14 +124,6 @@ def _tool_call(v):
 
 # --- helpers shared by the checks ---------------------------------------------------------
 
-@lru_cache(maxsize=512)
-def compile_regex(pattern: str) -> re.Pattern:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression /{pattern}/: {exc}") from None
-
-
 def _short(text: str, n: int = 60) -> str:
     text = " ".join(str(text).split())
     return json.dumps(text if len(text) <= n else text[: n - 1] + "…", ensure_ascii=False)
@@ -163,7 +164,7 @@ def _counter(name: str, count: Callable[[str], int]):
     return fn
 
 
-_NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
+_NUMBER = r"[-+]?\$?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+"
 
 
 def parse_number(text: str) -> float | None:
@@ -171,7 +172,7 @@ def parse_number(text: str) -> float | None:
 
     The typographic minus (U+2212) that models often write counts as a minus sign.
     """
-    found = _NUMBER.findall(text.replace("\u2212", "-"))
+    found = bounded.findall(_NUMBER, text.replace("\u2212", "-"))
     if not found:
         return None
     raw = found[-1].replace(",", "").replace("$", "")
@@ -182,19 +183,33 @@ def parse_number(text: str) -> float | None:
 
 
 def _json_values(text: str):
-    """Every JSON object or array embedded in the text (fenced or not), first to last."""
+    """Every JSON object or array embedded in the text (fenced or not), first to last.
+
+    Bounded however hostile the text: only a bracket that can start JSON (`{"`, `{}`, `[1`...)
+    is tried, and the search gives up after JSON_MAX_FAILED_STARTS failed starts or once the
+    failed starts have read JSON_READ_BUDGET times the text (a reply of 50,000 `{"` would
+    otherwise be parsed from each of them). A value nested deeper than the JSON parser
+    allows is not JSON here."""
     decoder = json.JSONDecoder()
-    i = 0
-    while i < len(text):
-        if text[i] in "{[":
-            try:
-                obj, end = decoder.raw_decode(text, i)
-                yield obj
-                i = end
-                continue
-            except json.JSONDecodeError:
-                pass
-        i += 1
+    starts = bounded.starts(_JSON_START, text)
+    budget, failures, k = JSON_READ_BUDGET * len(text) + 10_000, 0, 0
+    while k < len(starts) and budget > 0 and failures < JSON_MAX_FAILED_STARTS:
+        bounded.check_time()
+        i = starts[k]
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            budget -= (exc.pos - i + 1) if isinstance(exc, json.JSONDecodeError) else len(text) - i
+            failures += 1
+            k += 1
+            continue
+        yield obj
+        k = bisect.bisect_left(starts, end, k + 1)
+
+
+_JSON_START = r'\{\s*["}]|\[\s*[-0-9"\[{tfn\]]'  # a bracket followed by what JSON allows there
+JSON_MAX_FAILED_STARTS = 1000
+JSON_READ_BUDGET = 4
 
 
 def _norm(v):
@@ -253,7 +268,7 @@ check("icontains-all", _strings)(_text_check(
 
 @check("regex", _regex)
 def _regex_check(value, text) -> Result:
-    m = compile_regex(value).search(text)
+    m = bounded.search(value, text)
     return (True, f"/{value}/ matched {_short(m.group(0), 30)}") if m else \
         (False, f"/{value}/ not found in {_short(text)}")
 
@@ -262,11 +277,13 @@ def _regex_check(value, text) -> Result:
 def _is_json(value, text) -> Result:
     stripped = text.strip()
     if stripped.startswith("```"):
-        stripped = re.sub(r"^```[a-zA-Z]*\n?|\n?```$", "", stripped).strip()
+        stripped = bounded.sub(r"^```[a-zA-Z]*\n?|\n?```$", "", stripped).strip()
     try:
         obj = json.loads(stripped)
     except json.JSONDecodeError as exc:
         return False, f"not JSON ({exc.msg} at char {exc.pos}): {_short(text)}"
+    except RecursionError:
+        return False, f"not JSON (nested too deeply): {_short(text)}"
     return _schema_result(value, obj, "reply is JSON")
 
 
@@ -293,34 +310,35 @@ def _schema_result(schema, obj, ok: str) -> Result:
 
 
 def _words(text: str) -> int:
-    return len(re.findall(r"\b[\w'’-]+\b", text))
+    return len(bounded.findall(r"\b[\w'’-]+\b", text))
 
 
 # A full stop after these does not end a sentence ("e.g. salt", "Dr. Lee", "U.S. law").
-_ABBREVIATION = re.compile(r"(?:\b(?i:e\.g|i\.e|vs|cf|approx|mr|mrs|ms|dr|prof|st)|\b[A-Z])\.$")
+_ABBREVIATION = r"(?:\b(?i:e\.g|i\.e|vs|cf|approx|mr|mrs|ms|dr|prof|st)|\b[A-Z])\.$"
 
 
 def _sentences(text: str) -> int:
     """Sentences end at . ! or ? (optionally inside a closing quote or bracket) before a space."""
-    pieces = re.split(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+", text.strip())
+    pieces = bounded.split(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+", text.strip())
     count, joined = 0, False
     for piece in pieces:
-        if re.search(r"\w", piece) and not joined:
+        if not joined and bounded.search(r"\w", piece):
             count += 1
-        joined = bool(_ABBREVIATION.search(piece))
+        joined = bool(bounded.search(_ABBREVIATION, piece[-16:]))  # its end is all that matters
     return count
 
 
 def _paragraphs(text: str) -> int:
-    return len([p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()])
+    return len([p for p in bounded.split(r"\n\s*\n", text.strip()) if p.strip()])
 
 
+# a line's own indentation only ([ \t]*, not \s*, which would rescan the lines below)
 def _numbered(text: str) -> int:
-    return len(re.findall(r"(?m)^\s*\d+[.)]\s+\S", text))
+    return len(bounded.findall(r"(?m)^[ \t]*\d+[.)]\s+\S", text))
 
 
 def _bullets(text: str) -> int:
-    return len(re.findall(r"(?m)^\s*[-*•]\s+\S", text))
+    return len(bounded.findall(r"(?m)^[ \t]*[-*•]\s+\S", text))
 
 
 check("word-count", _count)(_counter("words", _words))
@@ -388,30 +406,53 @@ def extract_answer(text: str, pattern: str | None) -> str | None:
     """The part of the reply the asserts read: the last match of `pattern` (its first group)."""
     if not pattern:
         return text
-    matches = list(compile_regex(pattern).finditer(text))
-    if not matches:
+    m = bounded.last_match(pattern, text)
+    if m is None:
         return None
-    m = matches[-1]
     return m.group(1) if m.re.groups else m.group(0)
 
 
 def run(assertions, reply: TurnReply, answer_pattern: str | None = None) -> list[Verdict]:
-    """Every assertion on one turn's reply, each with its one-line explanation."""
-    answer = extract_answer(reply.text, answer_pattern)
+    """Every assertion on one turn's reply, each with its one-line explanation.
+
+    Bounded: the text read is capped at MAX_SCORED_CHARS, the answer extraction and each
+    assertion get CHECK_TIMEOUT seconds, and a check that runs out of time, or cannot read
+    the reply, fails with that reason. It never raises because of a reply."""
+    length = len(reply.text)
+    capped = length > MAX_SCORED_CHARS
+    scored = replace(reply, text=reply.text[:MAX_SCORED_CHARS]) if capped else reply
+    timed_out = bounded.timeout_explanation(CHECK_TIMEOUT, length)
+    try:
+        with bounded.time_limit(CHECK_TIMEOUT):
+            answer = extract_answer(scored.text, answer_pattern)
+        missing = f"no answer matching /{answer_pattern}/ in {_short(scored.text)}"
+    except CheckTimeout:
+        answer, missing = None, f"{timed_out} (extracting the answer with /{answer_pattern}/)"
+    note = f" (scored on its first {MAX_SCORED_CHARS:,} of {length:,} characters)" if capped else ""
     verdicts = []
     for a in assertions:
-        negated, base = split_type(a.type)
-        entry = REGISTRY[base]
-        if entry.reads == "text" and answer is None:
-            verdicts.append(Verdict(a.type, False,
-                                    f"no answer matching /{answer_pattern}/ in {_short(reply.text)}"))
-            continue
-        subject = reply if entry.reads == "reply" else answer
-        if base == "number":
-            passed, detail = entry.fn(a.value, subject, a.tolerance)
-        else:
-            passed, detail = entry.fn(a.value, subject)
-        if negated:
-            passed = not passed
-        verdicts.append(Verdict(a.type, passed, ("must not: " if negated else "") + detail))
+        verdict = _verdict(a, scored, answer, missing, timed_out)
+        verdicts.append(replace(verdict, explanation=verdict.explanation + note))
     return verdicts
+
+
+def _verdict(a, reply: TurnReply, answer: str | None, missing: str, timed_out: str) -> Verdict:
+    negated, base = split_type(a.type)
+    entry = REGISTRY[base]
+    if entry.reads == "text" and answer is None:
+        return Verdict(a.type, False, missing)
+    subject = reply if entry.reads == "reply" else answer
+    try:
+        with bounded.time_limit(CHECK_TIMEOUT):
+            if base == "number":
+                passed, detail = entry.fn(a.value, subject, a.tolerance)
+            else:
+                passed, detail = entry.fn(a.value, subject)
+    except CheckTimeout:  # negated or not: nobody knows the verdict, so it fails
+        return Verdict(a.type, False, timed_out)
+    except Exception as exc:  # a check must never stop a run: a reply it cannot read fails it
+        log.warning("%s could not read a reply: %s: %s", a.type, type(exc).__name__, exc)
+        return Verdict(a.type, False, f"could not check this reply ({type(exc).__name__}: {str(exc)[:120]})")
+    if negated:
+        passed = not passed
+    return Verdict(a.type, passed, ("must not: " if negated else "") + detail)

@@ -76,10 +76,26 @@ def cron_trigger(expr: str, timezone):
 def _cron(value: str | None) -> str | None:
     if value is not None:
         try:
-            cron_trigger(value, "UTC")
+            trigger = cron_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"'{value}' is not a cron expression (minute hour day month weekday): {exc}")
+        from datetime import datetime, timezone
+        if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:
+            raise ValueError(f"'{value}' never fires (no such date, like 31 February): nothing would ever run")
     return value
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """`host:port` (IPv6 as `[::1]:8787`); a bare port means 127.0.0.1."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"daemon.http '{value}' is not host:port (like 127.0.0.1:8787)") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"daemon.http '{value}': port out of range")
+    return host, number
 
 
 class Price(Strict):
@@ -219,6 +235,13 @@ class Daemon(Strict):
             raise ValueError(f"'{value}' is not an http(s) URL")
         return value
 
+    @field_validator("http")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_address(value)
+        return value
+
 
 class Config(Strict):
     database: str = "sqlite:///canary.db"
@@ -285,7 +308,9 @@ def load_config(explicit: str | os.PathLike | None = None) -> Config:
     """Load and validate canary.yaml; raise ConfigError with every problem as `path:line: message`."""
     path = find_config(explicit)
     doc = load(path)
-    config, problems = doc.validate(Config, doc.data if doc.data is not None else {})
+    if doc.data is None:
+        raise ConfigError([f"{path}:1: the config file is empty (write one with `canary init`)"])
+    config, problems = doc.validate(Config, doc.data)
     if config is not None:
         seen: set[str] = set()
         for i, m in enumerate(config.models):

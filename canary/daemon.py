@@ -34,7 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import DBAPIError
 
-from . import alerts, logs
+from . import alerts, logs, redact
 from .config import Config, ModelConfig, find_config
 from .errors import CanaryError, ConfigError, StorageError, UsageError
 from .fingerprint.probe import probe_slot
@@ -441,7 +441,7 @@ class Daemon:
 
     def _update_secrets(self) -> None:
         if self.redactor is not None:
-            self.redactor.update(logs.secret_env_names(self.config), self.config.database_url,
+            self.redactor.update(redact.secret_env_names(self.config), self.config.database_url,
                                  also=[self.store.url])  # the database in use, if a reload named another
 
     # --- lifecycle ----------------------------------------------------------------------------

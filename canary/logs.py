@@ -1,10 +1,11 @@
 """Logging for the daemon: human-readable lines or JSON objects, never a secret.
 
 `setup_logging` installs one stderr handler on the root logger (systemd's journal and
-Docker read stderr). Its `RedactSecrets` filter replaces every value of the secret
-environment variables the config names (API keys, the Slack webhook or token) and the
-database password with `***` in the message, its arguments and any traceback, so a secret
-that reaches a log call by accident (an SDK error echoing a header, a URL) never gets out.
+Docker read stderr). Its `RedactSecrets` filter passes the message, its arguments and any
+traceback through canary's one redaction (redact.py): the values of the secret environment
+variables the config names (API keys, the Slack webhook or token), the database password,
+and anything shaped like a key, so a secret that reaches a log call by accident (an SDK
+error echoing a header, a URL) never gets out.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Iterable, Mapping
 
-REDACTED = "***"
-MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words
+from . import redact
+
 HUMAN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # attributes every LogRecord has; anything else was passed with `extra=` and goes into JSON
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -28,50 +29,23 @@ def secret_looking_envs(env=os.environ) -> list[str]:
     return [k for k in env if re.search(r"KEY|TOKEN|SECRET|PASSWORD|WEBHOOK", k, re.I)]
 
 
-def secret_env_names(config) -> list[str]:
-    """The environment variables a config names as holding secrets."""
-    names = {m.key_env for m in config.models}
-    slack = config.alerts.slack
-    if slack is not None:
-        names.update(n for n in (slack.webhook_url_env, slack.token_env) if n)
-    return sorted(names)
-
-
-def _database_password(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).password
-    except Exception:  # not a URL SQLAlchemy understands: nothing to hide in it
-        return None
-
-
 class RedactSecrets(logging.Filter):
-    """Replaces the values of the named environment variables (read at `update`) with ***."""
+    """Redacts every record (redact.py); `update` adds the values of the named environment
+    variables and the database passwords to what is hidden."""
 
     def __init__(self, names: Iterable[str] = (), env: Mapping[str, str] = os.environ):
         super().__init__()
         self.env = env
-        self.secrets: list[str] = []
         self.update(names)
 
     def update(self, names: Iterable[str], database_url: str | None = None, also: Iterable[str] = ()) -> None:
-        values = {self.env.get(n) or "" for n in names}
-        values.add(_database_password(database_url or self.env.get("CANARY_DATABASE_URL")) or "")
-        values |= {_database_password(url) or "" for url in also}
-        # longest first, so a secret that contains another is replaced whole
-        self.secrets = sorted((v for v in values if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+        urls = [database_url or self.env.get("CANARY_DATABASE_URL"), *also]
+        redact.remember([self.env.get(n) for n in names] + [redact.database_password(u) for u in urls])
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return redact.REDACTOR.text(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         record.msg, record.args = self.redact(record.getMessage()), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -1,5 +1,13 @@
-"""What an alert says: Slack Block Kit messages, each with a plain-text fallback. No I/O here."""
+"""What an alert says: Slack Block Kit messages, each with a plain-text fallback. No I/O here.
+
+Every value inserted into a message (model and suite names, case ids, failing answers,
+reported model ids, config problems) goes through `_esc`: redacted (redact.py), then with
+Slack's control characters escaped (`&`, `<`, `>`), so a reply saying `<!channel>` or
+`<@U024BE7LH>` is shown, never acted on.
+"""
 from __future__ import annotations
+
+from . import redact
 
 KIND_TITLES = {
     "quality": "pass rate dropped",
@@ -8,6 +16,12 @@ KIND_TITLES = {
     "drift:latency": "latency drifted",
     "model_changed": "the API reports a different model",
 }
+
+
+def _esc(value) -> str:
+    """A value as text Slack shows literally: secrets redacted, `&`, `<` and `>` escaped."""
+    text = redact.text(str(value))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _pct(x) -> str:
@@ -24,44 +38,47 @@ def _text(text: str) -> dict:
 
 def opened(model: str, suite: str, kind: str, details: dict) -> dict:
     """The message for a series going into breach."""
-    title = f":rotating_light: canary: *{model}* · *{suite}*: {KIND_TITLES.get(kind, kind)}"
+    model, suite, what = _esc(model), _esc(suite), _esc(KIND_TITLES.get(kind, kind))
+    title = f":rotating_light: canary: *{model}* · *{suite}*: {what}"
     blocks = [_text(title)]
     if kind == "quality":
         blocks.append(_fields([
             ("Pass rate", f"{_pct(details['rate'])} ({details['passed']}/{details['answered']})"),
             ("Baseline", f"mean {_pct(details['mean'])}, band down to {_pct(details['lower'])}"),
-            ("Threshold", f"{_pct(details['lower'])} ({details['method']}"
+            ("Threshold", f"{_pct(details['lower'])} ({_esc(details['method'])}"
                           f"{', confirmed by a second run' if details.get('confirmed') else ''})"),
             ("Errors", f"{details.get('errors', 0)} samples (not counted as failures)"),
         ]))
         failing = details.get("failing", [])
         if failing:
-            lines = [f"• `{f['case']}`: {f['explanation']}" for f in failing]
+            lines = [f"• `{_esc(f['case'])}`: {_esc(f['explanation'])}" for f in failing]
             blocks.append(_text("*Failing cases*\n" + "\n".join(lines)))
     elif kind == "availability":
         blocks.append(_fields([
             ("Errored samples", f"{details['errors']}/{details['samples']} ({_pct(details['error_rate'])})"),
             ("Threshold", _pct(details["threshold"])),
-            ("Error classes", ", ".join(f"{k}: {v}" for k, v in details.get("classes", {}).items()) or "-"),
+            ("Error classes", ", ".join(f"{_esc(k)}: {v}" for k, v in details.get("classes", {}).items()) or "-"),
         ]))
     elif kind == "model_changed":
-        blocks.append(_fields([("Now", f"`{details['now']}`"), ("Baseline", f"`{details['before']}`")]))
+        blocks.append(_fields([("Now", f"`{_esc(details['now'])}`"), ("Baseline", f"`{_esc(details['before'])}`")]))
     else:
-        blocks.append(_text(details.get("reason", "")))
-    blocks.append(_context(model, suite, kind))
-    summary = details.get("reason", KIND_TITLES.get(kind, kind))
-    return {"text": f"canary: {model} · {suite}: {KIND_TITLES.get(kind, kind)}: {summary}", "blocks": blocks}
+        blocks.append(_text(_esc(details.get("reason", ""))))
+    blocks.append(_context(model, suite))
+    summary = _esc(details.get("reason", KIND_TITLES.get(kind, kind)))
+    return {"text": f"canary: {model} · {suite}: {what}: {summary}", "blocks": blocks}
 
 
 def recovered(model: str, suite: str, kind: str, details: dict) -> dict:
     """The one message for a series back inside its band."""
-    title = f":white_check_mark: canary: *{model}* · *{suite}*: recovered ({KIND_TITLES.get(kind, kind)})"
-    blocks = [_text(title), _text(details.get("reason", "")), _context(model, suite, kind)]
-    return {"text": f"canary: {model} · {suite}: recovered: {details.get('reason', '')}", "blocks": blocks}
+    model, suite, reason = _esc(model), _esc(suite), _esc(details.get("reason", ""))
+    title = f":white_check_mark: canary: *{model}* · *{suite}*: recovered ({_esc(KIND_TITLES.get(kind, kind))})"
+    blocks = [_text(title), _text(reason), _context(model, suite)]
+    return {"text": f"canary: {model} · {suite}: recovered: {reason}", "blocks": blocks}
 
 
 def fingerprint_changed(model: str, details: dict) -> dict:
     """A model_changed episode of the fingerprint: what moved, against what, since when, and why."""
+    model = _esc(model)
     title = f":rotating_light: canary: *{model}*: the model behind the name changed (fingerprint)"
     usual = f"{details['mean']:.3f} (alert above {details['upper']:.3f})"
     pairs = [("Inputs moved", f"{details['moved']} of {details['inputs']} border inputs outside their usual range"),
@@ -69,7 +86,7 @@ def fingerprint_changed(model: str, details: dict) -> dict:
              ("Since", f"{details['since'][:16].replace('T', ' ')} UTC ({details['probes']} probes)")]
     if details.get("logprob") is not None and details.get("logprob_mean") is not None:
         pairs.append(("Logprob change", f"{details['logprob']:.3f} nats against a usual {details['logprob_mean']:.3f}"))
-    moved = ", ".join(f"`{p}`" for p in details.get("moved_inputs", []))
+    moved = ", ".join(f"`{_esc(p)}`" for p in details.get("moved_inputs", []))
     blocks = [_text(title), _fields(pairs), _text(
         "The first answer tokens of prompts that sat on a border moved together, and stayed moved. The likely cause "
         "is a different model, quantization or serving path behind the same name: the API's model id did not say so."
@@ -77,16 +94,18 @@ def fingerprint_changed(model: str, details: dict) -> dict:
         {"type": "context", "elements": [{"type": "mrkdwn", "text":
             f"More: `canary fingerprint status --model {model}` · accept it as the new normal: "
             f"`canary ack --model {model} --suite fingerprint`"}]}]
-    return {"text": f"canary: {model}: the model behind the name changed: {details['reason']}", "blocks": blocks}
+    return {"text": f"canary: {model}: the model behind the name changed: {_esc(details['reason'])}", "blocks": blocks}
 
 
 def fingerprint_recovered(model: str, details: dict) -> dict:
+    model, reason = _esc(model), _esc(details.get("reason", ""))
     title = f":white_check_mark: canary: *{model}*: fingerprint back to normal (the earlier model is served again)"
-    blocks = [_text(title), _text(details.get("reason", "")), _context(model, "fingerprint", "model_changed")]
-    return {"text": f"canary: {model} · fingerprint: back to normal: {details.get('reason', '')}", "blocks": blocks}
+    blocks = [_text(title), _text(reason), _context(model, "fingerprint")]
+    return {"text": f"canary: {model} · fingerprint: back to normal: {reason}", "blocks": blocks}
 
 
-def _context(model: str, suite: str, kind: str) -> dict:
+def _context(model: str, suite: str) -> dict:
+    """The command to see more (model and suite already escaped)."""
     command = f"canary history --model {model} --suite {suite}"
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": f"More: `{command}`"}]}
 
@@ -96,8 +115,8 @@ def config_error(details: dict | None) -> dict:
     if details is None:
         text = "canary: the config validates again; it is loaded and running"
         return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":white_check_mark: {text}"}}]}
-    text = f"canary: the config does not validate: {details['reason']}"
-    problems = "\n".join(details["problems"][:10])
+    text = f"canary: the config does not validate: {_esc(details['reason'])}"
+    problems = "\n".join(_esc(p) for p in details["problems"][:10])
     return {"text": text, "blocks": [
         {"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {text}"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"```{problems}```"}},

@@ -1,13 +1,16 @@
 """A run: every (case, sample) of a suite against one model, turns and tool rounds included.
 
 Each sample ends as passed, failed (a wrong answer) or error (a service failure after the
-SDK's own bounded retries, with its class, HTTP status and request id). Errors never count
-as wrong answers. Samples are handed to the `SampleWriter` the moment they finish.
+SDK's own bounded retries, an unreadable or empty answer: with its class, HTTP status and
+request id). Errors never count as wrong answers; nothing a reply holds can stop a run.
+Scoring runs in a worker thread, bounded per assertion (checks.run), so a hostile reply
+never stalls the event loop. Samples are handed to the `SampleWriter` the moment they finish.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import socket
@@ -24,6 +27,8 @@ from .store import SampleWriter, Store, failure_text, is_database_failure
 from .suites import Case, Suite
 
 MAX_TOOL_ROUNDS = 5  # tool rounds per turn before the turn is scored as it stands
+
+log = logging.getLogger("canary.runner")
 
 Clock = Callable[[], datetime]
 ProviderFactory = Callable[[ModelConfig], Provider]
@@ -167,12 +172,16 @@ async def run_sample(provider: Provider, model: ModelConfig, suite: Suite, case:
                     (c.id, c.name, json.dumps(case.canned_result(c.name, c.arguments), default=str))
                     for c in reply.tool_calls]))
             final = checks.TurnReply(text=texts[-1], tool_calls=calls, finish_reason=finish)
-            verdicts = checks.run(turn.asserts, final, pattern)
+            verdicts = await asyncio.to_thread(checks.run, turn.asserts, final, pattern)
             record.update(text=final.text, finish_reason=finish, verdicts=[v.as_dict() for v in verdicts])
             if thinking:
                 record["thinking"] = "\n".join(thinking)
     except CallError as exc:
         error = exc
+    except Exception as exc:  # a reply that broke the next request or its tool round: never the run
+        log.warning("case %s sample %d: %s: %s", case.id, index, type(exc).__name__, exc)
+        error = CallError("bad_response", f"the answer could not be used ({type(exc).__name__}: {str(exc)[:200]})",
+                          request_id=request_id)
     if error:
         status = "error"
     else:

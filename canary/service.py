@@ -18,7 +18,8 @@ from .errors import CanaryError, StorageError, UsageError
 from .monitor import Watch
 from .slots import clock_from_env
 from .store import failure_text
-from .web import WebServer, parse_address
+from .config import parse_address
+from .web import WebServer
 
 log = logging.getLogger("canary.daemon")
 

@@ -20,6 +20,8 @@ then its text. Knobs, set at construction or while it runs (`configure`):
   params), for several models that answer differently behind one endpoint.
 A request for one output token of a prompt that is no suite case is a fingerprint probe:
 sim_fingerprint.py answers it (knobs model_version, swap_split_shift, swap_token_change).
+- fault + fault_rate (+ runaway_chars): the hostile replies of sim_faults.py (runaway text,
+  truncated JSON, an empty message, a 401 echoing the key...) for that share of the cases.
 Like the API version the anthropic 2.x SDK sends, /v1/messages refuses `temperature`,
 `top_p` and `top_k` (400), so a test catches canary sending them.
 """
@@ -43,6 +45,7 @@ from typing import Any, Callable
 
 from . import sim_fingerprint
 from .sim_models import Behaviour, pick
+from .sim_faults import FAULTS, spoil
 from .sim_wrong import Answer, Call, wrong_answer
 from .suites import Case, Suite
 
@@ -60,7 +63,8 @@ _ERRORS = {400: ("invalid_request_error", "invalid_request_error", None, "Invali
            529: ("overloaded_error", "server_error", "overloaded", "Overloaded")}
 _KNOBS = {"wrong_rate": (0, 1), "error_rate": (0, 1), "flaky_rate": (0, 1), "error_status": (400, 599),
           "retry_after_ms": (0, math.inf), "latency": (0, math.inf), "reported_model": None, "thinking": None,
-          "models": None, **sim_fingerprint.KNOBS}
+          "models": None, **sim_fingerprint.KNOBS,
+          "fault": frozenset((None,) + FAULTS), "fault_rate": (0, 1), "runaway_chars": (1, 10_000_000)}
 _ID_HEADER = {"anthropic": "request-id", "openai": "x-request-id"}
 
 
@@ -170,7 +174,8 @@ class SimServer:
     def __init__(self, suites: dict[str, Suite], *, wrong_rate: float = 0.0, error_rate: float = 0.0,
                  error_status: int = 529, flaky_rate: float = 0.0, retry_after_ms: int = 1,
                  latency: float = 0.0, reported_model: str | None = None, thinking: bool = False,
-                 models: tuple[Behaviour, ...] = (), seed: int = 0, **fingerprint_knobs: Any):
+                 models: tuple[Behaviour, ...] = (), fault: str | None = None, fault_rate: float = 1.0,
+                 runaway_chars: int = 200_000, seed: int = 0, **fingerprint_knobs: Any):
         self.suites = suites
         self._lock = threading.Lock()
         self._index: dict[tuple[str, str], tuple[Suite, Case]] = {}
@@ -187,7 +192,8 @@ class SimServer:
         self._closing = threading.Event()
         self.configure(wrong_rate=wrong_rate, error_rate=error_rate, error_status=error_status,
                        flaky_rate=flaky_rate, retry_after_ms=retry_after_ms, latency=latency,
-                       reported_model=reported_model, thinking=thinking, models=tuple(models),
+                       reported_model=reported_model, thinking=thinking, models=tuple(models), fault=fault,
+                       fault_rate=fault_rate, runaway_chars=runaway_chars,
                        **{**sim_fingerprint.DEFAULTS, **fingerprint_knobs})
         self.reset(seed)
 
@@ -197,7 +203,10 @@ class SimServer:
             if name not in _KNOBS:
                 raise TypeError(f"unknown simulator knob {name!r} (known: {', '.join(_KNOBS)})")
             bounds = _KNOBS[name]
-            if bounds and not bounds[0] <= value <= bounds[1]:
+            if isinstance(bounds, frozenset):
+                if value not in bounds:
+                    raise ValueError(f"{name} must be one of {', '.join(sorted(map(str, bounds)))}, got {value!r}")
+            elif bounds and not bounds[0] <= value <= bounds[1]:
                 raise ValueError(f"{name} must be between {bounds[0]} and {bounds[1]}, got {value}")
         with self._lock:
             self.__dict__.update(knobs)
@@ -213,8 +222,8 @@ class SimServer:
 
     # --- one request --------------------------------------------------------------------------
 
-    def handle(self, path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, str], dict]:
-        """(status, headers, JSON body) of the answer to one POST."""
+    def handle(self, path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, str], dict | bytes]:
+        """(status, headers, JSON body, or raw bytes for a fault) of the answer to one POST."""
         path = path.split("?")[0].rstrip("/")
         wire = {ANTHROPIC_PATH: "anthropic", OPENAI_PATH: "openai"}.get(path)
         rid = "req_" + _hex()
@@ -234,7 +243,7 @@ class SimServer:
             return self._error(wire, 400, rid, problem)
         conv = _conversation(body)
         found = self._index.get(_key(conv.system, conv.users[0])) if conv.users else None
-        if found and self._failing(*found):
+        if found and self._chosen(*found, self.error_rate):
             return self._error(wire, self.error_status, rid)
         if self.flaky_rate and (headers.get("x-stainless-retry-count") or "0") == "0":
             with self._lock:
@@ -259,16 +268,20 @@ class SimServer:
         if behaviour:
             usage = (usage[0], behaviour.output_tokens(usage[1]))
         shape = _anthropic_message if wire == "anthropic" else _openai_completion
-        return 200, {_ID_HEADER[wire]: rid}, shape(self.reported_model or body["model"], text, calls, thought, usage)
+        answer = 200, {_ID_HEADER[wire]: rid}, shape(self.reported_model or body["model"], text, calls, thought, usage)
+        if self.fault and found and self._chosen(*found, self.fault_rate, "fault"):
+            return spoil(self.fault, wire, answer, headers, runaway_chars=self.runaway_chars)
+        return answer
 
-    def _failing(self, suite: Suite, case: Case) -> bool:
-        """Whether the case is among the error_rate share of its suite's cases that always fail."""
-        if self.error_rate <= 0:
+    def _chosen(self, suite: Suite, case: Case, rate: float, salt: str = "") -> bool:
+        """Whether the case is among the `rate` share of its suite's cases (ranked by a hash of
+        the seed, `salt` and the prompt) that always get an error, or a fault."""
+        if rate <= 0:
             return False
         def rank(c: Case) -> str:
-            return hashlib.sha256(f"{self.seed}\0{c.system}\0{c.turns[0].user}".encode()).hexdigest()
+            return hashlib.sha256(f"{self.seed}\0{salt}{c.system}\0{c.turns[0].user}".encode()).hexdigest()
         ranked = sorted(suite.cases, key=rank)
-        return case.id in {c.id for c in ranked[: int(self.error_rate * len(ranked) + 0.5)]}
+        return case.id in {c.id for c in ranked[: int(rate * len(ranked) + 0.5)]}
 
     def _answer(self, found: tuple[Suite, Case] | None, conv: _Conversation, behaviour: Behaviour | None) -> Answer:
         if found is None or len(conv.users) > len(found[1].turns):
@@ -388,9 +401,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, headers, payload = self.server.sim.handle(self.path, self.headers, raw)
-        data = json.dumps(payload).encode()
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status, "Overloaded" if status == 529 else None)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", headers.pop("content-type", "application/json"))
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)

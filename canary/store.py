@@ -6,10 +6,12 @@ read-only, full) raises StorageError or SQLAlchemy's DBAPIError; `failure_text` 
 in one line, without the SQL or its parameters.
 Samples are written by a `SampleWriter` thread that commits every finished sample within
 milliseconds (group commit), so the event loop never waits on the disk and a crash loses at
-most the samples in flight.
+most the samples in flight. What a sample holds came from an API, so it is stored as
+`storable` makes it: secrets redacted, and nothing the database would refuse.
 """
 from __future__ import annotations
 
+import math
 import queue
 import statistics
 import threading
@@ -27,12 +29,48 @@ from sqlalchemy.engine import Engine, Row
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from . import redact
 from .errors import ConfigError, StorageError
 from .schema import metadata, runs, samples
 
 SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
 SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
 FINISHED = ("complete", "interrupted", "budget_exhausted")
+_ECHOED = ("error_message", "request_id", "reported_model", "finish_reason", "turns")  # what an API wrote
+_LENGTHS = {c.name: c.type.length for c in samples.columns if getattr(c.type, "length", None)}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(row: dict) -> dict:
+    """A sample as every database holds it: what the API wrote redacted (redact.py), NUL
+    characters and lone surrogates (which PostgreSQL and UTF-8 refuse) replaced with U+FFFD,
+    NaN and infinities as strings (not JSON), strings clipped to their column's length."""
+    out = dict(row)
+    for key in _ECHOED:
+        out[key] = _clean(redact.value(out.get(key)))
+    for key, length in _LENGTHS.items():
+        if isinstance(out.get(key), str) and len(out[key]) > length:
+            out[key] = out[key][: length - 1] + "…"
+    return out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = _SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a write waits for another connection's lock
@@ -146,6 +184,7 @@ def current_revisions(conn) -> set[str]:
 class Store:
     def __init__(self, url: str, *, upgrade: bool = True):
         self.url = url
+        redact.remember([redact.database_password(url)])
         try:
             self.engine = make_engine(url)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
@@ -444,7 +483,7 @@ class Store:
             with self.engine.begin() as conn:
                 return self.insert_samples(rows, conn)
         stmt = self._insert(samples).on_conflict_do_nothing().returning(samples.c.id)
-        return len(conn.execute(stmt, rows).all())
+        return len(conn.execute(stmt, [storable(r) for r in rows]).all())
 
     # --- export / import ---------------------------------------------------------------------
 

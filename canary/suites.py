@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from . import checks
+from . import bounded, checks
 from .errors import ConfigError
 from .yamlfile import Strict, YamlDoc, load
 
@@ -253,17 +253,49 @@ def reference_reply(turn: Turn) -> checks.TurnReply:
     return checks.TurnReply(text=ref.text, tool_calls=calls, finish_reason="stop")
 
 
-def reference_problems(suite: Suite) -> list[str]:
-    """Cases whose reference does not pass its own asserts (or that have none to check)."""
-    problems = []
+def _turns(suite: Suite):
+    """(case, turn, where) of every turn, `where` naming its file line, case and turn."""
     for i, case in enumerate(suite.cases):
-        pattern = case.answer.regex if case.answer else None
         for t, turn in enumerate(case.turns):
             loc = ("cases", i) if case.prompt is not None else ("cases", i, "turns", t)
-            where = f"{suite.where(loc)}: case {case.id}" + (f", turn {t + 1}" if len(case.turns) > 1 else "")
-            if turn.reference is None:
-                problems.append(f"{where}: no reference, so nobody knows it can be passed")
-                continue
+            yield case, turn, f"{suite.where(loc)}: case {case.id}" + (f", turn {t + 1}" if len(case.turns) > 1 else "")
+
+
+def reference_problems(suite: Suite) -> list[str]:
+    """Cases whose reference does not pass its own asserts."""
+    problems = []
+    for case, turn, where in _turns(suite):
+        if turn.reference is not None:
+            pattern = case.answer.regex if case.answer else None
             failed = [v for v in checks.run(turn.asserts, reference_reply(turn), pattern) if not v.passed]
             problems += [f"{where}: reference fails {v.type}: {v.explanation}" for v in failed]
     return problems
+
+
+def reference_warnings(suite: Suite) -> list[str]:
+    """Turns without a reference: they run and are scored (promptfoo users write tests without
+    known answers), but nothing shows they can be passed, and the simulator cannot answer them."""
+    return [f"{where}: warning: no reference, so nothing shows this turn can be passed"
+            for _case, turn, where in _turns(suite) if turn.reference is None]
+
+
+def regex_warnings(suite: Suite) -> list[str]:
+    """Answer patterns and regex assertions that run out of time on a long synthetic reply
+    (bounded.slow_regex): a long enough real reply would fail them, whatever it says."""
+    warnings, seen = [], set()
+    for case, turn, where in _turns(suite):
+        samples = [turn.reference.text] if turn.reference else []
+        patterns = [(case.answer.regex, True, "answer regex")] if case.answer else []
+        patterns += [(a.value, False, f"{a.type}") for a in turn.asserts if checks.split_type(a.type)[1] == "regex"]
+        for pattern, every_match, what in patterns:
+            if (pattern, every_match) in seen:
+                continue
+            seen.add((pattern, every_match))
+            slow = bounded.slow_regex(pattern, every_match=every_match, samples=samples)
+            if slow:
+                warnings.append(
+                    f"{where}: warning: {what} /{pattern}/ runs out of its {bounded.CHECK_TIMEOUT:g} s on a "
+                    f"synthetic reply of {bounded.MAX_SCORED_CHARS:,} characters ({slow}), so a long reply "
+                    "would fail it: avoid nested quantifiers like (a+)+ and neighbouring parts that can "
+                    "match the same characters")
+    return warnings

@@ -2,6 +2,8 @@
 
 Import is idempotent: a sample already stored (same model, suite, slot, kind, case, index)
 is skipped, so the same file can be loaded twice, or history moved between databases.
+Every exported record passes through the redaction (redact.py), so a key stored by a
+version of canary that did not redact yet is not printed either.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import IO, Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import redact
 from .alerts import alert_intervals
 from .errors import ConfigError
 from .store import Store
@@ -45,13 +48,22 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
             "run_finished_at": iso(run.finished_at), "run_planned": run.planned, "run_in_alert": bool(in_alert),
         })[:-1]
         for r in rows:
-            fields = dumps({
+            fields = dumps(redact.value({
                 "case": r.case_id, "sample": r.sample, "status": r.status, "passed": r.status == "passed",
                 "error": r.error, "error_status": r.error_status, "error_message": r.error_message,
                 "request_id": r.request_id, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                 "latency_ms": r.latency_ms, "finish_reason": r.finish_reason, "reported_model": r.reported_model,
-                "cost": r.cost, "finished_at": iso(r.finished_at)})[1:-1]
-            yield f'{head},{fields},"turns":{r.turns}}}\n'
+                "cost": r.cost, "finished_at": iso(r.finished_at)}))[1:-1]
+            yield f'{head},{fields},"turns":{_redacted_json(r.turns, dumps)}}}\n'
+
+
+def _redacted_json(raw: str, dumps) -> str:
+    """Stored JSON text as it is, unless redaction finds something in it (rows stored before
+    redaction existed, or a secret registered since): then parsed, redacted, written again,
+    so a replacement never breaks the JSON."""
+    if redact.text(raw) == raw:
+        return raw
+    return dumps(redact.value(json.loads(raw)))
 
 
 def write_jsonl(lines: Iterable[str], out: IO[str]) -> int:

@@ -29,19 +29,6 @@ log = logging.getLogger("canary.web")
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 
 
-def parse_address(value: str) -> tuple[str, int]:
-    """`host:port` (IPv6 as `[::1]:8787`); a bare port means 127.0.0.1."""
-    host, _, port = value.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"daemon.http '{value}' is not host:port (like 127.0.0.1:8787)") from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"daemon.http '{value}': port out of range")
-    return host, number
-
-
 def latest_pass_rates(store: Store) -> list[tuple[str, str, int, int]]:
     """(model, suite, passed, answered) of the latest complete scheduled or manual run of each series."""
     kinds = ("scheduled", "manual")

@@ -1,5 +1,10 @@
 """What every command starts from: the config, the good suites, the problems, the store;
-and `FileWatch`, which tells the daemon when those files changed and settled."""
+and `FileWatch`, which tells the daemon when those files changed and settled.
+
+Problems (a file that does not load, a reference that fails its asserts) make `validate`
+and `run` exit 2; warnings (a turn without a reference, a regex too slow for a long reply)
+are printed and exit 0, unless `canary validate --strict`.
+"""
 from __future__ import annotations
 
 import os
@@ -8,11 +13,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from . import redact
 from .config import Config, load_config
 from .errors import ConfigError
 from .fingerprint import SUITE as FINGERPRINT
 from .store import Store
-from .suites import Suite, load_suites, reference_problems
+from .suites import Suite, load_suites, reference_problems, reference_warnings, regex_warnings
 
 
 @dataclass
@@ -21,6 +27,7 @@ class Workspace:
     suites: dict[str, Suite]
     problems: list[str] = field(default_factory=list)
     sim: bool = False  # the simulated model's own database, never the real one
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def database_url(self) -> str:
@@ -35,10 +42,15 @@ class Workspace:
         return Store(self.database_url)
 
 
-def open_workspace(config_path: str | os.PathLike | None = None, *, check_references: bool = False,
+def open_workspace(config_path: str | os.PathLike | None = None, *, thorough: bool = False,
                    sim: bool = False) -> Workspace:
-    """Load canary.yaml and every suite; a bad suite is a problem, the good ones stay usable."""
+    """Load canary.yaml and every suite; a bad suite is a problem, the good ones stay usable.
+
+    `thorough` (validate) also scores each reference against its own asserts and times each
+    case regex on long synthetic replies. The secrets the config names are registered with
+    the redaction from here on."""
     config = load_config(config_path)
+    redact.remember_config(config)
     suites, problems = load_suites(config.prompts_dir)
     if FINGERPRINT in suites:  # the name of every model's fingerprint series
         problems.append(f"{suites.pop(FINGERPRINT).where(('suite',))}: the suite name '{FINGERPRINT}' is reserved "
@@ -48,10 +60,12 @@ def open_workspace(config_path: str | os.PathLike | None = None, *, check_refere
             if name not in suites and not any(f"suite '{name}'" in p for p in problems):
                 problems.append(f"{config.path}: model {model.name} names suite '{name}', "
                                 f"which is not in {config.prompts_dir}")
-    if check_references:
+    warnings = [w for suite in suites.values() for w in reference_warnings(suite)]
+    if thorough:
         for suite in suites.values():
             problems += reference_problems(suite)
-    return Workspace(config, suites, problems, sim)
+            warnings += regex_warnings(suite)
+    return Workspace(config, suites, problems, sim, warnings)
 
 
 class FileWatch:

@@ -1,4 +1,10 @@
-"""YAML files that remember where each key was, so every problem reads `path:line: message`."""
+"""YAML files that remember where each key was, so every problem reads `path:line: message`.
+
+A config or suite file may be broken in hostile ways, and each fails fast with one line:
+a file larger than MAX_FILE_BYTES, bytes that are not UTF-8, a binary file, nesting deeper
+than MAX_DEPTH, and a document that expands to more than MAX_VALUES values through its
+aliases (the "billion laughs" bomb: ten lines that would expand to a billion strings).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .errors import ConfigError
 
 Loc = tuple[Any, ...]
+
+MAX_FILE_BYTES = 1024 * 1024  # 70 times the largest starter suite
+MAX_DEPTH = 64  # mappings and lists inside each other (JSON Schemas in suites nest a few levels)
+MAX_VALUES = 100_000  # values once aliases are expanded (a starter suite has about 1,500)
+
+
+class _TooBig(Exception):
+    def __init__(self, node: yaml.Node, message: str):
+        self.line, self.message = node.start_mark.line + 1, message
 
 
 class Strict(BaseModel):
@@ -58,38 +73,106 @@ def _message(err: dict) -> str:
 def load(path: Path) -> YamlDoc:
     """Parse a YAML file; raise ConfigError naming the file and line if it is not valid YAML."""
     path = Path(path)
+    text = _read(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}:1: cannot read file ({exc.strerror})"]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise ConfigError([f"{path}:{line}: invalid YAML: {exc.problem or exc}"]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: a binary file, most likely
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError([f"{path}:{line}: not a text file: control character #x{code:02x} "
+                           "(is this the right file?)"]) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError([f"{path}:1: invalid YAML: {type(exc).__name__}"]) from None
     lines: dict[Loc, int] = {}
     problems: list[str] = []
-    data = _build(node, (), lines, problems, path) if node is not None else None
+    try:
+        data = _Builder(path, lines, problems).build(node, ()) if node is not None else None
+    except _TooBig as exc:
+        raise ConfigError([f"{path}:{exc.line}: {exc.message}"]) from None
     if problems:
         raise ConfigError(problems)
     return YamlDoc(path, data, lines)
 
 
-def _build(node: yaml.Node, loc: Loc, lines: dict, problems: list, path: Path) -> Any:
-    lines.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _SCALARS.construct_object(key_node, deep=True)
-            if key in out:
-                problems.append(f"{path}:{key_node.start_mark.line + 1}: duplicate key '{key}'")
-            lines[loc + (key,)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, loc + (key,), lines, problems, path)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, loc + (i,), lines, problems, path) for i, item in enumerate(node.value)]
-    return _SCALARS.construct_object(node, deep=True)
+def _read(path: Path) -> str:
+    """The file's text: at most MAX_FILE_BYTES, UTF-8 (a byte-order mark allowed)."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([f"{path}:1: cannot read file ({exc.strerror})"]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError([f"{path}:1: larger than {MAX_FILE_BYTES // 1024} KiB, the most canary reads "
+                           "(is this the right file?)"])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                           "save the file as UTF-8"]) from None
 
 
-_SCALARS = yaml.SafeLoader("")  # YAML's own rules for scalars: "1", "yes", "null", dates
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than MAX_DEPTH before Python's stack runs out."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _Builder:
+    """Plain data from the composed nodes, with the line of every key and list item; counts
+    the values it builds, so aliases cannot expand a small file into a huge document."""
+
+    def __init__(self, path: Path, lines: dict, problems: list):
+        self.path, self.lines, self.problems = path, lines, problems
+        self.values = 0
+
+    def build(self, node: yaml.Node, loc: Loc, depth: int = 0) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _TooBig(node, f"expands to more than {MAX_VALUES:,} values through its aliases "
+                                "(an alias bomb?); canary reads no more")
+        if depth > MAX_DEPTH:
+            raise _TooBig(node, f"nested more than {MAX_DEPTH} levels deep (an alias inside itself?)")
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.problems.append(f"{self.path}:{line}: a key must be a plain value, not a list or mapping")
+                    continue
+                key = self.scalar(key_node)
+                if key in out:
+                    self.problems.append(f"{self.path}:{line}: duplicate key '{key}'")
+                self.lines[loc + (key,)] = line
+                out[key] = self.build(value_node, loc + (key,), depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, loc + (i,), depth + 1) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    def scalar(self, node: yaml.Node) -> Any:
+        """YAML's own rules for scalars ("1", "yes", "null", dates); a value they refuse is a problem."""
+        try:
+            return _SCALARS.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            reason = (getattr(exc, "problem", None) or str(exc)).split(";")[0][:100]
+            self.problems.append(f"{self.path}:{node.start_mark.line + 1}: cannot read {str(node.value)[:40]!r}: {reason}")
+            return None
+
+
+_SCALARS = yaml.SafeLoader("")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError, UsageError
-from .common import config_option, sim_db_option
+from .common import config_option, fault_option, print_findings, sim_db_option
 
 
 @click.command()
@@ -23,15 +23,18 @@ def init(directory: Path):
 
 @click.command()
 @config_option
-def validate(config_path):
+@click.option("--strict", is_flag=True, help="warnings (a turn without a reference, a slow regex) are errors too")
+def validate(config_path, strict):
     """Check canary.yaml and every suite (each case's reference must pass its own asserts)."""
     from .. import render
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, check_references=True)
-    if ws.problems:
-        raise ConfigError(ws.problems)
+    ws = open_workspace(config_path, thorough=True)
+    if ws.problems or (strict and ws.warnings):
+        raise ConfigError(ws.problems + ws.warnings)
+    print_findings(ws)
     cases = sum(len(s.cases) for s in ws.suites.values())
-    render.console.print(f"ok: {len(ws.config.models)} models, {len(ws.suites)} suites, {cases} cases "
+    warned = f", {len(ws.warnings)} warning(s) above" if ws.warnings else ""
+    render.console.print(f"ok: {len(ws.config.models)} models, {len(ws.suites)} suites, {cases} cases{warned} "
                          f"({ws.config.path})")
 
 
@@ -98,16 +101,17 @@ def demo(suite):
 @click.option("--error-status", type=int, default=529, show_default=True)
 @click.option("--flaky-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--latency", type=click.FloatRange(0, 60), default=0.0, show_default=True)
+@fault_option("--fault")
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="share of each suite's cases that get the fault")
 @click.option("--seed", type=int)
 @click.option("--model-version", type=click.IntRange(1), help="fingerprint mode: 2, 3...: a swapped model")
 def sim(config_path, port, **knobs):
     """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats)."""
-    from .. import render
     from ..sim import serve
     from ..workspace import open_workspace
     ws = open_workspace(config_path)
-    for problem in ws.problems:
-        render.errors.print(problem, markup=False, highlight=False)
+    print_findings(ws)
     try:
         serve(ws.suites, port, **{k: v for k, v in knobs.items() if v is not None})
     except OSError as exc:

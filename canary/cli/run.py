@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..errors import UsageError
-from .common import config_option, exit_code
+from .common import EXIT_USAGE, config_option, exit_code, fault_option, print_findings
 
 
 @click.command()
@@ -21,11 +21,16 @@ from .common import config_option, exit_code
 @click.option("--sim-error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="with --sim: share of cases answered with 529 overloaded")
 @click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call")
+@fault_option("--sim-fault")
+@click.option("--sim-fault-rate", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="with --sim-fault: share of each suite's cases that get it")
 @click.option("--resume", is_flag=True, help="continue the latest interrupted run of each model and suite "
                                             "(only its missing samples) instead of starting a new one")
-def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, sim_error_rate, sim_latency, resume):
+def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, sim_error_rate, sim_latency,
+        sim_fault, sim_fault_rate, resume):
     """One run now: every configured model on its suites; stores every sample.
 
+    A suite file that does not load is reported and the others run; the exit code is then 2.
     A run left `running` by a `canary run` that was killed is marked interrupted first (its
     samples are kept); `--resume` continues it."""
     import asyncio
@@ -39,8 +44,7 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
     from ..workspace import open_workspace
 
     ws = open_workspace(config_path, sim=sim)
-    for problem in ws.problems:
-        render.errors.print(problem, markup=False, highlight=False)
+    print_findings(ws)
     jobs = jobs_for(ws.config, ws.suites, models=models, suite_names=suite_names, repeat=repeat, slot=utcnow())
     if not jobs:
         raise UsageError("nothing to run: no configured model has a loaded suite")
@@ -62,8 +66,8 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
         factory = make_provider
         if sim:
             from ..sim import SimServer
-            server = stack.enter_context(SimServer(ws.suites, wrong_rate=sim_wrong_rate,
-                                                   error_rate=sim_error_rate, latency=sim_latency))
+            server = stack.enter_context(SimServer(ws.suites, wrong_rate=sim_wrong_rate, error_rate=sim_error_rate,
+                                                   latency=sim_latency, fault=sim_fault, fault_rate=sim_fault_rate))
             factory = endpoint_factory(server.url, api_key="canary-sim")
         total = sum(len(planned_samples(j.suite, j.repeat)) for j in jobs)
         try:
@@ -86,6 +90,10 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
         if sim:
             render.console.print(f"simulated model: stored in {ws.store_path_hint}, apart from real history "
                                  "(see it with `canary status --sim`)", markup=False)
+    if ws.problems:
+        render.errors.print(f"canary: {len(ws.problems)} problem(s) in the config or the suites (listed first); "
+                            "the suites that loaded ran", markup=False, highlight=False)
+        sys.exit(EXIT_USAGE)
     sys.exit(exit_code(watch.summaries, watch.regression))
 
 

@@ -25,7 +25,7 @@ class AnthropicProvider(Provider):
         if request.tools:
             known["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
                               for t in request.tools]
-        call = self.client.messages.create(
+        call = self.client.messages.with_raw_response.create(
             model=request.model, messages=[_message(m) for m in request.messages], extra_body=extra or None, **known)
         return await call_sdk(anthropic, anthropic.APIError, call, _reply, _describe)
 

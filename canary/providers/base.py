@@ -3,6 +3,11 @@
 An adapter only turns a `Request` into an API call through its official SDK and the answer
 into a `Reply`, and classifies its errors into a `CallError`. Retries happen inside the SDK
 (bounded by `max_retries`); concurrency, turns and tool rounds belong to the runner.
+
+Error classes (`ERROR_KINDS`): the HTTP ones by status (rate_limit, overloaded, server,
+timeout, bad_request, auth), connection, `bad_response` (an answer that cannot be read:
+malformed or truncated JSON, an HTML page, the wrong shape, whatever its status),
+`empty_response` (an answer with nothing in it) and other.
 """
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
-ERROR_KINDS = ("rate_limit", "overloaded", "server", "timeout", "connection", "bad_request", "auth", "other")
+ERROR_KINDS = ("rate_limit", "overloaded", "server", "timeout", "connection", "bad_request", "auth",
+               "bad_response", "empty_response", "other")
+UNSCORED_ENDINGS = ("refusal", "content_filter", "length")  # an answer, even with no text
 
 
 @dataclass
@@ -55,6 +62,12 @@ class Reply:
     native: Any = None
     top_logprobs: list[tuple[str, float]] | None = None  # the first output token's, where the API returns them
 
+    @property
+    def empty(self) -> bool:
+        """Nothing came back: no text, no tool call, no thinking, and no refusal or token limit
+        that would explain it (those are answers, and are scored)."""
+        return not (self.text or self.tool_calls or self.thinking) and self.finish_reason not in UNSCORED_ENDINGS
+
 
 class CallError(Exception):
     """A call that failed after the SDK's own retries: a service failure, never a wrong answer."""
@@ -66,22 +79,63 @@ class CallError(Exception):
 
 
 async def call_sdk(sdk, base_error: type[Exception], request, parse, describe) -> Reply:
-    """Await an official SDK call (the anthropic and openai SDKs share their error classes'
-    names) and parse its answer; every failure becomes a CallError with its class."""
+    """Await an official SDK call made `with_raw_response` (the anthropic and openai SDKs share
+    their error classes' names) and parse its answer; every failure becomes a CallError.
+
+    The SDK's errors are classed by HTTP status; an answer that cannot be read (malformed or
+    truncated JSON, an HTML page, the wrong shape) is `bad_response` and one with nothing in
+    it `empty_response`, both with the response's status and request id."""
     try:
-        answer = await request
+        raw = await request
     except sdk.APIStatusError as exc:
         raise CallError(kind_for_status(exc.status_code), describe(exc), exc.status_code, exc.request_id) from None
     except sdk.APITimeoutError as exc:
         raise CallError("timeout", f"timed out: {exc}") from None
     except sdk.APIConnectionError as exc:
         raise CallError("connection", f"connection failed: {exc}") from None
+    except sdk.APIResponseValidationError as exc:
+        raise CallError("bad_response", f"HTTP {exc.status_code}: {exc}"[:500], exc.status_code,
+                        getattr(exc, "request_id", None)) from None
     except base_error as exc:
         raise CallError("other", f"{type(exc).__name__}: {exc}") from None
+    status, request_id = raw.status_code, raw.request_id
     try:
-        return parse(answer)
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a proxy's malformed answer
-        raise CallError("other", f"unexpected response from the API: {type(exc).__name__}: {exc}") from None
+        answer = raw.parse()
+        if inspect.isawaitable(answer):
+            answer = await answer
+        reply = _well_typed(parse(answer))
+    except Exception as exc:  # whatever the answer was, it was not a message
+        raise CallError("bad_response", f"HTTP {status}: the answer could not be read ({type(exc).__name__}: "
+                                         f"{str(exc)[:200]}){_body_start(raw)}", status, request_id) from None
+    reply.request_id = reply.request_id or request_id
+    if reply.empty:
+        raise CallError("empty_response", f"HTTP {status}: an answer with nothing in it (no text, no tool call; "
+                                           f"stop reason {reply.finish_reason}, {reply.output_tokens} output tokens)",
+                        status, reply.request_id)
+    return reply
+
+
+def _well_typed(reply: Reply) -> Reply:
+    """The reply, if its fields have the types a message has (the SDKs do not validate a
+    gateway's JSON, so `content` may be a list or a number); ValueError otherwise."""
+    if not (isinstance(reply.text, str) and isinstance(reply.thinking, str)):
+        raise ValueError("the text of the answer is not a string")
+    if not all(isinstance(c.name, str) and isinstance(c.arguments, dict) for c in reply.tool_calls):
+        raise ValueError("a tool call has no name or no arguments object")
+    if not all(isinstance(n, int) and n >= 0 for n in (reply.input_tokens, reply.output_tokens)):
+        raise ValueError("the usage is not a token count")
+    reply.finish_reason = str(reply.finish_reason)
+    reply.model = reply.model if isinstance(reply.model, str) else ""
+    return reply
+
+
+def _body_start(raw) -> str:
+    """`; body starts '...'` for an error message (the body already read by the failed parse)."""
+    try:
+        text = raw.http_response.text
+    except Exception:  # not read, or not text: say nothing
+        return ""
+    return f"; body starts {text[:120]!r}" if text else "; empty body"
 
 
 def kind_for_status(status: int | None) -> str:

@@ -5,7 +5,7 @@ import json
 
 import openai
 
-from .base import CallError, Message, Provider, Reply, Request, ToolCall, call_sdk, split_params
+from .base import Message, Provider, Reply, Request, ToolCall, call_sdk, split_params
 
 TOP_LOGPROBS = 5  # alternatives asked for the first output token of a fingerprint probe
 
@@ -26,7 +26,7 @@ class OpenAIProvider(Provider):
         if request.tools:
             known["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}} for t in request.tools]
-        call = self.client.chat.completions.create(
+        call = self.client.chat.completions.with_raw_response.create(
             model=request.model, messages=messages, extra_body=extra or None, **known)
         return await call_sdk(openai, openai.OpenAIError, call, _reply, _describe)
 
@@ -57,24 +57,25 @@ def _messages(m: Message) -> list[dict]:
 def _arguments(raw: str | None) -> dict:
     try:
         value = json.loads(raw or "{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return {"_invalid_json": raw}
     return value if isinstance(value, dict) else {"_value": value}
 
 
 def _reply(completion) -> Reply:
     if not completion.choices:
-        raise CallError("other", "the API returned no choices")
+        raise ValueError("the answer has no choices")
     choice = completion.choices[0]
     msg = choice.message
+    refusal = getattr(msg, "refusal", None) if not msg.content else None  # a refusal is an answer
     calls = [ToolCall(c.id, c.function.name, _arguments(c.function.arguments))
              for c in (msg.tool_calls or []) if getattr(c, "function", None)]
     extra = msg.model_extra or {}
     thinking = extra.get("reasoning_content") or extra.get("reasoning") or ""
     usage = completion.usage
     return Reply(
-        text=msg.content or "", tool_calls=calls, thinking=thinking if isinstance(thinking, str) else "",
-        finish_reason=choice.finish_reason or "stop",
+        text=msg.content or refusal or "", tool_calls=calls, thinking=thinking if isinstance(thinking, str) else "",
+        finish_reason="refusal" if refusal else choice.finish_reason or "stop",
         input_tokens=(usage.prompt_tokens or 0) if usage else 0,
         output_tokens=(usage.completion_tokens or 0) if usage else 0,
         model=completion.model, request_id=getattr(completion, "_request_id", None),

@@ -1,0 +1,110 @@
+"""Secrets never leave canary: the one redaction that the store, the exporter, the logs and
+the alert messages all apply to what they write.
+
+Two kinds of secret are replaced with `***`:
+- values canary was told about, registered with `remember`: the values of the environment
+  variables the config names (API keys, the Slack webhook or token) and the database
+  password. They are remembered for the life of the process, across config reloads.
+- anything shaped like a credential, told about or not, since an API may echo a key canary
+  never saw: `sk-...` and `sk-ant-...` API keys, `Bearer ...` tokens, the value after
+  `x-api-key:` / `api_key=` / `Authorization:`, Slack webhook URLs, Slack `xox.-` tokens,
+  and the password in a `scheme://user:password@host` URL.
+Every pattern runs in linear time, so redacting a 200,000-character reply costs milliseconds.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import Any, Iterable, Mapping
+
+REDACTED = "***"
+MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words
+
+_TOKEN = r"[A-Za-z0-9._~+/=-]"
+# (pattern, replacement): the replacement keeps what says what the secret was
+_SHAPES = [
+    (re.compile(r"(?<![A-Za-z0-9])sk-(?:ant-)?[A-Za-z0-9_-]{16,}"), REDACTED),
+    (re.compile(rf"(?i)\b(bearer\s+){_TOKEN}{{12,}}"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"""(?i)\b((?:x-api-key|api[_-]?key|authorization)["']?\s*[:=]\s*["']?)(?!\*\*\*)(?:bearer\s+)?[^\s"',;]{8,}"""),
+     rf"\g<1>{REDACTED}"),
+    (re.compile(r"https://hooks\.slack\.com/[A-Za-z0-9/_-]+"), f"https://hooks.slack.com/{REDACTED}"),
+    (re.compile(r"\bxox[abeoprs]-[A-Za-z0-9-]{8,}|\bxapp-[A-Za-z0-9-]{8,}"), REDACTED),
+    (re.compile(r"(?<=://)([^/\s:@]{1,200}):[^/\s@]{1,200}@"), rf"\g<1>:{REDACTED}@"),
+]
+# what every shape contains: one search of a text decides whether the shapes need a look at it
+_ANY_SHAPE = re.compile(r"(?i)sk-|bearer|x-api-key|api[_-]?key|authorization|hooks\.slack\.com|xox[abeoprs]-|xapp-|://")
+
+
+class Redactor:
+    """Known secret values plus the credential shapes; `text` hides both."""
+
+    def __init__(self) -> None:
+        self._values: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def remember(self, values: Iterable[str | None]) -> None:
+        """Hide these values from now on (values shorter than MIN_SECRET_LENGTH are ignored)."""
+        with self._lock:
+            known = set(self._values) | {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
+            # longest first, so a secret that contains another is replaced whole
+            self._values = tuple(sorted(known, key=len, reverse=True))
+
+    def text(self, text: str) -> str:
+        for secret in self._values:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        if _ANY_SHAPE.search(text):
+            for pattern, replacement in _SHAPES:
+                text = pattern.sub(replacement, text)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """Every string inside a JSON-like value (dicts, lists) redacted; other values as they are."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        return value
+
+
+REDACTOR = Redactor()  # the process's one redactor: what it hides, everything hides
+
+
+def remember(values: Iterable[str | None]) -> None:
+    REDACTOR.remember(values)
+
+
+def text(value: str | None) -> str | None:
+    return None if value is None else REDACTOR.text(value)
+
+
+def value(obj: Any) -> Any:
+    return REDACTOR.value(obj)
+
+
+def database_password(url: str | None) -> str | None:
+    """The password in a database URL, if any (None for a URL SQLAlchemy cannot read)."""
+    if not url:
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).password
+    except Exception:  # not a URL SQLAlchemy understands: nothing to hide in it
+        return None
+
+
+def secret_env_names(config) -> list[str]:
+    """The environment variables a config names as holding secrets."""
+    names = {m.key_env for m in config.models}
+    slack = config.alerts.slack
+    if slack is not None:
+        names.update(n for n in (slack.webhook_url_env, slack.token_env) if n)
+    return sorted(names)
+
+
+def remember_config(config, env: Mapping[str, str] = os.environ) -> None:
+    """Hide the values of the variables the config names, and its database password."""
+    remember([env.get(name) for name in secret_env_names(config)] + [database_password(config.database_url)])
