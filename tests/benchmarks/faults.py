@@ -11,8 +11,10 @@ checkout in a process of its own. It prints the fault, what canary did, the time
 same command without the fault, with their ratio. `--before DIR` runs the same command on
 another checkout (PYTHONPATH=DIR), cut off after --timeout seconds.
 
-Scenarios are the functions in SCENARIOS, in order; more (a SQLite lock across a slot, a
-PostgreSQL restart, a full disk) are appended with @scenario.
+Scenarios are the functions in SCENARIOS, in order: the replies and files here, then the
+host faults of faults_infra.py (a SQLite lock across a slot, a PostgreSQL restart mid-run and
+at daemon start, a full disk, Slack 404 and Retry-After dates) against a real daemon or
+`canary run`; `--skip-infra` leaves those out. Both halves print into one table.
 """
 from __future__ import annotations
 
@@ -329,9 +331,18 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="an older checkout to run the same commands on")
     parser.add_argument("--timeout", type=float, default=60.0, help="cut a command off after this many seconds")
     parser.add_argument("--only", action="append", default=[], help="scenarios whose name contains this")
+    parser.add_argument("--skip-infra", action="store_true", help="only the reply and file scenarios")
+    parser.add_argument("--pg", default=os.environ.get("CANARY_TEST_POSTGRES_URL",
+                                                       "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--lock-seconds", type=float, default=45.0, help="infra: how long SQLite stays locked")
+    parser.add_argument("--down-seconds", type=float, default=10.0, help="infra: how long PostgreSQL is away")
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if not args.only or any(o in s.__name__ for o in args.only)]
-    print(f"{len(chosen)} fault scenarios, load average {os.getloadavg()[0]:.1f} "
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import faults_infra
+    infra = [] if args.skip_infra else [
+        s for s in faults_infra.SCENARIOS if not args.only or any(o in s.__name__ for o in args.only)]
+    print(f"{len(chosen) + len(infra)} fault scenarios, load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores{', before: ' + str(args.before) if args.before else ''}\n")
     rows = []
     with tempfile.TemporaryDirectory(prefix="canary-faults-") as tmp:
@@ -344,6 +355,12 @@ def main() -> None:
             print(f"{o.fault}\n  outcome: {o.result}\n  recovered in {o.seconds:.2f} s "
                   f"(without the fault {healthy}, {ratio})" + (f"\n  before: {o.before}" if o.before else ""),
                   flush=True)
+        for fn in infra:
+            with tempfile.TemporaryDirectory(prefix="canary-faults-", dir=tmp) as scratch:
+                r = fn(Path(scratch), args)
+            recover = "-" if r.recover_s is None else f"{r.recover_s:.1f} s"
+            rows.append((r.fault, r.outcome, recover, "-", "-", "-"))
+            print(f"{r.fault}\n  outcome: {r.outcome}\n  recovered in {recover}", flush=True)
     print("\n| fault | outcome | time to recover | without the fault | ratio | before |")
     print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:

@@ -1,6 +1,7 @@
-"""Fault benchmark, infrastructure half (run by hand, not collected by pytest).
+"""Fault benchmark, infrastructure half: run by faults.py with the reply and file scenarios.
 
-    python tests/benchmarks/faults_infra.py [--only NAME]... [--pg URL] [--lock-seconds 45]
+    python tests/benchmarks/faults.py                       # both halves, one table
+    python tests/benchmarks/faults_infra.py [--only NAME]... [--pg URL] [--lock-seconds 45]   # this half alone
 
 Replays the host faults of issue 9 against the code users run: a real `canary daemon` (or
 `canary run`) process, the simulated model on loopback, a Slack stub. Each scenario is a
