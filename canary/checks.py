@@ -254,8 +254,8 @@ check("icontains-all", _strings)(_text_check(
 @check("regex", _regex)
 def _regex_check(value, text) -> Result:
     m = compile_regex(value).search(text)
-    return (True, f"/{value}/ matched {_short(m.group(0), 30)}") if m else \
-        (False, f"/{value}/ not found in {_short(text)}")
+    return (True, f"the pattern matches {_short(m.group(0), 30)}") if m else \
+        (False, f"no match for the pattern in {_short(text)}")
 
 
 @check("is-json", _json_schema)
@@ -334,10 +334,10 @@ check("bullet-items", _count)(_counter("bullet items", _bullets))
 def _number_check(value, text, tolerance: float | None = None) -> Result:
     got = parse_number(text)
     tol = 1e-9 if tolerance is None else tolerance
+    want = f"{value:.12g}" + (f" (plus or minus {tolerance:.12g})" if tolerance else "")
     if got is None:
-        return False, f"no number in {_short(text)} (wanted {value})"
-    ok = abs(got - value) <= tol
-    return ok, f"{got:g} {'is' if ok else 'is not'} {value:g} ± {tol:g}"
+        return False, f"expected {want}, the answer has no number: {_short(text)}"
+    return abs(got - value) <= tol, f"expected {want}, the answer gives {got:.12g}"
 
 
 @check("finish-reason", _string, reads="reply")
@@ -404,7 +404,7 @@ def run(assertions, reply: TurnReply, answer_pattern: str | None = None) -> list
         entry = REGISTRY[base]
         if entry.reads == "text" and answer is None:
             verdicts.append(Verdict(a.type, False,
-                                    f"no answer matching /{answer_pattern}/ in {_short(reply.text)}"))
+                                    f"no answer in the form the case asks for: {_short(reply.text)}"))
             continue
         subject = reply if entry.reads == "reply" else answer
         if base == "number":

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,16 +32,66 @@ def print_json(data) -> None:
     console.print_json(json.dumps(data, default=str))
 
 
-def run_table(summaries: Iterable) -> Table:
+def run_table(summaries: Iterable, confirmations: Iterable = ()) -> Table:
+    """One row per run; a confirmation run right under the run it confirms, labelled as such."""
     table = Table(title="canary run")
     for col in ("model", "suite", "pass rate", "failed", "errors", "tokens in/out", "cost", "p50 latency"):
         table.add_column(col, justify="left" if col in ("model", "suite") else "right")
+    confirming = {(c.model, c.suite): c for c in confirmations}
+    rows = []
     for s in summaries:
-        rate = f"{pct(s.pass_rate)} ({s.passed}/{s.answered})"
-        errs = f"{s.errors} ({pct(s.error_rate)})" if s.errors else "0"
-        table.add_row(s.model, s.suite, rate, str(s.failed), errs,
-                      f"{s.input_tokens:,}/{s.output_tokens:,}", money(s.cost), ms(s.latency_p50_ms))
+        rows.append((s.model, s.suite, s))
+        if (c := confirming.pop((s.model, s.suite), None)) is not None:
+            rows.append(("", "↳ confirmation run", c))
+    rows += [(c.model, f"{c.suite} (confirmation run)", c) for c in confirming.values()]
+    for model, suite, r in rows:
+        errs = f"{r.errors} ({pct(r.error_rate)})" if r.errors else "0"
+        table.add_row(model, suite, f"{pct(r.pass_rate)} ({r.passed}/{r.answered})", str(r.failed), errs,
+                      f"{r.input_tokens:,}/{r.output_tokens:,}", money(r.cost), ms(r.latency_p50_ms))
     return table
+
+
+def print_failures(f) -> None:
+    """One series' failing cases (a `failures.SeriesFailures`): a heading, then a row per case."""
+    if len(f.slots) > 1:
+        what = f"{len(f.slots)} runs from {_when(f.slots[0])} to {_when(f.slots[-1])} (UTC), pooled"
+    else:
+        what = f"run of {_when(f.slots[0])} UTC" + (", pooled with its confirmation run" if f.confirmed else "")
+    rate = f"{pct(f.passed / f.answered if f.answered else None)} ({f.passed}/{f.answered} samples passed)"
+    console.print(f"\n[bold]{escape(f.model)} · {escape(f.suite)}[/]: {what}: {rate}, {f.errors} errors; "
+                  f"baseline {f.baseline_runs} runs" + (f" ({escape(f.note)})" if f.note else ""))
+    if not f.cases:
+        console.print("  no failing case")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for col, justify in (("case", "left"), ("failed", "right"), ("in baseline", "right"), ("", "left"),
+                         ("failed check, answer, request ids", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for c in f.cases:
+        label = {"newly": "[bold red]newly failing[/]"}.get(c.standing, c.as_dict()["standing_label"])
+        detail = escape(c.check) + f"\n[dim]answer: {escape(c.answer)}[/]"
+        if c.request_ids:
+            detail += f"\n[dim]request ids: {escape(', '.join(c.request_ids))}[/]"
+        errs = f" +{c.errors} err" if c.errors else ""
+        table.add_row(escape(c.case), f"{c.failed}/{c.answered}{errs}", pct(c.baseline_rate), label, detail)
+    console.print(table)
+
+
+def print_newly_failing(f, more: str, limit: int = 8) -> None:
+    """Under `canary run`'s table: a breached series and its newly failing cases."""
+    console.print(f"\n[bold]{escape(f.model)} · {escape(f.suite)}[/] breached: "
+                  f"{pct(f.passed / f.answered if f.answered else None)} ({f.passed}/{f.answered})"
+                  + (", confirmed by a second run" if f.confirmed else ""))
+    newly = f.newly
+    for c in newly[:limit]:
+        console.print(f"  newly failing [bold]{escape(c.case)}[/] {c.failed}/{c.answered} failed "
+                      f"(baseline {pct(c.baseline_rate)}): {escape(c.check)}\n    [dim]answer: {escape(c.answer)}[/]")
+    rest = len(f.cases) - min(len(newly), limit)
+    if not newly:
+        console.print(f"  no newly failing case; {len(f.cases)} failing case(s) failed in the baseline too")
+    elif rest:
+        console.print(f"  and {rest} more failing case(s)")
+    console.print(f"  more: {escape(more)}", highlight=False)
 
 
 @contextmanager

@@ -56,13 +56,18 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
             n = store.mark_interrupted(control.owner, utcnow())
             render.errors.print(f"canary: interrupted; {n} run(s) marked interrupted, their stored samples kept")
             sys.exit(130)
+    from ..failures import breached
+    broken = breached(store, ws.config, watch.assessments)
     store.close()
     if as_json:
         render.print_json({"runs": [s.as_dict() for s in watch.summaries],
                            "confirmations": [s.as_dict() for s in watch.confirmations],
-                           "alerts": [e.__dict__ for e in watch.events]})
+                           "alerts": [e.__dict__ for e in watch.events],
+                           "breached": [f.as_dict() for f in broken]})
     else:
-        render.console.print(render.run_table(watch.summaries + watch.confirmations))
+        render.console.print(render.run_table(watch.summaries, watch.confirmations))
+        for f in broken:
+            render.print_newly_failing(f, f"canary failures --model {f.model} --suite {f.suite}" + (" --sim" if sim else ""))
         for e in watch.events:
             render.console.print(f"alert {e.action}: {e.model} · {e.suite}: {e.kind}")
         if sim:
