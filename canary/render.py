@@ -51,30 +51,28 @@ def run_table(summaries: Iterable, confirmations: Iterable = ()) -> Table:
     return table
 
 
-def print_failures(f) -> None:
-    """One series' failing cases (a `failures.SeriesFailures`): a heading, then a row per case."""
+def print_failures(f, request_ids: int = 3) -> None:
+    """One series' failing cases (a `failures.SeriesFailures`): a heading, then a few lines per case."""
     if len(f.slots) > 1:
-        what = f"{len(f.slots)} runs from {_when(f.slots[0])} to {_when(f.slots[-1])} (UTC), pooled"
+        what = f"{len(f.slots)} runs from {_when(f.slots[0])} to {_when(f.slots[-1])} UTC, pooled"
     else:
         what = f"run of {_when(f.slots[0])} UTC" + (", pooled with its confirmation run" if f.confirmed else "")
-    rate = f"{pct(f.passed / f.answered if f.answered else None)} ({f.passed}/{f.answered} samples passed)"
+    rate = f"{pct(f.passed / f.answered if f.answered else None)} ({f.passed}/{f.answered} passed)"
     console.print(f"\n[bold]{escape(f.model)} · {escape(f.suite)}[/]: {what}: {rate}, {f.errors} errors; "
-                  f"baseline {f.baseline_runs} runs" + (f" ({escape(f.note)})" if f.note else ""))
+                  f"baseline {f.baseline_runs} runs" + (f" ({escape(f.note)})" if f.note else ""), highlight=False)
     if not f.cases:
         console.print("  no failing case")
-        return
-    table = Table(show_edge=False, pad_edge=False)
-    for col, justify in (("case", "left"), ("failed", "right"), ("in baseline", "right"), ("", "left"),
-                         ("failed check, answer, request ids", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
     for c in f.cases:
-        label = {"newly": "[bold red]newly failing[/]"}.get(c.standing, c.as_dict()["standing_label"])
-        detail = escape(c.check) + f"\n[dim]answer: {escape(c.answer)}[/]"
+        label = "[bold red]newly failing[/]" if c.standing == "newly" else c.as_dict()["standing_label"]
+        errs = f", {c.errors} errors" if c.errors else ""
+        console.print(f"\n  {label}  [bold]{escape(c.case)}[/]  {c.failed}/{c.answered} failed{errs}, "
+                      f"{pct(c.baseline_rate)} passed in the baseline", highlight=False)
+        console.print(f"     {escape(c.check)}", highlight=False)
+        console.print(f"     [dim]answer: {escape(c.answer)}[/]", highlight=False)
         if c.request_ids:
-            detail += f"\n[dim]request ids: {escape(', '.join(c.request_ids))}[/]"
-        errs = f" +{c.errors} err" if c.errors else ""
-        table.add_row(escape(c.case), f"{c.failed}/{c.answered}{errs}", pct(c.baseline_rate), label, detail)
-    console.print(table)
+            more = len(c.request_ids) - request_ids
+            console.print(f"     [dim]request ids: {escape(', '.join(c.request_ids[:request_ids]))}"
+                          + (f" (+{more} in --json)" if more > 0 else "") + "[/]", highlight=False)
 
 
 def print_newly_failing(f, more: str, limit: int = 8) -> None:

@@ -164,13 +164,8 @@ class SimServer:
                  error_status: int = 529, flaky_rate: float = 0.0, retry_after_ms: int = 1,
                  latency: float = 0.0, reported_model: str | None = None, thinking: bool = False,
                  seed: int = 0):
-        self.suites = suites
         self._lock = threading.Lock()
-        self._index: dict[tuple[str, str], tuple[Suite, Case]] = {}
-        for suite in suites.values():
-            for case in suite.cases:
-                self._index.setdefault(_key(case.system, case.turns[0].user), (suite, case))
-        self._wrong: dict[tuple[str, str], Answer | None] = {}
+        self.set_suites(suites)
         self.requests: deque[tuple[str, dict]] = deque(maxlen=1000)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -182,6 +177,16 @@ class SimServer:
                        flaky_rate=flaky_rate, retry_after_ms=retry_after_ms, latency=latency,
                        reported_model=reported_model, thinking=thinking)
         self.reset(seed)
+
+    def set_suites(self, suites: dict[str, Suite]) -> None:
+        """The suites it answers (replaceable while it runs: new suite files are picked up)."""
+        index: dict[tuple[str, str], tuple[Suite, Case]] = {}
+        for suite in suites.values():
+            for case in suite.cases:
+                index.setdefault(_key(case.system, case.turns[0].user), (suite, case))
+        with self._lock:
+            self.suites, self._index = suites, index
+            self._wrong: dict[tuple[str, str], Answer | None] = {}  # wrong answers, made from the suites
 
     def configure(self, **knobs: Any) -> None:
         """Change knobs (validated), also on a running server: e.g. configure(error_rate=1.0)."""
