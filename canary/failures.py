@@ -125,10 +125,11 @@ class SeriesFailures:
 
 
 def series_failures(store: Store, config: Config, model: str, suite: str, *, run_id: int | None = None,
-                    since: datetime | None = None) -> SeriesFailures | None:
+                    since: datetime | None = None, points: list[Point] | None = None) -> SeriesFailures | None:
     """The failing cases of one series: its latest point, the point holding `run_id`, or the
-    points since `since` pooled. None when the series has nothing to look at."""
-    points = series(store, model, suite)
+    points since `since` pooled (`points`: the series, when the caller has read it already).
+    None when the series has nothing to look at."""
+    points = series(store, model, suite) if points is None else points
     note = ""
     if run_id is not None:
         idx = next((i for i, p in enumerate(points) if run_id in p.run_ids), None)

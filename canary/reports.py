@@ -17,9 +17,10 @@ def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | No
     return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
 
 
-def history(store: Store, config: Config, model: str, suite: str) -> list[dict]:
-    """Every point of the series (since the last ack) with the band it was judged against."""
-    points = series(store, model, suite)
+def history(store: Store, config: Config, model: str, suite: str, points: list | None = None) -> list[dict]:
+    """Every point of the series (since the last ack) with the band it was judged against
+    (`points`: the series' `monitor.series`, when the caller has read it already)."""
+    points = series(store, model, suite) if points is None else points
     params = detection_params(config.detection)
     out = []
     for i, p in enumerate(points):

@@ -55,7 +55,9 @@ def upgrade(config_path, sim):
 
 @click.command()
 @click.option("--suite", default="reasoning", show_default=True, help="starter suite to watch")
-def demo(suite):
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write the report page of the simulated days to this HTML file")
+def demo(suite, report_path):
     """The whole loop on a temporary database and the simulated model: days, a regression, the alert."""
     from importlib import resources
 
@@ -82,11 +84,13 @@ def demo(suite):
 
     logging.getLogger("canary.alerts").setLevel(logging.ERROR)  # the demo prints the alerts itself
     render.console.print(f"canary demo: one simulated model on the '{suite}' suite, one scheduled run a day\n")
-    _days, listed = run_demo(suites, suite=suite, on_day=show)
+    _days, listed = run_demo(suites, suite=suite, on_day=show, report=report_path)
     render.console.print("\nWhat Slack would have received (no Slack configured, so it went to the log):")
     for alert in reversed(listed):
         for message in alert["messages"]:
             render.console.print(f"  {message['text']}", markup=False)
+    if report_path:
+        render.console.print(f"\nThe report of these days: {report_path}", markup=False)
     render.console.print("\nNext: canary init, canary validate, canary run --sim; then point canary.yaml at real models.")
 
 
