@@ -49,9 +49,10 @@ def load(url: str, *, width: int = 1400, height: int = 900, timeout: float = 90)
     return Loaded(dom, console)
 
 
-def screenshot(url: str, path: Path, *, width: int, height: int, timeout: float = 90) -> list[str]:
-    """Write a PNG of the page's first `height` pixels at `width`; returns the console messages."""
-    _out, console = _run(url, [f"--screenshot={path}"], width, height, timeout)
+def screenshot(url: str, path: Path, *, width: int, height: int, scale: float = 1.0, timeout: float = 90) -> list[str]:
+    """Write a PNG of the page laid out `width` CSS pixels wide, its first `height` of them, at
+    `scale` device pixels a CSS pixel (0.5: a quarter of the pixels); returns the console messages."""
+    _out, console = _run(url, [f"--screenshot={path}", f"--force-device-scale-factor={scale}"], width, height, timeout)
     if not path.exists():
         raise RuntimeError(f"chromium wrote no screenshot to {path}")
     return console
@@ -97,3 +98,10 @@ def pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
 
 def near(rgb: tuple[int, int, int], target: tuple[int, int, int], tolerance: int = 24) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(rgb, target))
+
+
+def colour_counts(px: list[tuple[int, int, int]], targets: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+    """How many pixels are near each target colour (one pass over the distinct colours)."""
+    from collections import Counter
+    seen = Counter(px)
+    return {name: sum(n for rgb, n in seen.items() if near(rgb, target)) for name, target in targets.items()}

@@ -67,5 +67,5 @@ def test_history_status_compare_and_report(tmp_path, db_url):
     assert not same["significant"] and same["p_value"] == 1.0
 
     page = render_report(store, config, suites, T0 + timedelta(days=9))
-    assert page.count("<svg") == 2 and 'class="breach"' in page and "a · s" in page
+    assert page.count('class="chart main') == 2 and 'class="dot breach"' in page and "a · s" in page
     store.close()
