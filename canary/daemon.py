@@ -55,8 +55,8 @@ class Daemon:
         self.clock, self.provider_factory, self.tick_seconds = clock, provider_factory, tick
         self.owner = owner or owner_id()
         self.redactor = redactor
-        self.ws: Workspace = open_workspace(self.config_path)  # ConfigError: no good config to start from
-        self._lock = SqliteLock(self.config.database_url) if lock else None
+        self.ws: Workspace = self.open_workspace()  # ConfigError: no good config to start from
+        self._lock = SqliteLock(self.ws.database_url) if lock else None
         if self._lock:
             self._lock.acquire(self.owner)
         self.store = self.ws.store()
@@ -80,6 +80,13 @@ class Daemon:
     @property
     def config(self) -> Config:
         return self.ws.config
+
+    # --- the hook of `canary daemon --sim` (canary/sim_daemon.py) ------------------------------
+    sim = False  # True: the simulated model's database (canary-sim.db), as `canary run --sim`
+
+    def open_workspace(self) -> Workspace:
+        """canary.yaml and the suites, read from disk (at start and at each reload)."""
+        return open_workspace(self.config_path, sim=self.sim)
 
     # --- slots ------------------------------------------------------------------------------
 
@@ -319,7 +326,7 @@ class Daemon:
         applied, and a suite that disappeared with the bad file keeps its last good version."""
         self._applied = self._seen = self._files()
         try:
-            ws = open_workspace(self.config_path)
+            ws = self.open_workspace()
         except ConfigError as exc:
             log.error("config %s does not validate (%s); the last good config keeps running", self.config_path, reason)
             self.metrics.reloads.labels("rejected").inc()
@@ -332,7 +339,7 @@ class Daemon:
         if ws.config.daemon.http != old.daemon.http:
             log.warning("daemon.http changed: restart the daemon to listen on %s", ws.config.daemon.http)
         suites = {**self.ws.suites, **ws.suites} if ws.problems else ws.suites
-        self.ws = Workspace(ws.config, suites, ws.problems)
+        self.ws = Workspace(ws.config, suites, ws.problems, ws.sim)
         self.notifier = alerts.notifier_from_config(ws.config.alerts)
         self.control.lease = ws.config.daemon.lease
         self._update_secrets()
@@ -478,10 +485,11 @@ class Daemon:
             self._lock.release()
 
 
-def run_daemon(config_path=None, *, once: bool = False, log_format: str = "human") -> list[Watch]:
-    """`canary daemon [--once]`: logging, the SQLite single-daemon lock, then serve (or one pass)."""
+def run_daemon(config_path=None, *, once: bool = False, log_format: str = "human", make=Daemon) -> list[Watch]:
+    """`canary daemon [--once]`: logging, the SQLite single-daemon lock, then serve (or one pass).
+    `make` builds the daemon (`canary daemon --sim` passes its SimDaemon)."""
     redactor = logs.setup_logging(log_format)
-    daemon = Daemon(config_path, clock=clock_from_env(once), lock=True, redactor=redactor)
+    daemon = make(config_path, clock=clock_from_env(once), lock=True, redactor=redactor)
     try:
         if once:
             watches = asyncio.run(daemon.once())

@@ -392,8 +392,9 @@ def _announce(sim: SimServer) -> None:
 
 
 def serve(suites: dict[str, Suite], port: int, *, on_ready: Callable[[SimServer], None] | None = None,
-          **knobs: Any) -> None:
-    """Run the simulator in the foreground until SIGINT or SIGTERM (`canary sim --port N`).
+          on_idle: Callable[[SimServer], None] | None = None, **knobs: Any) -> None:
+    """Run the simulator in the foreground until SIGINT or SIGTERM (`canary sim --port N`);
+    `on_idle` is called every 0.2 s (e.g. to pick up new suite files).
 
     Call it from the main thread (it installs signal handlers, restored on return).
     """
@@ -403,7 +404,8 @@ def serve(suites: dict[str, Suite], port: int, *, on_ready: Callable[[SimServer]
         sim.start(port)
         (on_ready or _announce)(sim)
         while not stopping.wait(0.2):
-            pass
+            if on_idle:
+                on_idle(sim)
     finally:
         sim.stop()
         for sig, handler in previous.items():

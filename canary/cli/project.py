@@ -104,14 +104,20 @@ def demo(suite, report_path):
 @click.option("--latency", type=click.FloatRange(0, 60), default=0.0, show_default=True)
 @click.option("--seed", type=int)
 def sim(config_path, port, **knobs):
-    """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats)."""
+    """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats); new or changed
+    suite files are picked up as they appear."""
     from .. import render
     from ..sim import serve
+    from ..sim_daemon import follow_suites
     from ..workspace import open_workspace
     ws = open_workspace(config_path)
     for problem in ws.problems:
         render.errors.print(problem, markup=False, highlight=False)
+
+    def say(line: str) -> None:
+        render.errors.print(line, markup=False, highlight=False)
     try:
-        serve(ws.suites, port, **{k: v for k, v in knobs.items() if v is not None})
+        serve(ws.suites, port, on_idle=follow_suites(ws.config.prompts_dir, say),
+              **{k: v for k, v in knobs.items() if v is not None})
     except OSError as exc:
         raise UsageError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None

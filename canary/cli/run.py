@@ -9,18 +9,27 @@ from ..errors import UsageError
 from .common import config_option, exit_code
 
 
+def sim_options(fn):
+    """--sim and the simulated model's knobs (run and daemon)."""
+    for option in reversed([
+        click.option("--sim", is_flag=True, help="answer with the built-in simulated model (no API key, no network)"),
+        click.option("--sim-wrong-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                     help="with --sim: share of samples answered wrong"),
+        click.option("--sim-error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                     help="with --sim: share of cases answered with 529 overloaded"),
+        click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @config_option
 @click.option("--model", "models", multiple=True, help="only this model (repeatable)")
 @click.option("--suite", "suite_names", multiple=True, help="only this suite (repeatable)")
 @click.option("--repeat", type=click.IntRange(1, 100), help="samples per case (overrides config and suite)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@click.option("--sim", is_flag=True, help="answer with the built-in simulated model (no API key, no network)")
-@click.option("--sim-wrong-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="with --sim: share of samples answered wrong")
-@click.option("--sim-error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="with --sim: share of cases answered with 529 overloaded")
-@click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call")
+@sim_options
 def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, sim_error_rate, sim_latency):
     """One run now: every configured model on its suites; stores every sample."""
     import asyncio
@@ -80,8 +89,17 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
 @config_option
 @click.option("--once", is_flag=True, help="run every due slot (the catch-up rule), then exit (for cron)")
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True)
-def daemon(config_path, once, log_format):
-    """The scheduler in the foreground: cron per model, HTTP /healthz and /metrics."""
-    from ..daemon import run_daemon
-    watches = run_daemon(config_path, once=once, log_format=log_format)
+@sim_options
+def daemon(config_path, once, log_format, sim, sim_wrong_rate, sim_error_rate, sim_latency):
+    """The scheduler in the foreground: cron per model, HTTP /healthz and /metrics and the report at /.
+
+    With --sim the models are answered by the built-in simulated model and the runs go to
+    canary-sim.db, as with `canary run --sim`; new suite files are picked up as they appear."""
+    if sim:
+        from ..sim_daemon import run_sim_daemon
+        watches = run_sim_daemon(config_path, once=once, log_format=log_format, wrong_rate=sim_wrong_rate,
+                                 error_rate=sim_error_rate, latency=sim_latency)
+    else:
+        from ..daemon import run_daemon
+        watches = run_daemon(config_path, once=once, log_format=log_format)
     sys.exit(exit_code([s for w in watches for s in w.summaries], any(w.regression for w in watches)))
