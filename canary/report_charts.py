@@ -1,6 +1,6 @@
 """The report's charts as inline SVG: pass rate with its band, the small series, axes. Output only.
 
-Every chart draws in a 1000 x 100 plot space stretched to its box (`preserveAspectRatio=none`),
+Every chart draws in a 1000 x 1000 plot space stretched to its box (`preserveAspectRatio=none`),
 so it fills the page's width at 1400 px and on a phone alike; strokes and dots keep their
 pixel size (`vector-effect: non-scaling-stroke`; a dot is a zero-length round-capped line),
 and the axis labels are HTML placed in percent, so text is never stretched. Run i of n sits
@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from .report_view import Episode, PointView, ReportView, SeriesView
 
-W, H = 1000.0, 100.0
+W, H = 1000.0, 1000.0  # the plot space; coordinates are written as whole numbers
 VERDICT_WORDS = {"breach": "below the floor", "ok": "inside the band", "no_verdict": "no verdict"}
 
 
@@ -49,7 +49,12 @@ def x_at(i: float, n: int) -> float:
 
 
 def _f(v: float) -> str:
-    return f"{v:.1f}".rstrip("0").rstrip(".") if abs(v - round(v)) > 1e-9 else str(int(round(v)))
+    return str(int(round(v)))
+
+
+def _p(v: float) -> str:
+    """A percentage for a CSS position."""
+    return f"{v:.2f}".rstrip("0").rstrip(".")
 
 
 # --- scales ---------------------------------------------------------------------------------------
@@ -145,7 +150,7 @@ def polyline(n: int, value: Callable[[int], float | None], lo: float, hi: float,
     for seg in _segments(n, value):
         if len(seg) == 1:  # a lone value: a short level tick across its slot
             i, v = seg[0]
-            parts.append(f"M{_f(i / n * W)} {_f(_y(v, lo, hi))}h{_f(W / n)}")
+            parts.append(f"M{_f(i / n * W)} {_f(_y(v, lo, hi))}h{_f(max(W / n, 1))}")
         else:
             parts.append("M" + "L".join(f"{_f(x_at(i, n))} {_f(_y(v, lo, hi))}" for i, v in seg))
     return f'<path class="{cls}" d="{"".join(parts)}"/>' if parts else ""
@@ -185,14 +190,14 @@ def spans(episodes: Sequence[Episode], n: int, kinds: tuple[str, ...]) -> str:
         title = f"{ep.title}: {when(ep.opened_at)} to " + (
             f"{when(ep.closed_at)} ({ep.closed_by})" if ep.closed_at else "now (still open)")
         label = "alert" if ep.kind == "quality" else ep.title
-        out.append(f'<div class="{cls}" style="left:{_f(ep.start / n * 100)}%;width:{_f((end - ep.start) / n * 100)}%" '
+        out.append(f'<div class="{cls}" style="left:{_p(ep.start / n * 100)}%;width:{_p((end - ep.start) / n * 100)}%" '
                    f'title="{e(title)}"><span>{e(label)}</span></div>')
     return "".join(out)
 
 
 def columns(indexes: Sequence[int], n: int, cls: str, titles: Sequence[str]) -> str:
     """Whole-height HTML columns over a plot, one per run index (runs too errored for a verdict)."""
-    return "".join(f'<div class="{cls}" style="left:{_f(i / n * 100)}%;width:{_f(100 / n)}%" title="{e(t)}"></div>'
+    return "".join(f'<div class="{cls}" style="left:{_p(i / n * 100)}%;width:{_p(100 / n)}%" title="{e(t)}"></div>'
                    for i, t in zip(indexes, titles))
 
 
@@ -202,12 +207,12 @@ def svg(body: str, cls: str = "") -> str:
 
 
 def y_labels(values: Sequence[float], lo: float, hi: float, fmt: Callable[[float], str]) -> str:
-    return "".join(f'<span style="top:{_f(_y(v, lo, hi))}%">{e(fmt(v))}</span>' for v in values)
+    return "".join(f'<span style="top:{_p(_y(v, lo, hi) / H * 100)}%">{e(fmt(v))}</span>' for v in values)
 
 
 def x_labels(slots: Sequence[datetime]) -> str:
     n = len(slots)
-    return "".join(f'<span class="{"minor" if minor else ""}" style="left:{_f((i + 0.5) / n * 100)}%">{e(text)}</span>'
+    return "".join(f'<span class="{"minor" if minor else ""}" style="left:{_p((i + 0.5) / n * 100)}%">{e(text)}</span>'
                    for i, text, minor in date_ticks(slots))
 
 
@@ -217,19 +222,24 @@ def gridlines(values: Sequence[float], lo: float, hi: float) -> str:
 
 # --- the charts -------------------------------------------------------------------------------------
 
-def tip_lines(p: PointView, view: ReportView) -> list[str]:
-    lines = [f"{p.slot:%a %d %b %Y, %H:%M} UTC" + (" · with its confirmation run" if p.confirmed else "")]
-    if p.rate is not None:
-        lines.append(f"{pct(p.rate)} passed ({p.passed} of {p.answered} answered)")
-    if p.errors:
-        lines.append(f"{p.errors} of {p.samples} samples errored (API)" + ("" if p.judged else ": no quality verdict"))
-    if p.mean is not None:
-        lines.append(f"mean {pct(p.mean)}, floor {pct(p.lower)}: {VERDICT_WORDS[p.verdict]}")
-    elif p.judged:
-        lines.append("baseline still forming")
-    if p.in_alert and p.verdict != "breach":
-        lines.append("made while an alert was open")
-    return lines
+# what the page's script needs to write a run's tooltip: numbers only (the page stays light)
+CONFIRMED, JUDGED, BREACH, OK, IN_ALERT = 1, 2, 4, 8, 16
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def epoch_minutes(slots: Sequence[datetime]) -> str:
+    """The slots as minutes since 1970 (UTC), a JSON array: the x of every chart of a series."""
+    epoch = datetime(1970, 1, 1)
+    return json.dumps([int((s - epoch).total_seconds() // 60) for s in slots], separators=(",", ":"))
+
+
+def point_data(p: PointView) -> list:
+    flags = (CONFIRMED * p.confirmed | JUDGED * p.judged | BREACH * (p.verdict == "breach")
+             | OK * (p.verdict == "ok") | IN_ALERT * p.in_alert)
+    return [p.passed, p.answered, p.errors, _r(p.mean), _r(p.lower), flags]
 
 
 def pass_rate_chart(s: SeriesView, view: ReportView) -> str:
@@ -249,8 +259,8 @@ def pass_rate_chart(s: SeriesView, view: ReportView) -> str:
                 + columns(unjudged, n, "outage", [f"{when(pts[i].slot)}: {pts[i].errors} of {pts[i].samples} "
                                                   "samples errored, no quality verdict" for i in unjudged]))
     dense = " dense" if n > 90 else ""
-    tips = json.dumps([tip_lines(p, view) for p in pts], ensure_ascii=False, separators=(",", ":"))
-    return (f'<div class="chart main{dense}" data-tips="{e(tips)}">'
+    data = json.dumps([point_data(p) for p in pts], separators=(",", ":"))
+    return (f'<div class="chart main{dense}" data-points="{data}">'
             f'<div class="plot"><div class="yaxis">{y_labels(steps, lo, hi, lambda v: pct(v, digits))}</div>'
             f'{overlays}{svg(body)}<div class="cursor" hidden></div><div class="tip" hidden></div></div>'
             f'{error_strip(pts)}<div class="xaxis">{x_labels([p.slot for p in pts])}</div></div>')
@@ -262,14 +272,14 @@ def error_strip(pts: Sequence[PointView]) -> str:
     if not any(p.errors for p in pts):
         return ""
     bars = "".join(f'<rect class="{"err heavy" if p.error_heavy else "err"}" x="{_f(i / n * W + W / n * 0.1)}" '
-                   f'y="{_f(H - H * p.errors / p.samples)}" width="{_f(W / n * 0.8)}" '
+                   f'y="{_f(H - H * p.errors / p.samples)}" width="{_f(max(W / n * 0.8, 1))}" '
                    f'height="{_f(H * p.errors / p.samples)}"/>'
                    for i, p in enumerate(pts) if p.errors and p.samples)
     return f'<div class="errstrip"><span class="errlabel">errors</span>{svg(bars)}</div>'
 
 
-def mini_chart(title: str, slots: Sequence[datetime], values: Sequence[float | None], fmt: Callable[[float], str],
-               episodes: Sequence[Episode], kind: str, tips: Sequence[str]) -> str:
+def mini_chart(title: str, values: Sequence[float | None], fmt: Callable[[float], str], unit: str,
+               episodes: Sequence[Episode], kind: str) -> str:
     """A small series (tokens, latency, cost): line, latest value, range, its drift episodes."""
     n = len(values)
     scale = value_scale(values)
@@ -282,8 +292,8 @@ def mini_chart(title: str, slots: Sequence[datetime], values: Sequence[float | N
     steps = [lo + (hi - lo) * 0.1, lo + (hi - lo) * 0.9]
     last = [(i, v, "dot last") for i, v in enumerate(values) if v is not None][-1:]
     body = gridlines(steps, lo, hi) + polyline(n, lambda i: values[i], lo, hi, "line") + dots(n, last, lo, hi)
-    data = json.dumps([[f"{s:%d %b %H:%M}", t] for s, t in zip(slots, tips)], ensure_ascii=False, separators=(",", ":"))
-    return (f'<figure class="mini">{head}<div class="chart small" data-tips="{e(data)}">'
+    data = json.dumps([None if v is None else float(f"{v:.4g}") for v in values], separators=(",", ":"))
+    return (f'<figure class="mini">{head}<div class="chart small" data-values="{data}" data-unit="{unit}">'
             f'<div class="plot"><div class="yaxis">{y_labels(steps, lo, hi, fmt)}</div>{spans(episodes, n, (kind,))}'
             f'{svg(body)}<div class="cursor" hidden></div><div class="tip" hidden></div></div>'
             f'</div></figure>')
@@ -303,14 +313,9 @@ def millis(v: float) -> str:
 
 def small_charts(s: SeriesView) -> str:
     pts = s.points
-    slots = [p.slot for p in pts]
-    tokens = [p.tokens_per_answer for p in pts]
-    latency = [p.latency_p50_ms for p in pts]
-    cost = [p.cost for p in pts]
     return ('<div class="minis">'
-            + mini_chart("output tokens per answer", slots, tokens, number, s.episodes, "drift:tokens",
-                         ["–" if v is None else f"{number(v)} tokens" for v in tokens])
-            + mini_chart("p50 latency", slots, latency, millis, s.episodes, "drift:latency",
-                         ["–" if v is None else millis(v) for v in latency])
-            + mini_chart("cost per run", slots, cost, money, [], "", ["–" if v is None else money(v) for v in cost])
+            + mini_chart("output tokens per answer", [p.tokens_per_answer for p in pts], number, "tokens", s.episodes,
+                         "drift:tokens")
+            + mini_chart("p50 latency", [p.latency_p50_ms for p in pts], millis, "ms", s.episodes, "drift:latency")
+            + mini_chart("cost per run", [p.cost for p in pts], money, "usd", [], "")
             + '</div>')

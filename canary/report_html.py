@@ -13,7 +13,7 @@ from importlib import resources
 
 from . import report_view
 from .config import Config
-from .report_charts import day, e, pass_rate_chart, pct, short, small_charts, when, x_labels
+from .report_charts import day, e, epoch_minutes, pass_rate_chart, pct, short, small_charts, when, x_labels
 from .report_view import CaseGrid, CaseRow, ReportView, SeriesView
 from .store import Store
 
@@ -85,7 +85,7 @@ def series_section(s: SeriesView, view: ReportView) -> str:
     if not s.points:
         return (f'<section class="series" id="{e(s.anchor)}">{head}<p class="empty">No completed run yet'
                 f'{"; next run " + e(when(s.next_run)) if s.next_run else ""}.</p></section>')
-    return (f'<section class="series" id="{e(s.anchor)}">{head}'
+    return (f'<section class="series" id="{e(s.anchor)}" data-t="{epoch_minutes([p.slot for p in s.points])}">{head}'
             f'<div class="top">{pass_rate_chart(s, view)}{stats(s, view)}</div>'
             f'{small_charts(s)}{case_grid(s.grid) if s.grid else ""}</section>')
 
@@ -124,18 +124,18 @@ def bucket(cell: tuple[int, int] | None) -> str:
 
 
 def strip(cells: list[tuple[int, int] | None]) -> str:
-    """A row of cells as SVG rects, equal neighbours merged (a steady case costs one rect)."""
-    n, rects, i = len(cells), [], 0
+    """A row of cells as one SVG path per colour, equal neighbours merged (a steady case costs one)."""
+    n, shapes, i = len(cells), {}, 0
     while i < n:
         cls, j = bucket(cells[i]), i
         while j + 1 < n and bucket(cells[j + 1]) == cls:
             j += 1
         if cls:
-            rects.append(f'<rect class="{cls}" x="{i}" width="{j - i + 1}" height="1"/>')
+            shapes.setdefault(cls, []).append(f"M{i} 0h{j - i + 1}v1h-{j - i + 1}z")
         i = j + 1
     data = ",".join("" if c is None else f"{c[0]}/{c[1]}" for c in cells)
-    return (f'<svg class="cells" viewBox="0 0 {n} 1" preserveAspectRatio="none" data-cells="{data}">'
-            f'{"".join(rects)}</svg>')
+    paths = "".join(f'<path class="{cls}" d="{"".join(d)}"/>' for cls, d in sorted(shapes.items()))
+    return f'<svg class="cells" viewBox="0 0 {n} 1" preserveAspectRatio="none" data-cells="{data}">{paths}</svg>'
 
 
 def case_grid(g: CaseGrid) -> str:

@@ -188,7 +188,7 @@ def check_rendered(url: str, tmp_path: Path, name: str) -> None:
     assert page.console == [], page.console  # any script error or console message fails
     assert 'data-js="ready"' in page.dom  # the report's script ran to its end
     assert page.dom.count('class="chart main') == 1 and page.dom.count('class="chart small') == 3
-    assert page.dom.count('<svg class="cells"') == 4 and '<rect class="c4"' in page.dom
+    assert page.dom.count('<svg class="cells"') == 4 and '<path class="c4"' in page.dom
     assert 'class="ftip" hidden=""' in page.dom  # the grid's tooltip, made by the script
     for width, height in ((1400, 1300), (400, 2200)):
         shot = tmp_path / f"{name}-{width}.png"
@@ -207,6 +207,33 @@ def test_the_report_file_in_chromium(sqlite_history):
     result = CliRunner().invoke(main, ["report", "--config", str(root / "canary.yaml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     check_rendered(out.as_uri(), root, "file")
+
+
+POINTER = """<script>
+for (const [selector, share] of [[".chart.main .plot", 0.87], [".chart.small .plot", 0.5], ["svg.cells", 0.87]]) {
+  const box = document.querySelector(selector).getBoundingClientRect();
+  document.querySelector(selector).dispatchEvent(new PointerEvent("pointermove", {
+    bubbles: true, clientX: box.left + box.width * share, clientY: box.top + box.height / 2}));
+}
+</script>"""
+
+
+@needs_chromium
+def test_the_tooltips_say_what_a_run_was(sqlite_history, tmp_path):
+    """The pointer over the regression's run, a small chart and a grid cell: the page's script
+    writes what happened, in words (the page plus a script that moves the pointer)."""
+    root, config, suites = sqlite_history
+    page = render(build(config, suites)).replace("</body>", POINTER + "</body>")
+    (tmp_path / "pointer.html").write_text(page, encoding="utf-8")
+    loaded = browser.load((tmp_path / "pointer.html").as_uri())
+    assert loaded.console == []
+    tips = re.findall(r'<div class="tip"[^>]*>((?:<b>[^<]*</b>)(?:<div>[^<]*</div>)*)</div>', loaded.dom)
+    lines = re.findall(r"<(?:b|div)>([^<]*)</(?:b|div)>", tips[0])
+    assert lines[:2] == ["Sun 8 Nov 2026, 06:00 UTC · with its confirmation run", "0.0% passed (0 of 24 answered)"]
+    assert re.fullmatch(r"mean \d+\.\d%, floor \d+\.\d%: below the floor", lines[2]), lines
+    assert "undefined" not in loaded.dom and "NaN" not in loaded.dom
+    assert re.search(r'<div class="ftip"[^>]*><b>08 Nov 06:00</b><div>0 of 6 samples passed</div>', loaded.dom)
+    assert re.fullmatch(r"<b>\w{3} \d+ Nov 2026, 06:00 UTC</b><div>\d+ tokens</div>", tips[1]), tips[1]
 
 
 @needs_chromium
