@@ -41,6 +41,21 @@ def case_rates(runs: list[detect.RunPoint]) -> dict[str, tuple[int, int]]:
     return detect.pool(*runs).cases if runs else {}
 
 
+def standings(points: list[Point], params: detect.DetectionParams) -> dict[str, tuple[str, float | None]]:
+    """Each case failing in a series' latest point: (standing, pass rate in the baseline), from
+    the points alone (no database): what the report marks in its case grid."""
+    if not points:
+        return {}
+    today = points[-1].point
+    rates = case_rates(detect.baseline([p.point for p in points[:-1]], today, params))
+    out = {}
+    for case, (passed, answered) in today.cases.items():
+        if answered > passed:
+            bp, ba = rates.get(case, (0, 0))
+            out[case] = (standing(bp, ba), bp / ba if ba else None)
+    return out
+
+
 def one_line(text: str, limit: int = ANSWER_CHARS) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -13,9 +13,9 @@ from datetime import datetime
 
 from . import alerts, detect
 from .config import Config
-from .failures import STANDINGS, answer_of, failed_checks, failing_turn, series_failures
+from .failures import STANDINGS, answer_of, failed_checks, failing_turn, standings
 from .messages import KIND_TITLES
-from .monitor import series
+from .monitor import detection_params, series
 from .reports import history, next_run
 from .store import Store
 from .suites import Suite
@@ -176,7 +176,7 @@ def build_series(store: Store, config: Config, model: str, suite: str, loaded: S
     return SeriesView(
         model, suite, _anchor(model, suite), points, _episodes(alert_rows, pts), open_titles,
         _state(points, quality_open), last_run.slot if last_run else None, last_run.status if last_run else None,
-        upcoming, _grid(store, config, model, suite, pts, loaded) if pts else None)
+        upcoming, _grid(store, config, pts, loaded) if pts else None)
 
 
 def _anchor(model: str, suite: str) -> str:
@@ -214,11 +214,10 @@ def _episodes(rows: list, pts: list) -> list[Episode]:
     return out
 
 
-def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loaded: Suite | None) -> CaseGrid:
+def _grid(store: Store, config: Config, pts: list, loaded: Suite | None) -> CaseGrid:
     shown = pts[-GRID_RUNS:]
     case_ids = sorted({c for p in shown for c in p.point.cases})
-    failing_now = series_failures(store, config, model, suite, points=pts)
-    standing = {c.case: c for c in (failing_now.cases if failing_now else [])}
+    standing = standings(pts, detection_params(config.detection))
     latest = store.latest_failed_samples([i for p in shown for i in p.run_ids])
     rows, clean = [], 0
     for case in case_ids:
@@ -226,9 +225,8 @@ def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loade
         if all(c is None or (c[1] > 0 and c[0] == c[1]) for c in cells) and case not in standing:
             clean += 1
             continue
-        now = standing.get(case)
-        rows.append(CaseRow(case, cells, now.standing if now else None, now.baseline_rate if now else None,
-                            _failure(latest.get(case), shown, loaded, case)))
+        now, rate = standing.get(case, (None, None))
+        rows.append(CaseRow(case, cells, now, rate, _failure(latest.get(case), shown, loaded, case)))
     order = list(STANDINGS)
     rows.sort(key=lambda r: (order.index(r.standing) if r.standing else len(order),
                              -sum(1 for c in r.cells if c is not None and c[0] < c[1]), r.case))
