@@ -269,8 +269,8 @@ check("icontains-all", _strings)(_text_check(
 @check("regex", _regex)
 def _regex_check(value, text) -> Result:
     m = bounded.search(value, text)
-    return (True, f"/{value}/ matched {_short(m.group(0), 30)}") if m else \
-        (False, f"/{value}/ not found in {_short(text)}")
+    return (True, f"the pattern matches {_short(m.group(0), 30)}") if m else \
+        (False, f"no match for the pattern in {_short(text)}")
 
 
 @check("is-json", _json_schema)
@@ -352,10 +352,10 @@ check("bullet-items", _count)(_counter("bullet items", _bullets))
 def _number_check(value, text, tolerance: float | None = None) -> Result:
     got = parse_number(text)
     tol = 1e-9 if tolerance is None else tolerance
+    want = f"{value:.12g}" + (f" (plus or minus {tolerance:.12g})" if tolerance else "")
     if got is None:
-        return False, f"no number in {_short(text)} (wanted {value})"
-    ok = abs(got - value) <= tol
-    return ok, f"{got:g} {'is' if ok else 'is not'} {value:g} ± {tol:g}"
+        return False, f"expected {want}, the answer has no number: {_short(text)}"
+    return abs(got - value) <= tol, f"expected {want}, the answer gives {got:.12g}"
 
 
 @check("finish-reason", _string, reads="reply")
@@ -425,7 +425,7 @@ def run(assertions, reply: TurnReply, answer_pattern: str | None = None) -> list
     try:
         with bounded.time_limit(CHECK_TIMEOUT):
             answer = extract_answer(scored.text, answer_pattern)
-        missing = f"no answer matching /{answer_pattern}/ in {_short(scored.text)}"
+        missing = f"no answer in the form the case asks for: {_short(scored.text)}"
     except CheckTimeout:
         answer, missing = None, f"{timed_out} (extracting the answer with /{answer_pattern}/)"
     note = f" (scored on its first {MAX_SCORED_CHARS:,} of {length:,} characters)" if capped else ""

@@ -67,9 +67,9 @@ class Daemon:
         self.clock, self.provider_factory, self.tick_seconds = clock, provider_factory, tick
         self.owner = owner or owner_id()
         self.redactor, self.wait_for_database = redactor, wait_for_database
-        self.ws: Workspace = open_workspace(self.config_path)  # ConfigError: no good config to start from
-        self._lock = SqliteLock(self.config.database_url) if lock else None
-        self.store = Store(self.config.database_url, upgrade=False)  # connected (and migrated) by connect()
+        self.ws: Workspace = self.open_workspace()  # ConfigError: no good config to start from
+        self._lock = SqliteLock(self.ws.database_url) if lock else None
+        self.store = Store(self.ws.database_url, upgrade=False)  # connected (and migrated) by connect()
         self.control = Control(lease=self.config.daemon.lease, owner=self.owner)
         self.metrics = Metrics(lambda: self.store, lambda: self.config)
         self.notifier = alerts.notifier_from_config(self.config.alerts)
@@ -129,6 +129,13 @@ class Daemon:
         self.health.db_error = None
         self._config_state(self.ws.problems)
         return True
+
+    # --- the hook of `canary daemon --sim` (canary/sim_daemon.py) ------------------------------
+    sim = False  # True: the simulated model's database (canary-sim.db), as `canary run --sim`
+
+    def open_workspace(self) -> Workspace:
+        """canary.yaml and the suites, read from disk (at start and at each reload)."""
+        return open_workspace(self.config_path, sim=self.sim)
 
     # --- slots ------------------------------------------------------------------------------
 
@@ -400,7 +407,7 @@ class Daemon:
         applied, and a suite that disappeared with the bad file keeps its last good version."""
         self.files.applied_now(self.config.prompts_dir)
         try:
-            ws = open_workspace(self.config_path)
+            ws = self.open_workspace()
         except ConfigError as exc:
             log.error("config %s does not validate (%s); the last good config keeps running", self.config_path, reason)
             self.metrics.reloads.labels("rejected").inc()
@@ -413,7 +420,7 @@ class Daemon:
         if ws.config.daemon.http != old.daemon.http:
             log.warning("daemon.http changed: restart the daemon to listen on %s", ws.config.daemon.http)
         suites = {**self.ws.suites, **ws.suites} if ws.problems else ws.suites
-        self.ws = Workspace(ws.config, suites, ws.problems)
+        self.ws = Workspace(ws.config, suites, ws.problems, ws.sim)
         self.notifier = alerts.notifier_from_config(ws.config.alerts)
         self.control.lease = ws.config.daemon.lease
         self.heartbeat.url = ws.config.daemon.heartbeat_url

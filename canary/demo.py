@@ -35,28 +35,49 @@ def plan(healthy: int = 12, degraded: int = 2, recovered: int = 1) -> list[float
 
 def run_demo(suites: dict[str, Suite], *, suite: str = "reasoning", repeat: int = 3,
              days: list[float] | None = None, on_day: Callable[[Day], None] | None = None,
-             directory: Path | None = None) -> tuple[list[Day], list[dict]]:
-    """Run the simulated days; returns them and the alerts as `canary alerts` lists them."""
+             directory: Path | None = None, report: Path | None = None) -> tuple[list[Day], list[dict]]:
+    """Run the simulated days; returns them and the alerts as `canary alerts` lists them
+    (`report`: also write the report page of the demo's database there)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = directory or Path(tmp)
         config = Config(database=f"sqlite:///{root / 'demo.db'}", models=[
             ModelConfig(name="demo-model", provider="anthropic", model="claude-sim", suites=[suite], repeat=repeat)])
         store = Store(config.database_url)
-        start = datetime(2026, 11, 1, 6, 0)
-        out = []
-        with SimServer(suites) as sim:
-            factory = endpoint_factory(sim.url, api_key="canary-demo")
-            for i, wrong in enumerate(days or plan()):
-                slot = start + timedelta(days=i)
-                sim.configure(wrong_rate=wrong)
-                sim.reset(seed=i)
-                jobs = jobs_for(config, suites, slot=slot, kind="scheduled")
-                watch = asyncio.run(monitor.run_and_watch(store, config, jobs, clock=lambda s=slot: s,
-                                                          provider_factory=factory))
-                day = Day(slot, wrong, watch)
-                out.append(day)
-                if on_day:
-                    on_day(day)
+        out = simulate(store, config, suites, [{"wrong_rate": w} for w in days or plan()], on_day=on_day)
         listed = alerts.list_alerts(store)
+        if report is not None:
+            from .report_html import render_report
+            report.write_text(render_report(store, config, suites, out[-1].slot + timedelta(hours=1)),
+                              encoding="utf-8")
         store.close()
     return out, listed
+
+
+def simulate(store: Store, config: Config, suites: dict[str, Suite], days: list[dict], *,
+             start: datetime = datetime(2026, 11, 1, 6, 0), on_day: Callable[[Day], None] | None = None) -> list[Day]:
+    """One scheduled run a day of every configured model, the simulated model's knobs set per
+    day (`wrong_rate`, `error_rate`, ...; with `suites: [...]` only those suites get them, the
+    others a healthy model); detection, confirmation and alerts as in the daemon."""
+    out = []
+    with SimServer(suites) as sim:
+        factory = endpoint_factory(sim.url, api_key="canary-demo")
+        for i, day_knobs in enumerate(days):
+            slot = start + timedelta(days=i)
+            knobs = {k: v for k, v in day_knobs.items() if k != "suites"}
+            hit = set(day_knobs.get("suites") or suites)
+            jobs = jobs_for(config, suites, slot=slot, kind="scheduled")
+            watches = []
+            for batch, batch_knobs in (([j for j in jobs if j.suite.name in hit], knobs),
+                                       ([j for j in jobs if j.suite.name not in hit], {})):
+                if batch:
+                    sim.configure(**{"wrong_rate": 0.0, "error_rate": 0.0, **batch_knobs})
+                    sim.reset(seed=i)
+                    watches.append(asyncio.run(monitor.run_and_watch(store, config, batch, clock=lambda s=slot: s,
+                                                                     provider_factory=factory)))
+            watch = monitor.Watch(*([x for w in watches for x in getattr(w, f)] for f in
+                                    ("summaries", "confirmations", "events", "assessments")))
+            day = Day(slot, knobs.get("wrong_rate", 0.0), watch)
+            out.append(day)
+            if on_day:
+                on_day(day)
+    return out

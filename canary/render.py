@@ -32,16 +32,64 @@ def print_json(data) -> None:
     console.print_json(json.dumps(data, default=str))
 
 
-def run_table(summaries: Iterable) -> Table:
+def run_table(summaries: Iterable, confirmations: Iterable = ()) -> Table:
+    """One row per run; a confirmation run right under the run it confirms, labelled as such."""
     table = Table(title="canary run")
     for col in ("model", "suite", "pass rate", "failed", "errors", "tokens in/out", "cost", "p50 latency"):
         table.add_column(col, justify="left" if col in ("model", "suite") else "right")
+    confirming = {(c.model, c.suite): c for c in confirmations}
+    rows = []
     for s in summaries:
-        rate = f"{pct(s.pass_rate)} ({s.passed}/{s.answered})"
-        errs = f"{s.errors} ({pct(s.error_rate)})" if s.errors else "0"
-        table.add_row(s.model, s.suite, rate, str(s.failed), errs,
-                      f"{s.input_tokens:,}/{s.output_tokens:,}", money(s.cost), ms(s.latency_p50_ms))
+        rows.append((s.model, s.suite, s))
+        if (c := confirming.pop((s.model, s.suite), None)) is not None:
+            rows.append(("", "↳ confirmation run", c))
+    rows += [(c.model, f"{c.suite} (confirmation run)", c) for c in confirming.values()]
+    for model, suite, r in rows:
+        errs = f"{r.errors} ({pct(r.error_rate)})" if r.errors else "0"
+        table.add_row(model, suite, f"{pct(r.pass_rate)} ({r.passed}/{r.answered})", str(r.failed), errs,
+                      f"{r.input_tokens:,}/{r.output_tokens:,}", money(r.cost), ms(r.latency_p50_ms))
     return table
+
+
+def print_failures(f, request_ids: int = 3) -> None:
+    """One series' failing cases (a `failures.SeriesFailures`): a heading, then a few lines per case."""
+    if len(f.slots) > 1:
+        what = f"{len(f.slots)} runs from {_when(f.slots[0])} to {_when(f.slots[-1])} UTC, pooled"
+    else:
+        what = f"run of {_when(f.slots[0])} UTC" + (", pooled with its confirmation run" if f.confirmed else "")
+    rate = f"{pct(f.passed / f.answered if f.answered else None)} ({f.passed}/{f.answered} passed)"
+    console.print(f"\n[bold]{escape(f.model)} · {escape(f.suite)}[/]: {what}: {rate}, {f.errors} errors; "
+                  f"baseline {f.baseline_runs} runs" + (f" ({escape(f.note)})" if f.note else ""), highlight=False)
+    if not f.cases:
+        console.print("  no failing case")
+    for c in f.cases:
+        label = "[bold red]newly failing[/]" if c.standing == "newly" else c.as_dict()["standing_label"]
+        errs = f", {c.errors} errors" if c.errors else ""
+        console.print(f"\n  {label}  [bold]{escape(c.case)}[/]  {c.failed}/{c.answered} failed{errs}, "
+                      f"{pct(c.baseline_rate)} passed in the baseline", highlight=False)
+        console.print(f"     {escape(c.check)}", highlight=False)
+        console.print(f"     [dim]answer: {escape(c.answer)}[/]", highlight=False)
+        if c.request_ids:
+            more = len(c.request_ids) - request_ids
+            console.print(f"     [dim]request ids: {escape(', '.join(c.request_ids[:request_ids]))}"
+                          + (f" (+{more} in --json)" if more > 0 else "") + "[/]", highlight=False)
+
+
+def print_newly_failing(f, more: str, limit: int = 8) -> None:
+    """Under `canary run`'s table: a breached series and its newly failing cases."""
+    console.print(f"\n[bold]{escape(f.model)} · {escape(f.suite)}[/] breached: "
+                  f"{pct(f.passed / f.answered if f.answered else None)} ({f.passed}/{f.answered})"
+                  + (", confirmed by a second run" if f.confirmed else ""))
+    newly = f.newly
+    for c in newly[:limit]:
+        console.print(f"  newly failing [bold]{escape(c.case)}[/] {c.failed}/{c.answered} failed "
+                      f"(baseline {pct(c.baseline_rate)}): {escape(c.check)}\n    [dim]answer: {escape(c.answer)}[/]")
+    rest = len(f.cases) - min(len(newly), limit)
+    if not newly:
+        console.print(f"  no newly failing case; {len(f.cases)} failing case(s) failed in the baseline too")
+    elif rest:
+        console.print(f"  and {rest} more failing case(s)")
+    console.print(f"  more: {escape(more)}", highlight=False)
 
 
 @contextmanager

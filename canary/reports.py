@@ -18,12 +18,13 @@ def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | No
     return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
 
 
-def history(store: Store, config: Config, model: str, suite: str) -> list[dict]:
-    """Every point of the series (since the last ack) with the band it was judged against."""
+def history(store: Store, config: Config, model: str, suite: str, points: list | None = None) -> list[dict]:
+    """Every point of the series (since the last ack) with the band it was judged against
+    (`points`: the series' `monitor.series`, when the caller has read it already)."""
     if suite == FINGERPRINT:
         from .fingerprint.views import history as fingerprint_history
         return fingerprint_history(store, config, model)
-    points = series(store, model, suite)
+    points = series(store, model, suite) if points is None else points
     params = detection_params(config.detection)
     out = []
     for i, p in enumerate(points):

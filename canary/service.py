@@ -133,12 +133,13 @@ class Service:
         return watches
 
 
-def run_daemon(config_path=None, *, once: bool = False, log_format: str = "human") -> list[Watch]:
+def run_daemon(config_path=None, *, once: bool = False, log_format: str = "human", make=Daemon) -> list[Watch]:
     """`canary daemon [--once]`: logging, the SQLite single-daemon lock, then serve (or one pass).
     `--once` raises StorageError (exit 5) when the database fails, CanaryError (exit 2) when a
-    slot could not run for another reason (a key unset)."""
+    slot could not run for another reason (a key unset). `make` builds the daemon (`canary
+    daemon --sim` passes its SimDaemon)."""
     redactor = logs.setup_logging(log_format)
-    daemon = Daemon(config_path, clock=clock_from_env(once), lock=True, redactor=redactor, wait_for_database=not once)
+    daemon = make(config_path, clock=clock_from_env(once), lock=True, redactor=redactor, wait_for_database=not once)
     service = Service(daemon)
     try:
         if once:

@@ -178,11 +178,7 @@ class SimServer:
                  runaway_chars: int = 200_000, seed: int = 0, **fingerprint_knobs: Any):
         self.suites = suites
         self._lock = threading.Lock()
-        self._index: dict[tuple[str, str], tuple[Suite, Case]] = {}
-        for suite in suites.values():
-            for case in suite.cases:
-                self._index.setdefault(_key(case.system, case.turns[0].user), (suite, case))
-        self._wrong: dict[tuple[str, str], Answer | None] = {}
+        self.set_suites(suites)
         self.requests: deque[tuple[str, dict]] = deque(maxlen=1000)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -196,6 +192,16 @@ class SimServer:
                        fault_rate=fault_rate, runaway_chars=runaway_chars,
                        **{**sim_fingerprint.DEFAULTS, **fingerprint_knobs})
         self.reset(seed)
+
+    def set_suites(self, suites: dict[str, Suite]) -> None:
+        """The suites it answers (replaceable while it runs: new suite files are picked up)."""
+        index: dict[tuple[str, str], tuple[Suite, Case]] = {}
+        for suite in suites.values():
+            for case in suite.cases:
+                index.setdefault(_key(case.system, case.turns[0].user), (suite, case))
+        with self._lock:
+            self.suites, self._index = suites, index
+            self._wrong: dict[tuple[str, str], Answer | None] = {}  # wrong answers, made from the suites
 
     def configure(self, **knobs: Any) -> None:
         """Change knobs (validated), also on a running server: e.g. configure(error_rate=1.0)."""
@@ -420,8 +426,9 @@ def _announce(sim: SimServer) -> None:
 
 
 def serve(suites: dict[str, Suite], port: int, *, on_ready: Callable[[SimServer], None] | None = None,
-          **knobs: Any) -> None:
-    """Run the simulator in the foreground until SIGINT or SIGTERM (`canary sim --port N`).
+          on_idle: Callable[[SimServer], None] | None = None, **knobs: Any) -> None:
+    """Run the simulator in the foreground until SIGINT or SIGTERM (`canary sim --port N`);
+    `on_idle` is called every 0.2 s (e.g. to pick up new suite files).
 
     Call it from the main thread (it installs signal handlers, restored on return).
     """
@@ -431,7 +438,8 @@ def serve(suites: dict[str, Suite], port: int, *, on_ready: Callable[[SimServer]
         sim.start(port)
         (on_ready or _announce)(sim)
         while not stopping.wait(0.2):
-            pass
+            if on_idle:
+                on_idle(sim)
     finally:
         sim.stop()
         for sig, handler in previous.items():

@@ -527,6 +527,48 @@ class Store:
         for run_id in run_ids:
             conn.execute(update(runs).where(runs.c.id == run_id).values(**self._aggregates(conn, run_id)))
 
+    # --- failing cases and the report (`canary failures`, report_view) ---------------------------
+
+    def failed_samples(self, run_ids: Iterable[int]) -> list[Row]:
+        """The failed samples of some runs, newest run first, each with its turns and request id."""
+        ids = list(run_ids)
+        cols = (samples.c.id, samples.c.run_id, samples.c.case_id, samples.c.sample, samples.c.request_id,
+                samples.c.finished_at, samples.c.turns)
+        out: list[Row] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 5000):
+                out += conn.execute(select(*cols).where(and_(samples.c.run_id.in_(chunk),
+                                                             samples.c.status == "failed"))).all()
+        return sorted(out, key=lambda r: (-r.run_id, r.case_id, r.sample))
+
+    def latest_failed_samples(self, run_ids: Iterable[int]) -> dict[str, Row]:
+        """Per case, its newest failed sample among some runs (one grouped query, then those rows)."""
+        ids = list(run_ids)[-5000:]
+        if not ids:
+            return {}
+        newest = (select(func.max(samples.c.id).label("id"))
+                  .where(and_(samples.c.run_id.in_(ids), samples.c.status == "failed"))
+                  .group_by(samples.c.case_id).subquery())
+        q = select(samples.c.id, samples.c.run_id, samples.c.case_id, samples.c.sample, samples.c.request_id,
+                   samples.c.finished_at, samples.c.turns).join(newest, samples.c.id == newest.c.id)
+        with self.engine.connect() as conn:
+            return {r.case_id: r for r in conn.execute(q)}
+
+    def run_costs(self, run_ids: Iterable[int]) -> dict[int, float | None]:
+        """The cost of each run (None when its model has no price)."""
+        out: dict[int, float | None] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(run_ids), 5000):
+                out.update(conn.execute(select(runs.c.id, runs.c.cost).where(runs.c.id.in_(chunk))).all())
+        return out
+
+    def alert_episodes(self) -> list[Row]:
+        """Every alert without its details (the report shades each episode), oldest first."""
+        from .schema import alerts
+        cols = [c for c in alerts.columns if c.name != "details"]
+        with self.engine.connect() as conn:
+            return conn.execute(select(*cols).order_by(alerts.c.id)).all()
+
 
 class SampleWriter:
     """A thread that commits finished samples as they come (group commit), in order.

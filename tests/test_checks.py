@@ -44,8 +44,8 @@ TEXT_CASES = [
     ("icontains-any", ["syn", "handshake"], "It just connects.", False, "no"),
     ("icontains-all", ["oslo", "madrid"], "MADRID beats Oslo", True, "yes"),
     ("icontains-all", ["oslo", "madrid"], "Madrid is warmer", False, "no"),
-    ("regex", r"\b15:45\b", "It lands at 15:45 local time.", True, '/\\b15:45\\b/ matched "15:45"'),
-    ("regex", r"\b15:45\b", "It lands at 115:450.", False, "not found in"),
+    ("regex", r"\b15:45\b", "It lands at 15:45 local time.", True, 'the pattern matches "15:45"'),
+    ("regex", r"\b15:45\b", "It lands at 115:450.", False, 'no match for the pattern in "It lands at 115:450."'),
     ("is-json", None, '```json\n{"answer": "Au"}\n```', True, "reply is JSON"),
     ("is-json", None, 'Sure! {"answer": "Au"}', False, "not JSON (Expecting value at char 0)"),
     ("is-json", SCHEMA, '{"answer": "Au", "confidence": 1}', True, "matching the schema"),
@@ -66,11 +66,11 @@ TEXT_CASES = [
     ("numbered-items", 3, "1. Bread\n2. Buns\n3. Cake\n4. Pie", False, "4 numbered items (wanted exactly 3)"),
     ("bullet-items", {"min": 2}, "- kiwi\n* guava\n• lemon", True, "3 bullet items (wanted at least 2)"),
     ("bullet-items", {"min": 2}, "- kiwi\nguava", False, "1 bullet items (wanted at least 2)"),
-    ("number", 42, "So the total is 42.", True, "42 is 42"),
-    ("number", 1250, "That comes to $1,250.00", True, "1250 is 1250"),
-    ("number", -39, "It prints \u221239", True, "-39 is -39"),
-    ("number", 42, "I get 41.", False, "41 is not 42"),
-    ("number", 42, "forty-two", False, 'no number in "forty-two" (wanted 42)'),
+    ("number", 42, "So the total is 42.", True, "expected 42, the answer gives 42"),
+    ("number", 1250, "That comes to $1,250.00", True, "expected 1250, the answer gives 1250"),
+    ("number", -39, "It prints \u221239", True, "expected -39, the answer gives -39"),
+    ("number", 42, "I get 41.", False, "expected 42, the answer gives 41"),
+    ("number", 42, "forty-two", False, 'expected 42, the answer has no number: "forty-two"'),
 ]
 
 
@@ -93,7 +93,9 @@ def test_every_registered_check_is_covered_here():
 def test_number_tolerance():
     assert verdict("number", 58.32, "ANSWER: $58.32", tolerance=0.005).passed
     v = verdict("number", 58.32, "ANSWER: $58.40", tolerance=0.005)
-    assert not v.passed and v.explanation == "58.4 is not 58.32 ± 0.005"
+    assert not v.passed and v.explanation == "expected 58.32 (plus or minus 0.005), the answer gives 58.4"
+    v = verdict("number", 12, "ANSWER: 23")
+    assert v.explanation == "expected 12, the answer gives 23"  # no tolerance written: none shown
     assert verdict("not-number", 58.32, "ANSWER: $58.40", tolerance=0.005).passed
 
 
@@ -130,7 +132,7 @@ def test_a_pattern_without_a_group_yields_the_whole_match():
 def test_no_answer_match_fails_with_a_readable_explanation():
     v = verdict("number", 12, "The answer is 12.", pattern=ANSWER)
     assert not v.passed
-    assert v.explanation == 'no answer matching /ANSWER:\\s*(.+)/ in "The answer is 12."'
+    assert v.explanation == 'no answer in the form the case asks for: "The answer is 12."'
     # a negated check fails too: a reply with no answer is never a pass
     assert not verdict("not-contains", "13", "The answer is 12.", pattern=ANSWER).passed
 

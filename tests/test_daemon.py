@@ -409,7 +409,7 @@ def test_healthz_and_metrics(project, db_url, sim):
     assert body["last_tick"].startswith("2026-11-02T06:00:05") and body["config_ok"] is True
     assert body["next_runs"] == {"claude": "2027-01-01T06:00:00Z", "gpt": "2027-01-01T06:00:00Z"}
     assert index[0] == 200 and 'href="/healthz"' in index[1] and 'href="/metrics"' in index[1]
-    assert index[1].count("<svg") == 2 and "claude · basics" in index[1]  # the report, a chart per series
+    assert index[1].count('class="chart main') == 2 and "claude · basics" in index[1]  # the report, a chart per series
     assert metrics[0] == 200
     m = _metrics(metrics[1])
     assert m[("canary_runs_total", (("kind", "scheduled"), ("model", "claude"), ("status", "complete"), ("suite", "basics")))] == 1

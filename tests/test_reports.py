@@ -61,5 +61,5 @@ def test_history_status_and_report(tmp_path, db_url):
     assert rows["a"]["verdict"] == "breach" and rows["b"]["verdict"] == "ok"
 
     page = render_report(store, config, suites, T0 + timedelta(days=9))
-    assert page.count("<svg") == 2 and 'class="breach"' in page and "a · s" in page
+    assert page.count('class="chart main') == 2 and 'class="dot breach"' in page and "a · s" in page
     store.close()

@@ -23,6 +23,7 @@ COMMANDS = {
     "history": "read:history", "alerts": "read:alerts_", "ack": "read:ack", "report": "read:report",
     "compare": "compare:compare", "export": "transfer:export_", "import": "transfer:import_",
     "fingerprint": "fingerprint:fingerprint",
+    "failures": "failures:failures",
 }
 
 

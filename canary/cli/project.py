@@ -58,7 +58,9 @@ def upgrade(config_path, sim):
 
 @click.command()
 @click.option("--suite", default="reasoning", show_default=True, help="starter suite to watch")
-def demo(suite):
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write the report page of the simulated days to this HTML file")
+def demo(suite, report_path):
     """The whole loop on a temporary database and the simulated model: days, a regression, the alert."""
     from importlib import resources
 
@@ -85,11 +87,13 @@ def demo(suite):
 
     logging.getLogger("canary.alerts").setLevel(logging.ERROR)  # the demo prints the alerts itself
     render.console.print(f"canary demo: one simulated model on the '{suite}' suite, one scheduled run a day\n")
-    _days, listed = run_demo(suites, suite=suite, on_day=show)
+    _days, listed = run_demo(suites, suite=suite, on_day=show, report=report_path)
     render.console.print("\nWhat Slack would have received (no Slack configured, so it went to the log):")
     for alert in reversed(listed):
         for message in alert["messages"]:
             render.console.print(f"  {message['text']}", markup=False)
+    if report_path:
+        render.console.print(f"\nThe report of these days: {report_path}", markup=False)
     render.console.print("\nNext: canary init, canary validate, canary run --sim; then point canary.yaml at real models.")
 
 
@@ -107,12 +111,19 @@ def demo(suite):
 @click.option("--seed", type=int)
 @click.option("--model-version", type=click.IntRange(1), help="fingerprint mode: 2, 3...: a swapped model")
 def sim(config_path, port, **knobs):
-    """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats)."""
+    """Serve the simulated model on 127.0.0.1 (Anthropic and OpenAI wire formats); new or changed
+    suite files are picked up as they appear."""
+    from .. import render
     from ..sim import serve
+    from ..sim_daemon import follow_suites
     from ..workspace import open_workspace
     ws = open_workspace(config_path)
     print_findings(ws)
+
+    def say(line: str) -> None:
+        render.errors.print(line, markup=False, highlight=False)
     try:
-        serve(ws.suites, port, **{k: v for k, v in knobs.items() if v is not None})
+        serve(ws.suites, port, on_idle=follow_suites(ws.config.prompts_dir, say),
+              **{k: v for k, v in knobs.items() if v is not None})
     except OSError as exc:
         raise UsageError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None

@@ -9,18 +9,27 @@ from ..errors import UsageError
 from .common import EXIT_USAGE, config_option, exit_code, fault_option, print_findings
 
 
+def sim_options(fn):
+    """--sim and the simulated model's knobs (run and daemon)."""
+    for option in reversed([
+        click.option("--sim", is_flag=True, help="answer with the built-in simulated model (no API key, no network)"),
+        click.option("--sim-wrong-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                     help="with --sim: share of samples answered wrong"),
+        click.option("--sim-error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                     help="with --sim: share of cases answered with 529 overloaded"),
+        click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call"),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @config_option
 @click.option("--model", "models", multiple=True, help="only this model (repeatable)")
 @click.option("--suite", "suite_names", multiple=True, help="only this suite (repeatable)")
 @click.option("--repeat", type=click.IntRange(1, 100), help="samples per case (overrides config and suite)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@click.option("--sim", is_flag=True, help="answer with the built-in simulated model (no API key, no network)")
-@click.option("--sim-wrong-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="with --sim: share of samples answered wrong")
-@click.option("--sim-error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="with --sim: share of cases answered with 529 overloaded")
-@click.option("--sim-latency", type=click.FloatRange(0, 60), default=0.0, help="with --sim: seconds per call")
+@sim_options
 @fault_option("--sim-fault")
 @click.option("--sim-fault-rate", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="with --sim-fault: share of each suite's cases that get it")
@@ -78,13 +87,18 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
             n = store.mark_interrupted(control.owner, utcnow())
             render.errors.print(f"canary: interrupted; {n} run(s) marked interrupted, their stored samples kept")
             sys.exit(130)
+    from ..failures import breached
+    broken = breached(store, ws.config, watch.assessments)
     store.close()
     if as_json:
         render.print_json({"runs": [s.as_dict() for s in watch.summaries],
                            "confirmations": [s.as_dict() for s in watch.confirmations],
-                           "alerts": [e.__dict__ for e in watch.events]})
+                           "alerts": [e.__dict__ for e in watch.events],
+                           "breached": [f.as_dict() for f in broken]})
     else:
-        render.console.print(render.run_table(watch.summaries + watch.confirmations))
+        render.console.print(render.run_table(watch.summaries, watch.confirmations))
+        for f in broken:
+            render.print_newly_failing(f, f"canary failures --model {f.model} --suite {f.suite}" + (" --sim" if sim else ""))
         for e in watch.events:
             render.console.print(f"alert {e.action}: {e.model} · {e.suite}: {e.kind}")
         if sim:
@@ -101,8 +115,17 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
 @config_option
 @click.option("--once", is_flag=True, help="run every due slot (the catch-up rule), then exit (for cron)")
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", show_default=True)
-def daemon(config_path, once, log_format):
-    """The scheduler in the foreground: cron per model, HTTP /healthz and /metrics."""
-    from ..service import run_daemon
-    watches = run_daemon(config_path, once=once, log_format=log_format)
+@sim_options
+def daemon(config_path, once, log_format, sim, sim_wrong_rate, sim_error_rate, sim_latency):
+    """The scheduler in the foreground: cron per model, HTTP /healthz and /metrics and the report at /.
+
+    With --sim the models are answered by the built-in simulated model and the runs go to
+    canary-sim.db, as with `canary run --sim`; new suite files are picked up as they appear."""
+    if sim:
+        from ..sim_daemon import run_sim_daemon
+        watches = run_sim_daemon(config_path, once=once, log_format=log_format, wrong_rate=sim_wrong_rate,
+                                 error_rate=sim_error_rate, latency=sim_latency)
+    else:
+        from ..service import run_daemon
+        watches = run_daemon(config_path, once=once, log_format=log_format)
     sys.exit(exit_code([s for w in watches for s in w.summaries], any(w.regression for w in watches)))

@@ -1,0 +1,121 @@
+"""`canary daemon --sim` (the daemon answered by the simulated model, storing in canary-sim.db)
+and the simulator picking up new suite files, in the daemon and in `canary sim`."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+
+from canary.sim import SimServer
+from canary.service import Service
+from canary.sim_daemon import SimDaemon, SuiteFiles, follow_suites
+from canary.store import Store
+
+SLOT = datetime(2026, 11, 2, 6)
+BASICS = """\
+suite: basics
+cases:
+  - id: capital
+    prompt: What is the capital of France? One word.
+    assert: [{type: icontains, value: paris}]
+    reference: {text: Paris}
+"""
+LATER = """\
+suite: later
+cases:
+  - id: planet
+    prompt: Which planet is red? One word.
+    assert: [{type: icontains, value: mars}]
+    reference: {text: Mars}
+"""
+
+
+def write_project(root):
+    (root / "prompts").mkdir()
+    (root / "prompts" / "basics.yaml").write_text(BASICS)
+    (root / "canary.yaml").write_text(textwrap.dedent("""\
+        database: sqlite:///real.db
+        schedule: "0 6 * * *"
+        models:
+          - {name: claude, provider: anthropic, model: claude-sim, repeat: 2}
+        daemon: {http: null, catch_up: 24h}
+        """))
+
+
+def runs_in(path) -> list[tuple[str, str, int, int]]:
+    store = Store(f"sqlite:///{path}")
+    try:
+        return [(r.model, r.suite, r.passed, r.errors) for r in store.latest_runs()]
+    finally:
+        store.close()
+
+
+def test_the_sim_daemon_stores_apart_and_answers_a_suite_added_while_it_runs(tmp_path):
+    write_project(tmp_path)
+    with SimServer({}) as server:
+        daemon = SimDaemon(tmp_path / "canary.yaml", server=server, clock=lambda: SLOT, owner="t", lock=True)
+        try:
+            assert daemon.store.url.endswith("canary-sim.db") and daemon._lock.path.name == "canary-sim.db.daemon.lock"
+            watches = asyncio.run(Service(daemon).once())
+            assert [(s.suite, s.passed, s.errors) for w in watches for s in w.summaries] == [("basics", 2, 0)]
+            (tmp_path / "prompts" / "later.yaml").write_text(LATER)  # a new suite file
+            assert daemon.reload("files changed") and set(server.suites) == {"basics", "later"}
+            later = asyncio.run(daemon.run_slot("claude", SLOT))
+            assert [(s.suite, s.passed) for s in later.summaries] == [("later", 2)]  # answered, not a generic reply
+        finally:
+            daemon.close()
+    assert sorted(runs_in(tmp_path / "canary-sim.db")) == [("claude", "basics", 2, 0), ("claude", "later", 2, 0)]
+    assert not (tmp_path / "real.db").exists()  # the real database is never touched
+
+
+def test_canary_daemon_sim_once_from_the_command_line(tmp_path):
+    write_project(tmp_path)
+    env = {**os.environ, "CANARY_NOW": "2026-11-02T06:00:30"}
+    env.pop("ANTHROPIC_API_KEY", None)  # no key needed
+    proc = subprocess.run([sys.executable, "-m", "canary.cli", "daemon", "--sim", "--once", "--config",
+                           str(tmp_path / "canary.yaml"), "--log-format", "json"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logged = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert any("once: 1 slot(s) due" in r.get("msg", "") for r in logged), proc.stderr[-2000:]
+    assert runs_in(tmp_path / "canary-sim.db") == [("claude", "basics", 2, 0)]
+    assert not (tmp_path / "real.db").exists()
+
+
+def test_suite_files_are_noticed_at_most_once_a_second(tmp_path):
+    now = [0.0]
+    files = SuiteFiles(tmp_path, clock=lambda: now[0])
+    (tmp_path / "a.yaml").write_text(BASICS)
+    assert not files.changed()  # checked less than a second ago
+    now[0] = 1.5
+    assert files.changed() and not files.changed()
+    now[0] = 3.0
+    assert not files.changed()  # nothing new
+
+
+def test_the_standalone_simulator_picks_up_new_and_changed_suites(tmp_path):
+    (tmp_path / "basics.yaml").write_text(BASICS)
+    said: list[str] = []
+    now = [0.0]
+    follow = follow_suites(tmp_path, said.append, clock=lambda: now[0])
+    ask = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "Which planet is red? One word."}]}
+    with SimServer({}) as server:
+        status, _h, body = server.handle("/v1/messages", {"x-api-key": "k"}, json.dumps(ask).encode())
+        assert status == 200 and body["content"][0]["text"] != "Mars"  # not a known case yet: a generic reply
+        (tmp_path / "later.yaml").write_text(LATER)
+        (tmp_path / "broken.yaml").write_text("suite: [")
+        now[0] = 2.0
+        follow(server)
+        assert set(server.suites) == {"later", "basics"}
+        assert any("broken.yaml" in line for line in said) and "suites reloaded" in said[-1]
+        status, _h, body = server.handle("/v1/messages", {"x-api-key": "k"}, json.dumps(ask).encode())
+        assert status == 200 and body["content"][0]["text"] == "Mars"
+        (tmp_path / "later.yaml").unlink()
+        (tmp_path / "broken.yaml").unlink()
+        now[0] = 4.0
+        follow(server)
+        assert set(server.suites) == {"basics"}  # a removed file: its suite is gone
