@@ -73,13 +73,17 @@ def history_table(title: str, points: list[dict]) -> Table:
 
 def status_table(rows: list[dict]) -> Table:
     table = Table(title="canary status")
-    for col in ("model", "suite", "last run (UTC)", "pass rate", "mean", "band floor", "alerts", "next run (UTC)"):
+    for col in ("model", "suite", "last run (UTC)", "pass rate", "mean", "band floor", "drop caught in 3 runs", "alerts",
+                "next run (UTC)"):
         table.add_column(col)
     for r in rows:
         rate = "-" if r["pass_rate"] is None else f"{pct(r['pass_rate'])} ({r['passed']}/{r['answered']})"
         last = _when(r["last_run"]) + ("" if r["last_status"] in (None, "complete") else f" ({r['last_status']})")
         state = "[red]" + ", ".join(r["alerts"]) + "[/]" if r["alerts"] else "ok"
-        table.add_row(r["model"], r["suite"], last, rate, pct(r["mean"]), pct(r["lower"]), state, _when(r["next_run"]))
+        catches = ("-" if not r["catches_simulated"] else "none" if r["catches"] is None
+                   else f"{r['catches']:g} pts")
+        table.add_row(r["model"], r["suite"], last, rate, pct(r["mean"]), pct(r["lower"]), catches, state,
+                      _when(r["next_run"]))
     return table
 
 
@@ -105,4 +109,36 @@ def compare_table(a: str, b: str, rows: list[dict]) -> Table:
         table.add_row(r["suite"], f"{pct(r['rate_a'])} ({r['passed_a']}/{r['answered_a']})",
                       f"{pct(r['rate_b'])} ({r['passed_b']}/{r['answered_b']})", diff, p,
                       "significant" if r["significant"] else "")
+    return table
+
+
+def calibration_cases(cal) -> Table:
+    table = Table(title=f"{cal.model} · {cal.suite}: pass rate per case, {cal.source}")
+    for col in ("case", "passed", "rate", "signal"):
+        table.add_column(col, justify="right" if col in ("passed", "rate") else "left")
+    for c in cal.cases:
+        table.add_row(c.case, f"{c.passed}/{c.answered}", pct(c.rate), c.note)
+    return table
+
+
+def calibration_power(cal, configured: int) -> Table:
+    """The simulated power table, with the recommendation and the configured repeat's smallest drop."""
+    table = Table(title=f"{cal.model} · {cal.suite}: simulated from these rates with the shipped detector "
+                        f"({cal.series_years} series-years and {cal.trials} regressions per repeat)")
+    for col in ("repeat", "false alarms / series-year", "team of 15 / year", "3 reliable cases break: caught "
+                "in 3 runs", "-10 points: caught in 3 runs", "cost / day", "tokens / day"):
+        table.add_column(col, justify="right")
+    for r in cal.table:
+        broken = "- (< 3 reliable cases)" if r.break_caught is None else pct(r.break_caught)
+        mark = " (recommended)" if r.repeat == cal.recommended else ""
+        table.add_row(f"{r.repeat}{mark}", f"{r.false_alarms:.2f} ± {r.false_alarms_se:.2f}", f"{r.team:.1f}",
+                      broken, f"{pct(r.drop_caught)} ± {100 * r.caught_se:.1f}", money(r.cost_per_day),
+                      f"{r.tokens_per_day:,}")
+    if cal.recommended is not None:
+        table.caption = (f"recommended repeat: {cal.recommended} (the smallest with at most 0.15 false alarms a "
+                         f"series-year and 95% caught within 3 runs)")
+    else:
+        table.caption = "no repeat up to 5 meets the targets (0.15 false alarms a series-year, 95% caught in 3 runs)"
+    if cal.min_drop is not None:
+        table.caption += f"; at the configured repeat {configured} it catches a {cal.min_drop:g}-point drop in 3 runs"
     return table

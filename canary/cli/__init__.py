@@ -22,6 +22,7 @@ COMMANDS = {
     "sim": "project:sim", "run": "run:run", "daemon": "run:daemon", "status": "read:status",
     "history": "read:history", "alerts": "read:alerts_", "ack": "read:ack", "report": "read:report",
     "compare": "read:compare", "export": "transfer:export_", "import": "transfer:import_",
+    "calibrate": "calibrate:calibrate",
 }
 
 
