@@ -146,7 +146,7 @@ def simulate(cal: Calibration, config: Config, model: ModelConfig, *, series_yea
         cal.table.append(PowerRow(
             repeat, opened / years, math.sqrt(opened) / years, TEAM * opened / years, breaks, drops,
             math.sqrt(max(worst * (1 - worst), 1 / trials) / trials),
-            model.cost(round(samples * cal.input_tokens), round(samples * cal.output_tokens)),
+            model.cost(samples * cal.input_tokens, samples * cal.output_tokens),
             round(samples * (cal.input_tokens + cal.output_tokens))))
     cal.recommended = next((r.repeat for r in cal.table if r.meets_targets), None)
     return cal

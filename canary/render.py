@@ -65,6 +65,8 @@ def history_table(title: str, points: list[dict]) -> Table:
         table.add_column(col, justify="left" if col == "slot" else "right")
     for p in points:
         verdict = {"breach": "[red]breach[/]", "ok": "ok", "no_verdict": "-"}[p["verdict"]]
+        if p["verdict"] == "breach" and p.get("check") == "reference":
+            verdict = "[red]breach (below the reference)[/]"
         tokens = "-" if p["output_tokens_per_answer"] is None else f"{p['output_tokens_per_answer']:.0f}"
         table.add_row(_when(p["slot"]), f"{pct(p['pass_rate'])} ({p['passed']}/{p['answered']})", str(p["errors"]),
                       pct(p["mean"]), pct(p["lower"]), verdict, tokens, ms(p["latency_p50_ms"]))
@@ -125,11 +127,11 @@ def calibration_power(cal, configured: int) -> Table:
     """The simulated power table, with the recommendation and the configured repeat's smallest drop."""
     table = Table(title=f"{cal.model} · {cal.suite}: simulated from these rates with the shipped detector "
                         f"({cal.series_years} series-years and {cal.trials} regressions per repeat)")
-    for col in ("repeat", "false alarms / series-year", "team of 15 / year", "3 reliable cases break: caught "
-                "in 3 runs", "-10 points: caught in 3 runs", "cost / day", "tokens / day"):
+    for col in ("repeat", "false alarms a year", "team of 15", "3 cases break: caught in 3 runs",
+                "-10 pts: caught in 3 runs", "cost a day", "tokens a day"):
         table.add_column(col, justify="right")
     for r in cal.table:
-        broken = "- (< 3 reliable cases)" if r.break_caught is None else pct(r.break_caught)
+        broken = "- (< 3 reliable)" if r.break_caught is None else pct(r.break_caught)
         mark = " (recommended)" if r.repeat == cal.recommended else ""
         table.add_row(f"{r.repeat}{mark}", f"{r.false_alarms:.2f} ± {r.false_alarms_se:.2f}", f"{r.team:.1f}",
                       broken, f"{pct(r.drop_caught)} ± {100 * r.caught_se:.1f}", money(r.cost_per_day),

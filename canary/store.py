@@ -281,9 +281,9 @@ class Store:
             return list(reversed(conn.execute(q).all()))
 
     def latest_runs(self) -> list[Row]:
-        """The latest run of every (model, suite) series."""
+        """The latest run of every (model, suite) series (calibration runs are not the series')."""
         newest = select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id")) \
-            .group_by(runs.c.model, runs.c.suite).subquery()
+            .where(runs.c.kind != "calibrate").group_by(runs.c.model, runs.c.suite).subquery()
         with self.engine.connect() as conn:
             return conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)
                                 .order_by(runs.c.model, runs.c.suite)).all()
