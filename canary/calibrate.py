@@ -8,7 +8,8 @@ samples per case, canary/power.py simulates the shipped detector and episode log
 those rates: false alarms per series-year (and per team of 15 series), the share of "3 of
 the reliable cases break" and of "-10 points" caught within 3 runs, and the cost per day
 from the measured tokens and the model's `price`. The recommended `repeat` is the
-smallest that meets the targets (at most 0.15 false alarms a series-year, 95% caught).
+smallest that meets the targets (at most 0.15 false alarms a series-year, 95% caught), or
+when none does the one that comes closest.
 """
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ class Calibration:
     output_tokens: float
     table: list[PowerRow] = field(default_factory=list)
     recommended: int | None = None
+    meets_targets: bool = False  # the recommended repeat meets them (else it only comes closest)
     series_years: int = 0
     trials: int = 0
     min_drop: float | None = None  # at the configured repeat: what `canary status` shows
@@ -148,8 +150,19 @@ def simulate(cal: Calibration, config: Config, model: ModelConfig, *, series_yea
             math.sqrt(max(worst * (1 - worst), 1 / trials) / trials),
             model.cost(samples * cal.input_tokens, samples * cal.output_tokens),
             round(samples * (cal.input_tokens + cal.output_tokens))))
-    cal.recommended = next((r.repeat for r in cal.table if r.meets_targets), None)
+    cal.recommended, cal.meets_targets = recommend(cal.table)
     return cal
+
+
+def recommend(table: list[PowerRow]) -> tuple[int, bool]:
+    """The smallest repeat that meets the targets; else, among those within the false-alarm
+    target (else all), the one that catches the most."""
+    good = [r for r in table if r.meets_targets]
+    if good:
+        return good[0].repeat, True
+    quiet = [r for r in table if r.false_alarms <= MAX_FALSE_ALARMS] or table
+    caught = lambda r: min(c for c in (r.break_caught, r.drop_caught) if c is not None)  # noqa: E731
+    return max(quiet, key=lambda r: (caught(r), -r.repeat)).repeat, False
 
 
 def _pair(rates, degrade):

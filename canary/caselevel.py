@@ -57,6 +57,15 @@ class Expectation:
     def z(self) -> float:
         return (self.passed - self.expected) / self.sd
 
+    @property
+    def rate(self) -> float:
+        return self.passed / self.answered
+
+    @property
+    def mean(self) -> float:
+        """The expected pass rate."""
+        return self.expected / self.answered
+
     def lower(self, sigma: float) -> float:
         """The pass rate below which today breaches."""
         return (self.expected - sigma * self.sd) / self.answered
@@ -64,15 +73,16 @@ class Expectation:
 
 def expect(base: Cases, today: Cases, sigma: float) -> Expectation:
     """Today's expected passes and their sd, case by case (see the module docstring)."""
+    a = PRIOR
     e = v = 0.0
     k_sum = n_sum = 0
     for case, (k, n) in today.items():
         if n <= 0:
             continue
         x, m = base.get(case, (0, 0))
-        p = (x + PRIOR) / (m + 2 * PRIOR)
+        p = (x + a) / (m + 2 * a)
         e += n * p
-        v += n * p * (1 - p) * (m + 2 * PRIOR + n) / (m + 2 * PRIOR + 1)
+        v += n * p * (1 - p) * (m + 2 * a + n) / (m + 2 * a + 1)
         k_sum += k
         n_sum += n
     return Expectation(k_sum, n_sum, e, max(math.sqrt(v), 1 / sigma))
@@ -89,14 +99,12 @@ def case_sigma(base: Sequence[RunPoint], today: RunPoint, params: DetectionParam
     for r in base:
         _require_cases(r)
     x = expect(pool_cases(r.cases for r in base), today.cases, params.sigma)
-    rate, mean, lower = x.passed / x.answered, x.expected / x.answered, x.lower(params.sigma)
-    breach = rate < lower
-    reason = (
-        f"pass rate {pct(rate, lower)} ({x.passed}/{x.answered}) {'<' if breach else '>='} "
-        f"{pct(lower, rate)} = expected {pct(mean)} (each case at its baseline rate) - "
-        f"{num(params.sigma)} x sd {pct(x.sd / x.answered)}, {len(base)} runs"
-    )
-    return Verdict("breach" if breach else "ok", "sigma", rate, mean, x.sd / x.answered, lower, len(base),
+    lower = x.lower(params.sigma)
+    breach = x.rate < lower
+    reason = (f"pass rate {pct(x.rate, lower)} ({x.passed}/{x.answered}) {'<' if breach else '>='} {pct(lower, x.rate)} "
+              f"= expected {pct(x.mean)} (each case at its baseline rate) - {num(params.sigma)} x sd "
+              f"{pct(x.sd / x.answered)}, {len(base)} runs")
+    return Verdict("breach" if breach else "ok", "sigma", x.rate, x.mean, x.sd / x.answered, lower, len(base),
                    reason, statistic=x.z)
 
 
@@ -144,14 +152,12 @@ def slide(history: Sequence[RunPoint], today: RunPoint, params: DetectionParams)
     for r in [today] + [r for _, r in reference] + recent:
         _require_cases(r)
     x = expect(pool_cases(r.cases for _, r in reference), pool_cases(r.cases for r in recent), params.sigma)
-    rate, mean, lower = x.passed / x.answered, x.expected / x.answered, x.lower(params.sigma)
-    breach = rate < lower
-    reason = (
-        f"last {len(recent)} runs {pct(rate, lower)} ({x.passed}/{x.answered}) "
-        f"{'<' if breach else '>='} {pct(lower, rate)} = {pct(mean)} expected from the reference "
-        f"({params.window} runs after the last ack) - {num(params.sigma)} x sd {pct(x.sd / x.answered)}"
-    )
-    return Slide(breach, rate, mean, lower, x.z, len(recent), reference[0][0], reason)
+    lower = x.lower(params.sigma)
+    breach = x.rate < lower
+    reason = (f"last {len(recent)} runs {pct(x.rate, lower)} ({x.passed}/{x.answered}) {'<' if breach else '>='} "
+              f"{pct(lower, x.rate)} = {pct(x.mean)} expected from the reference (the first {params.window} runs "
+              f"after the last ack) - {num(params.sigma)} x sd {pct(x.sd / x.answered)}")
+    return Slide(breach, x.rate, x.mean, lower, x.z, len(recent), reference[0][0], reason)
 
 
 @dataclass(frozen=True)

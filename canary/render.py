@@ -136,11 +136,13 @@ def calibration_power(cal, configured: int) -> Table:
         table.add_row(f"{r.repeat}{mark}", f"{r.false_alarms:.2f} ± {r.false_alarms_se:.2f}", f"{r.team:.1f}",
                       broken, f"{pct(r.drop_caught)} ± {100 * r.caught_se:.1f}", money(r.cost_per_day),
                       f"{r.tokens_per_day:,}")
-    if cal.recommended is not None:
-        table.caption = (f"recommended repeat: {cal.recommended} (the smallest with at most 0.15 false alarms a "
-                         f"series-year and 95% caught within 3 runs)")
-    else:
-        table.caption = "no repeat up to 5 meets the targets (0.15 false alarms a series-year, 95% caught in 3 runs)"
+    targets = "at most 0.15 false alarms a series-year, 95% caught within 3 runs"
+    table.caption = "no case was answered: nothing to simulate"
+    if cal.meets_targets:
+        table.caption = f"recommended repeat: {cal.recommended} (the smallest that meets the targets: {targets})"
+    elif cal.recommended is not None:
+        table.caption = (f"no repeat up to 5 meets the targets ({targets}); {cal.recommended} comes closest: "
+                         "more cases, or more reliable ones, are what this suite needs")
     if cal.min_drop is not None:
         table.caption += f"; at the configured repeat {configured} it catches a {cal.min_drop:g}-point drop in 3 runs"
     return table

@@ -52,7 +52,8 @@ def render_report(store: Store, config: Config, suites: dict, now: datetime) -> 
             f'<h2>{html.escape(row["model"])} · {html.escape(row["suite"])}</h2>'
             f'<div class=meta>alerts: {html.escape(state)} · last run: {row["last_run"] or "-"} · '
             f'next run: {row["next_run"] or "-"}</div>{_chart(points)}')
-    legend = ("blue: pass rate of answered samples · grey dashes: baseline mean · red dashes: alert floor "
+    legend = ("blue: pass rate of answered samples · grey dashes: expected rate (each case at its baseline rate; "
+              "the baseline mean for sigma_run) · red dashes: alert floor "
               f"({html.escape(config.detection.method)}) · red dot: breach · orange dot: while an alert was open")
     return (f"<!doctype html><meta charset=utf-8><title>canary report</title><style>{STYLE}</style>"
             f"<h1>canary report</h1><p class=meta>{now:%Y-%m-%d %H:%M} UTC · {legend}</p>{''.join(sections)}")

@@ -17,12 +17,15 @@ def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | No
     return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
 
 
-def history(store: Store, config: Config, model: str, suite: str) -> list[dict]:
-    """Every point of the series (since the last ack) with the band it was judged against."""
+def history(store: Store, config: Config, model: str, suite: str, *, last: int | None = None) -> list[dict]:
+    """Every point of the series (since the last ack), or the `last` ones, with the band it was
+    judged against (case-level verdicts cost a pooling of the baseline each: status asks for one)."""
     points = series(store, model, suite)
     params = detection_params(config.detection)
     out = []
     for i, p in enumerate(points):
+        if last is not None and i < len(points) - last:
+            continue
         v = detect.judge([q.point for q in points[:i]], p.point, params)
         out.append({
             "slot": p.slot, "run_ids": p.run_ids, "suite_version": p.point.suite_version,
@@ -48,7 +51,7 @@ def status(store: Store, config: Config, suites: dict, now: datetime) -> list[di
         upcoming = next_run(config, m, now)
         for name in (m.suites if m.suites is not None else sorted(suites)):
             last = latest.get((m.name, name))
-            points = history(store, config, m.name, name)
+            points = history(store, config, m.name, name, last=1)
             band = points[-1] if points else {}
             suite = suites.get(name)
             key = suite and (m.name, name, suite.version,

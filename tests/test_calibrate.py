@@ -13,25 +13,9 @@ from canary.cli import main
 from canary.config import load_config
 from canary.store import Store
 from canary.suites import load_suite
+from test_daemon import BASICS
 
-SUITE = """\
-suite: basics
-repeat: 3
-cases:
-  - id: capital
-    prompt: What is the capital of France? One word.
-    assert: [{type: icontains, value: paris}]
-    reference: {text: Paris}
-  - id: sum
-    prompt: "What is 12 + 30? End with ANSWER: <n>."
-    answer: {regex: "ANSWER:\\\\s*(\\\\S+)"}
-    assert: [{type: number, value: 42}]
-    reference: {text: "12 + 30 = 42\\nANSWER: 42"}
-  - id: planet
-    prompt: Which planet is red? One word.
-    assert: [{type: icontains, value: mars}]
-    reference: {text: Mars}
-"""
+SUITE = BASICS.replace("repeat: 2", "repeat: 3")  # three cases the simulated model answers
 
 
 def project(tmp_path, db_url: str = "sqlite:///canary.db"):
@@ -106,7 +90,8 @@ def test_calibrate_from_stored_history(tmp_path, db_url):
     assert (cal.input_tokens, cal.output_tokens) == (100, 20)
     calibrate.simulate(cal, config, config.models[0], series_years=2, trials=20)
     assert [r.break_caught for r in cal.table] == [None] * 3  # fewer than 3 reliable cases to break
-    assert cal.recommended is None or cal.recommended in (1, 3, 5)
+    assert cal.recommended in (1, 3, 5)  # always one: the smallest meeting the targets, or the closest
+    assert cal.meets_targets == cal.table[[1, 3, 5].index(cal.recommended)].meets_targets
     # 9 samples a day at 100 in and 20 out, $2 and $10 per million: 9 x 0.0004 = $0.0036 at repeat 3
     assert cal.table[1].cost_per_day == pytest.approx(0.0036)
     calibrate.cache_min_drop(store, cal, config, config.models[0], suite, t0)

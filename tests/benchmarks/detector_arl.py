@@ -270,7 +270,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20000, help="MC replications per ARL cell")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--years", type=int, default=240, help="series-years per false-alarm cell")
-    ap.add_argument("--trials", type=int, default=1000, help="regressions per caught-within-3-runs cell")
+    ap.add_argument("--trials", type=int, default=3000, help="regressions per caught-within-3-runs cell")
     ap.add_argument("--slide-trials", type=int, default=300, help="slides per ramp")
     ap.add_argument("--method-years", type=int, default=120, help="series-years per method in the last table")
     ap.add_argument("--no-arl", action="store_true", help="skip the chart ARL table")
