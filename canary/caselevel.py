@@ -5,7 +5,7 @@ simulations of `power` (calibrate, status, the benchmark) and the reports.
 
 The expectation of a day, `expect(base, today)`: case i passed x_i of m_i answered samples
 in the baseline; its rate is shrunk with a Beta(a, a) prior, p_i = (x_i+a)/(m_i+2a), a =
-PRIOR = 1.3 (a case that never failed in 42 samples is expected to fail now and then, not
+PRIOR = 1.25 (a case that never failed in 42 samples is expected to fail now and then, not
 never). Today it passed k_i of n_i answered samples (today's answered mix: errors change
 which cases count). Each k_i is predicted by the Beta-binomial (the binomial at p_i,
 widened by the uncertainty of p_i itself): mean n_i p_i, variance n_i p_i (1-p_i)
@@ -42,7 +42,7 @@ from .detect import DetectionParams, RunPoint, Verdict, num, pct, pool_cases, sa
 Cases = Mapping[str, tuple[int, int]]  # case id -> (passed, answered)
 
 RELIABLE = 0.9  # a case that passed at least this share of its baseline samples: its failure is news
-PRIOR = 1.3  # a case's pass rate has a Beta(PRIOR, PRIOR) prior (see the module docstring)
+PRIOR = 1.25  # a case's pass rate has a Beta(PRIOR, PRIOR) prior (see the module docstring)
 HOPELESS = 0.1  # a case that passed at most this share: its failure is no news (summarised as a count)
 
 

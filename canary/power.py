@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from . import caselevel
 from .detect import DetectionParams, RunPoint
 from .episode import Walk
 
@@ -153,12 +154,13 @@ TRIALS = 200  # trials per drop level of `smallest_drop`
 
 
 def settings_key(params: DetectionParams, confirm: bool, repeat: int) -> str:
-    """What a simulated figure depends on besides the cases: the detection settings and repeat."""
+    """What a simulated figure depends on besides the cases: the detection settings, repeat and
+    the case-level prior (a release that changes it makes the cached figures stale)."""
     p = params
     slide = (f"slide {p.slide_runs}/{p.slide_samples}" if p.slide else "no slide")
     return (f"{p.method} sigma {p.sigma:g} window {p.window} min_history {p.min_history} {p.baseline} "
             f"share {p.min_answered_share:g} cusum {p.cusum_k:g}/{p.cusum_h:g} ewma {p.ewma_lambda:g}/{p.ewma_L:g} "
-            f"alpha {p.alpha:g} {slide} confirm {confirm} repeat {repeat}")
+            f"alpha {p.alpha:g} {slide} confirm {confirm} repeat {repeat} prior {caselevel.PRIOR:g}")
 
 
 def smallest_drop(counts: Sequence[tuple[int, int]], params: DetectionParams, confirm: bool, repeat: int, *,

@@ -1,6 +1,6 @@
 """canary.caselevel: the case-level sigma rule, the slow-slide guard, the failing cases' order.
 
-Every expectation is computed by hand in the comment beside it (prior Beta(1.3, 1.3)).
+Every expectation is computed by hand in the comment beside it (prior Beta(1.25, 1.25)).
 """
 from __future__ import annotations
 
@@ -20,50 +20,50 @@ def run(n: int = 3, version: str = "v1", in_alert: bool = False, **cases: int) -
 
 
 def test_prior_is_what_the_hand_computations_assume():
-    assert caselevel.PRIOR == 1.3
+    assert caselevel.PRIOR == 1.25
 
 
 # Baseline: 14 runs of 3 samples; case a passed 42 of 42, case b 21 of 42.
-#   p_a = (42+1.3)/(42+2.6) = 0.970852, p_b = 22.3/44.6 = 0.5
-#   today 3 samples each: E = 3 x 0.970852 + 3 x 0.5 = 4.412556
-#   V_a = 3 x 0.970852 x 0.029148 x (44.6+3)/(44.6+1) = 0.088619; V_b = 3 x 0.25 x 47.6/45.6 = 0.782895
-#   sd = sqrt(0.871513) = 0.933549; lower = 4.412556 - 1.867098 = 2.545458 passes (42.42%)
+#   p_a = (42+1.25)/(42+2.5) = 0.971910, p_b = 22.25/44.5 = 0.5
+#   today 3 samples each: E = 3 x 0.971910 + 3 x 0.5 = 4.415730
+#   V_a = 3 x 0.971910 x 0.028090 x (44.5+3)/(44.5+1) = 0.085503; V_b = 3 x 0.25 x 47.5/45.5 = 0.782967
+#   sd = sqrt(0.868470) = 0.931917; lower = 4.415730 - 1.863834 = 2.551896 passes (42.53%)
 BASE = [run(a=3, b=1 + i % 2) for i in range(14)]  # b: 1, 2, 1, 2, ... = 21 of 42
 
 
 def test_case_level_sigma_breach_and_ok_around_the_threshold():
-    v = evaluate(BASE, run(a=3, b=0), SIGMA)  # 3 < 2.545? no: 3/6 = 50% >= 42.42%
+    v = evaluate(BASE, run(a=3, b=0), SIGMA)  # 3 < 2.552? no: 3/6 = 50% >= 42.53%
     assert v.status == "ok"
-    assert v.mean == pytest.approx(4.412556 / 6, abs=1e-6)
-    assert v.sd == pytest.approx(0.933549 / 6, abs=1e-6)
-    assert v.lower == pytest.approx(2.545458 / 6, abs=1e-6)
-    breach = evaluate(BASE, run(a=2, b=0), SIGMA)  # 2 < 2.545
+    assert v.mean == pytest.approx(4.415730 / 6, abs=1e-6)
+    assert v.sd == pytest.approx(0.931917 / 6, abs=1e-6)
+    assert v.lower == pytest.approx(2.551896 / 6, abs=1e-6)
+    breach = evaluate(BASE, run(a=2, b=0), SIGMA)  # 2 < 2.552
     assert breach.status == "breach" and breach.method == "sigma"
-    assert breach.statistic == pytest.approx((2 - 4.412556) / 0.933549, abs=1e-5)
-    assert breach.reason == ("pass rate 33.3% (2/6) < 42.4% = expected 73.5% (each case at its baseline "
-                             "rate) - 2.0 x sd 15.6%, 14 runs")
+    assert breach.statistic == pytest.approx((2 - 4.415730) / 0.931917, abs=1e-5)
+    assert breach.reason == ("pass rate 33.3% (2/6) < 42.5% = expected 73.6% (each case at its baseline "
+                             "rate) - 2.0 x sd 15.5%, 14 runs")
 
 
 def test_cases_are_not_coin_flips_of_one_rate():
     # A day when the reliable case a errored (not answered) and b passed 0 of 3. The run-level
     # rule: baseline rates 4/6 and 5/6, mean 0.75, sd 0.0891 floored at today's n=3:
     # sqrt(0.75 x 0.25 / 3) = 0.25 -> lower 0.25; 0/3 breaches. Case level: E = 3 x 0.5 = 1.5,
-    # V = 0.782895, sd 0.884813, lower = 1.5 - 1.769627 < 0: ok. Errors changed the answered
+    # V = 0.782967, sd 0.884854, lower = 1.5 - 1.769708 < 0: ok. Errors changed the answered
     # mix (the reliable case is gone from today), not the model.
     mix = RunPoint(0, 3, 6, "v1", cases={"a": (0, 0), "b": (0, 3)})
     assert evaluate(BASE, mix, DetectionParams(method="sigma_run")).status == "breach"
     v = evaluate(BASE, mix, SIGMA)
-    assert v.status == "ok" and v.mean == pytest.approx(0.5) and v.lower == pytest.approx(-0.269627 / 3, abs=1e-6)
+    assert v.status == "ok" and v.mean == pytest.approx(0.5) and v.lower == pytest.approx(-0.269708 / 3, abs=1e-6)
 
 
 def test_floor_one_wrong_sample_never_breaches_a_flat_series():
-    # One case, 42 of 42: E = 3 x 0.970852 = 2.912556, sd sqrt(0.088619) = 0.297690 -> floored at
-    # 1/sigma = 0.5: lower = 2.912556 - 1 = 1.912556 passes. 2 of 3 is ok (unfloored, 2.317 would
+    # One case, 42 of 42: E = 3 x 0.971910 = 2.915730, sd sqrt(0.085503) = 0.292408 -> floored at
+    # 1/sigma = 0.5: lower = 2.915730 - 1 = 1.915730 passes. 2 of 3 is ok (unfloored, 2.331 would
     # have made it a breach), 1 of 3 breaches.
     flat = [run(a=3)] * 14
     one_wrong = evaluate(flat, run(a=2), SIGMA)
     assert one_wrong.status == "ok" and one_wrong.sd == pytest.approx(0.5 / 3)
-    assert one_wrong.lower == pytest.approx(1.912556 / 3, abs=1e-6)
+    assert one_wrong.lower == pytest.approx(1.915730 / 3, abs=1e-6)
     assert evaluate(flat, run(a=1), SIGMA).status == "breach"
     # sigma 1: the floor is one sample (1/sigma = 1), still one wrong sample is no breach
     assert evaluate(flat, run(a=2), DetectionParams(sigma=1.0)).status == "ok"
@@ -79,20 +79,20 @@ def ten(k: int, in_alert: bool = False) -> RunPoint:
 
 
 # Slide guard: one case at 10 samples a run. Reference: 14 runs at 9/10 -> 126 of 140,
-#   p = 127.3/142.6 = 0.892707. Recent 3 runs, 30 samples: E = 26.781206,
-#   V = 30 x 0.892707 x 0.107293 x (142.6+30)/(142.6+1) = 3.453730, sd 1.858421
-#   lower = 26.781206 - 3.716843 = 23.064363 passes (76.88%)
+#   p = 127.25/142.5 = 0.892982. Recent 3 runs, 30 samples: E = 26.789474,
+#   V = 30 x 0.892982 x 0.107018 x (142.5+30)/(142.5+1) = 3.446326, sd 1.856428
+#   lower = 26.789474 - 3.712856 = 23.076617 passes (76.92%)
 REFERENCE = [ten(9)] * 14
 NO_MINIMUM = DetectionParams(slide_samples=0)
 
 
 def test_slide_guard_against_the_reference():
-    s = caselevel.slide(REFERENCE + [ten(7), ten(7)], ten(7), NO_MINIMUM)  # 21 < 23.06
+    s = caselevel.slide(REFERENCE + [ten(7), ten(7)], ten(7), NO_MINIMUM)  # 21 < 23.08
     assert s.breach and s.runs == 3 and s.reference_start == 0
-    assert s.expected == pytest.approx(0.892707, abs=1e-6)
-    assert s.lower == pytest.approx(23.064363 / 30, abs=1e-6)
-    assert s.points == pytest.approx(19.270687, abs=1e-5)
-    ok = caselevel.slide(REFERENCE + [ten(8), ten(8)], ten(8), NO_MINIMUM)  # 24 >= 23.06
+    assert s.expected == pytest.approx(0.892982, abs=1e-6)
+    assert s.lower == pytest.approx(23.076617 / 30, abs=1e-6)
+    assert s.points == pytest.approx(19.298246, abs=1e-5)
+    ok = caselevel.slide(REFERENCE + [ten(8), ten(8)], ten(8), NO_MINIMUM)  # 24 >= 23.08
     assert not ok.breach and ok.rate == pytest.approx(0.8)
 
 
@@ -110,7 +110,7 @@ def test_slide_reference_skips_runs_in_an_alert_and_restarts_with_the_suite():
     # and ends at index 15; the recent runs are those after it, in-alert ones included.
     history = REFERENCE[:5] + [ten(2, in_alert=True)] * 2 + REFERENCE[5:] + [ten(7, in_alert=True)] * 2
     s = caselevel.slide(history, ten(7), NO_MINIMUM)
-    assert s.expected == pytest.approx(0.892707, abs=1e-6) and s.runs == 3 and s.breach
+    assert s.expected == pytest.approx(0.892982, abs=1e-6) and s.runs == 3 and s.breach
     assert caselevel.reference(history, ten(7), NO_MINIMUM) == REFERENCE
     # a new suite version: no reference yet
     v2 = run(n=10, version="v2", a=7)

@@ -49,10 +49,10 @@ def test_walk_confirms_opens_keeps_out_of_the_baseline_and_closes():
     for _ in range(5):
         assert walk.day(point(30), confirmation(30)) is None
     assert calls == []  # no verdict before min_history, and no breach after
-    # Five runs of 30/30: each case expects (5+1.3)/(5+2.6) = 0.828947; 30 samples: E = 24.868,
-    # sd sqrt(30 x 0.828947 x 0.171053 x 8.6/8.6) = 2.062747 -> 14 < 20.74: breach. Pooled with a
-    # perfect confirmation run, 2 samples a case: E = 49.737, sd sqrt(60 x 0.141794 x 9.6/8.6)
-    # = 3.082 -> 44 >= 43.57: no alert.
+    # Five runs of 30/30: each case expects (5+1.25)/(5+2.5) = 0.833333; 30 samples: E = 25,
+    # sd sqrt(30 x 0.833333 x 0.166667 x 8.5/8.5) = 2.041241 -> 14 < 20.92: breach. Pooled with a
+    # perfect confirmation run, 2 samples a case: E = 50, sd sqrt(60 x 0.138889 x 9.5/8.5)
+    # = 3.051840 -> 44 >= 43.90: no alert.
     assert walk.day(point(14), confirmation(30)) is None
     assert calls == [30] and walk.history[-1].passed == 44 and walk.history[-1].answered == 60  # pooled
     assert walk.day(point(10), confirmation(10)) == "open"
@@ -60,8 +60,8 @@ def test_walk_confirms_opens_keeps_out_of_the_baseline_and_closes():
     assert calls == [30, 10]
     assert walk.alert_open
     # Back to 30/30: the rolling check is fine, but the slow-slide guard (the last 3 runs pooled,
-    # 50/90, against the reference of the first 5 runs, E = 74.6, sd 3.97, lower 66.7) is not:
-    # the alert stays open until the recent level is back too (70/90 >= 66.7).
+    # 50/90, against the reference of the first 5 runs, E = 75, sd 3.93, lower 67.1) is not:
+    # the alert stays open until the recent level is back too (70/90 >= 67.1).
     assert walk.day(point(30), confirmation(30)) is None and walk.history[-1].in_alert
     assert walk.day(point(30), confirmation(30)) == "close"
     assert [p.in_alert for p in walk.history] == [False] * 6 + [True, True, True, False]

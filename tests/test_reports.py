@@ -57,8 +57,8 @@ def test_history_status_compare_and_report(tmp_path, db_url):
     points = reports.history(store, config, "a", "s")
     assert [p["verdict"] for p in points[:5]] == ["no_verdict"] * 5  # min_history 5
     assert points[-1]["verdict"] == "breach" and points[-1]["pass_rate"] == 0.5
-    # the expected rate, case by case (Beta(1.3, 1.3) prior): c0..c28 passed 8 of 8, c29 4 of 8
-    assert abs(points[-1]["mean"] - (29 * 9.3 / 10.6 + 5.3 / 10.6) / 30) < 1e-12
+    # the expected rate, case by case (Beta(1.25, 1.25) prior): c0..c28 passed 8 of 8, c29 4 of 8
+    assert abs(points[-1]["mean"] - (29 * 9.25 / 10.5 + 5.25 / 10.5) / 30) < 1e-12
     assert rows_catch_nothing_yet(reports.status(store, config, suites, T0))
 
     rows = {r["model"]: r for r in reports.status(store, config, suites, T0 + timedelta(days=8, hours=1))}
