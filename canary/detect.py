@@ -14,9 +14,10 @@ Common rules, for every method:
 Methods:
 - sigma (default): case level, see canary/caselevel.py: each case's own baseline rate,
   today's expected passes and their Beta-binomial sd over today's answered cases. The
-  baseline is the last `window` eligible runs.
-- sigma_run: the same rule on run pass rates (cases taken as coin flips of one rate): baseline = the last `window` eligible runs (`baseline="rolling"`) or
-  the first `window` of them (`"frozen"`: slow drift that a rolling mean absorbs is still
+  baseline follows `baseline`, as for sigma_run.
+- sigma_run: the same rule on run pass rates (cases taken as coin flips of one rate).
+  Baseline = the last `window` eligible runs (`baseline="rolling"`) or the first `window`
+  of them (`"frozen"`: slow drift that a rolling mean absorbs is still
   caught). r_i = passed/answered; mean and sample sd (ddof=1; 0 for a single run). The sd
   is floored at the binomial sd sqrt(p(1-p)/n) at TODAY's answered count n, p = the mean
   clamped into [0.5/n, 1-0.5/n]. The clamp (half a sample at today's granularity) is what
