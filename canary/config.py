@@ -170,7 +170,7 @@ class ModelConfig(Strict):
 
 
 class Detection(Strict):
-    method: Literal["sigma", "cusum", "ewma", "binomial"] = "sigma"
+    method: Literal["sigma", "sigma_run", "cusum", "ewma", "binomial"] = "sigma"
     sigma: float = Field(default=2.0, gt=0)
     window: int = Field(default=14, ge=2)
     min_history: int = Field(default=5, ge=2)
@@ -182,6 +182,9 @@ class Detection(Strict):
     ewma_lambda: float = Field(default=0.2, gt=0, le=1)
     ewma_L: float = 2.962
     alpha: float = Field(default=0.01, gt=0, lt=1)
+    slide: bool = True  # the slow-slide guard: the recent level against the reference after the last ack
+    slide_runs: int = Field(default=3, ge=1)
+    slide_samples: int = Field(default=150, ge=0)
     drift_tokens: bool = True
     drift_latency: bool = False
 

@@ -12,8 +12,12 @@ Common rules, for every method:
 - Fewer than `min_history` baseline runs -> `no_verdict`.
 
 Methods:
-- sigma (default): baseline = the last `window` eligible runs (`baseline="rolling"`) or
-  the first `window` of them (`"frozen"`: slow drift that a rolling mean absorbs is still
+- sigma (default): case level, see canary/caselevel.py: each case's own baseline rate,
+  today's expected passes and their Beta-binomial sd over today's answered cases. The
+  baseline follows `baseline`, as for sigma_run.
+- sigma_run: the same rule on run pass rates (cases taken as coin flips of one rate).
+  Baseline = the last `window` eligible runs (`baseline="rolling"`) or the first `window`
+  of them (`"frozen"`: slow drift that a rolling mean absorbs is still
   caught). r_i = passed/answered; mean and sample sd (ddof=1; 0 for a single run). The sd
   is floored at the binomial sd sqrt(p(1-p)/n) at TODAY's answered count n, p = the mean
   clamped into [0.5/n, 1-0.5/n]. The clamp (half a sample at today's granularity) is what
@@ -38,6 +42,11 @@ Methods:
   into [0.5/N, 1-0.5/N] with N the pooled answered count (a 100% baseline would make any
   failure "impossible"). Breach when p < alpha. The baseline follows `baseline`.
 
+`judge` is what monitor calls: the method's verdict, plus for the rolling baselines (sigma,
+sigma_run, binomial) the slow-slide guard of canary/caselevel.py (`slide`): today breaches
+too when the recent level is well below the reference taken after the last ack, a drift
+the rolling window absorbed.
+
 For every method `Verdict.lower` is the pass rate below which today would have breached
 (for cusum and ewma it depends on the statistic's previous value), so a report can draw
 one threshold whatever the method. `band` is the two-sided sigma band for real-valued
@@ -46,11 +55,12 @@ series (output tokens per sample, p50 latency).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
 
 
-METHODS = ("sigma", "cusum", "ewma", "binomial")
+METHODS = ("sigma", "sigma_run", "cusum", "ewma", "binomial")
+ROLLING = ("sigma", "sigma_run", "binomial")  # methods whose baseline can roll: the slide guard applies
 BASELINES = ("rolling", "frozen")
 
 
@@ -82,7 +92,9 @@ class Verdict:
     baseline_runs: int
     reason: str  # one readable line
     upper: float | None = None  # band only: today breaches when value > upper
-    statistic: float | None = None  # cusum S, ewma Z, binomial p-value
+    statistic: float | None = None  # sigma z, cusum S, ewma Z, binomial p-value
+    slide: object | None = None  # caselevel.Slide: the slow-slide guard's verdict (judge only)
+    check: str = "rolling"  # what breached: "rolling" (the method) or "reference" (only the slide guard)
 
     @property
     def breach(self) -> bool:
@@ -91,7 +103,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class DetectionParams:
-    method: str = "sigma"  # sigma | cusum | ewma | binomial
+    method: str = "sigma"  # sigma | sigma_run | cusum | ewma | binomial
     sigma: float = 2.0
     window: int = 14
     min_history: int = 5
@@ -102,6 +114,9 @@ class DetectionParams:
     ewma_lambda: float = 0.2
     ewma_L: float = 2.962
     alpha: float = 0.01  # binomial test
+    slide: bool = True  # the slow-slide guard (rolling baselines only)
+    slide_runs: int = 3  # the recent level pools at least this many runs...
+    slide_samples: int = 150  # ...and at least this many answered samples
 
     def __post_init__(self) -> None:
         problems = []
@@ -111,6 +126,8 @@ class DetectionParams:
             problems.append(f"baseline must be rolling or frozen, not {self.baseline!r}")
         if not 1 <= self.min_history <= self.window:
             problems.append("need 1 <= min_history <= window")
+        if self.slide_runs < 1 or self.slide_samples < 0:
+            problems.append("slide_runs must be >= 1, slide_samples >= 0")
         if self.sigma <= 0 or self.cusum_h <= 0 or self.cusum_k < 0 or self.ewma_L <= 0:
             problems.append("sigma, cusum_h and ewma_L must be > 0, cusum_k >= 0")
         if not 0 < self.ewma_lambda <= 1 or not 0 < self.alpha < 1:
@@ -132,11 +149,11 @@ def pool(*runs: RunPoint) -> RunPoint:
         samples=sum(r.samples for r in runs),
         suite_version=versions.pop(),
         in_alert=any(r.in_alert for r in runs),
-        cases=_pool_cases(r.cases for r in runs),
+        cases=pool_cases(r.cases for r in runs),
     )
 
 
-def _pool_cases(per_run: Iterable[Mapping[str, tuple[int, int]]]) -> dict[str, tuple[int, int]]:
+def pool_cases(per_run: Iterable[Mapping[str, tuple[int, int]]]) -> dict[str, tuple[int, int]]:
     pooled: dict[str, tuple[int, int]] = {}
     for cases in per_run:
         for case, (passed, answered) in cases.items():
@@ -149,7 +166,7 @@ def answered_enough(run: RunPoint, min_answered_share: float) -> bool:
     return run.answered > 0 and run.answered >= min_answered_share * run.samples
 
 
-def _same_series(history: Sequence[RunPoint], today: RunPoint, share: float):
+def same_series(history: Sequence[RunPoint], today: RunPoint, share: float):
     """(index, run) of the history runs of today's suite version answered enough."""
     return [
         (i, r)
@@ -162,7 +179,7 @@ def baseline(
     history: Sequence[RunPoint], today: RunPoint, params: DetectionParams
 ) -> list[RunPoint]:
     """The runs the verdict is based on (for cusum and ewma: the frozen reference)."""
-    runs = [r for _, r in _same_series(history, today, params.min_answered_share) if not r.in_alert]
+    runs = [r for _, r in same_series(history, today, params.min_answered_share) if not r.in_alert]
     frozen = params.baseline == "frozen" or params.method in ("cusum", "ewma")
     return runs[: params.window] if frozen else runs[-params.window :]
 
@@ -224,14 +241,14 @@ def ewma_limit(lam: float, L: float) -> float:
     return L * math.sqrt(lam / (2 - lam))
 
 
-def _pct(x: float, other: float | None = None) -> str:
+def pct(x: float, other: float | None = None) -> str:
     """x as a percent with one decimal, or two when `other` would print the same."""
     if other is not None and f"{100 * x:.1f}" == f"{100 * other:.1f}" and x != other:
         return f"{100 * x:.2f}%"
     return f"{100 * x:.1f}%"
 
 
-def _num(x: float) -> str:
+def num(x: float) -> str:
     return f"{x:.1f}" if round(x, 1) == x else f"{x:g}"
 
 
@@ -261,28 +278,31 @@ def evaluate(history: Sequence[RunPoint], today: RunPoint, params: DetectionPara
         )
     if m == "binomial":
         return _binomial(base, today, params)
+    if m == "sigma":
+        from .caselevel import case_sigma
+        return case_sigma(base, today, params)
     rate, n = today.passed / today.answered, today.answered
     mean, sample_sd = _mean_sd([r.passed / r.answered for r in base])
     sd = max(sample_sd, sd_floor(mean, n))
     floor_note = " (binomial floor)" if sd > sample_sd else ""
-    counts = f"pass rate {_pct(rate)} ({today.passed}/{n})"
-    if m == "sigma":
+    counts = f"pass rate {pct(rate)} ({today.passed}/{n})"
+    if m == "sigma_run":
         lower = mean - params.sigma * sd
         breach = rate < lower
         reason = (
-            f"pass rate {_pct(rate, lower)} ({today.passed}/{n}) {'<' if breach else '>='} "
-            f"{_pct(lower, rate)} = mean {_pct(mean)} - "
-            f"{_num(params.sigma)} x sd {_pct(sd)}{floor_note}, {len(base)} runs"
+            f"pass rate {pct(rate, lower)} ({today.passed}/{n}) {'<' if breach else '>='} "
+            f"{pct(lower, rate)} = mean {pct(mean)} - "
+            f"{num(params.sigma)} x sd {pct(sd)}{floor_note}, {len(base)} runs"
         )
         return Verdict("breach" if breach else "ok", m, rate, mean, sd, lower, len(base), reason)
 
     # cusum / ewma: standardise every eligible run after the reference, then today.
-    series = _same_series(history, today, params.min_answered_share)
+    series = same_series(history, today, params.min_answered_share)
     last_ref = [i for i, r in series if not r.in_alert][len(base) - 1]
     later = [r for i, r in series if i > last_ref]
     z = [(r.passed / r.answered - mean) / max(sample_sd, sd_floor(mean, r.answered)) for r in later]
     z.append((rate - mean) / sd)
-    ref = f"reference mean {_pct(mean)}, sd {_pct(sd)}{floor_note}, {len(base)} runs"
+    ref = f"reference mean {pct(mean)}, sd {pct(sd)}{floor_note}, {len(base)} runs"
     if m == "cusum":
         k, h = params.cusum_k, params.cusum_h
         path = cusum_path(z, k)
@@ -290,8 +310,8 @@ def evaluate(history: Sequence[RunPoint], today: RunPoint, params: DetectionPara
         lower = mean + sd * (prev - k - h)  # S_today > h  <=>  rate < lower
         breach = stat > h
         reason = (
-            f"CUSUM {stat:.2f} {'>' if breach else '<='} h {_num(h)} after {len(z)} runs; "
-            f"{counts}, breach below {_pct(lower)}; {ref}"
+            f"CUSUM {stat:.2f} {'>' if breach else '<='} h {num(h)} after {len(z)} runs; "
+            f"{counts}, breach below {pct(lower)}; {ref}"
         )
     else:
         lam, limit = params.ewma_lambda, ewma_limit(params.ewma_lambda, params.ewma_L)
@@ -300,12 +320,28 @@ def evaluate(history: Sequence[RunPoint], today: RunPoint, params: DetectionPara
         lower = mean + sd * (-limit - (1 - lam) * prev) / lam  # Z_today < -limit <=> rate < lower
         breach = stat < -limit
         reason = (
-            f"EWMA {stat:.2f} {'<' if breach else '>='} -{limit:.2f} = -{_num(params.ewma_L)} x "
+            f"EWMA {stat:.2f} {'<' if breach else '>='} -{limit:.2f} = -{num(params.ewma_L)} x "
             f"{limit / params.ewma_L:.3f} after {len(z)} runs; {counts}, breach below "
-            f"{_pct(lower)}; {ref}"
+            f"{pct(lower)}; {ref}"
         )
     status = "breach" if breach else "ok"
     return Verdict(status, m, rate, mean, sd, lower, len(base), reason, statistic=stat)
+
+
+def judge(history: Sequence[RunPoint], today: RunPoint, params: DetectionParams) -> Verdict:
+    """The quality verdict monitor acts on: `evaluate`, and for the rolling baselines the
+    slow-slide guard (canary/caselevel.py `slide`); today breaches when either does."""
+    v = evaluate(history, today, params)
+    if v.status == "no_verdict" or not params.slide or params.method not in ROLLING or params.baseline != "rolling":
+        return v
+    from .caselevel import slide
+    s = slide(history, today, params)
+    if s is None:
+        return v
+    if s.breach and not v.breach:
+        reason = f"{s.points:.1f} points below the reference (rolling window absorbed it): {s.reason}"
+        return replace(v, status="breach", slide=s, check="reference", reason=reason)
+    return replace(v, slide=s)
 
 
 def _binomial(base: list[RunPoint], today: RunPoint, params: DetectionParams) -> Verdict:
@@ -323,9 +359,9 @@ def _binomial(base: list[RunPoint], today: RunPoint, params: DetectionParams) ->
     lower = (k_crit + 1) / n
     breach = pvalue < params.alpha
     reason = (
-        f"pass rate {_pct(today.passed / n)} ({today.passed}/{n}): one-sided binomial p = "
+        f"pass rate {pct(today.passed / n)} ({today.passed}/{n}): one-sided binomial p = "
         f"{pvalue:.2g} {'<' if breach else '>='} alpha {params.alpha:g} against the pooled "
-        f"baseline rate {_pct(mean)} ({passed}/{n_pool}), {len(base)} runs"
+        f"baseline rate {pct(mean)} ({passed}/{n_pool}), {len(base)} runs"
     )
     return Verdict(
         "breach" if breach else "ok", "binomial", today.passed / n, mean,
@@ -363,7 +399,7 @@ def band(
     breach = today < lower or today > upper
     reason = (
         f"{today:.4g} {'outside' if breach else 'inside'} [{lower:.4g}, {upper:.4g}] = mean "
-        f"{mean:.4g} +- {_num(sigma)} x sd {sd:.4g}, {len(finite)} values"
+        f"{mean:.4g} +- {num(sigma)} x sd {sd:.4g}, {len(finite)} values"
     )
     status = "breach" if breach else "ok"
     return Verdict(status, "band", today, mean, sd, lower, len(finite), reason, upper=upper)

@@ -42,17 +42,7 @@ def opened(model: str, suite: str, kind: str, details: dict) -> dict:
     title = f":rotating_light: canary: *{model}* · *{suite}*: {what}"
     blocks = [_text(title)]
     if kind == "quality":
-        blocks.append(_fields([
-            ("Pass rate", f"{_pct(details['rate'])} ({details['passed']}/{details['answered']})"),
-            ("Baseline", f"mean {_pct(details['mean'])}, band down to {_pct(details['lower'])}"),
-            ("Threshold", f"{_pct(details['lower'])} ({_esc(details['method'])}"
-                          f"{', confirmed by a second run' if details.get('confirmed') else ''})"),
-            ("Errors", f"{details.get('errors', 0)} samples (not counted as failures)"),
-        ]))
-        failing = details.get("failing", [])
-        if failing:
-            lines = [f"• `{_esc(f['case'])}`: {_esc(f['explanation'])}" for f in failing]
-            blocks.append(_text("*Failing cases*\n" + "\n".join(lines)))
+        blocks += _quality(details)
     elif kind == "availability":
         blocks.append(_fields([
             ("Errored samples", f"{details['errors']}/{details['samples']} ({_pct(details['error_rate'])})"),
@@ -66,6 +56,41 @@ def opened(model: str, suite: str, kind: str, details: dict) -> dict:
     blocks.append(_context(model, suite))
     summary = _esc(details.get("reason", KIND_TITLES.get(kind, kind)))
     return {"text": f"canary: {model} · {suite}: {what}: {summary}", "blocks": blocks}
+
+
+def _quality(details: dict) -> list[dict]:
+    """Pass rate and band; for a slow slide, how far below the reference; then the failing
+    cases, the news first (cases that passed in the baseline), the always-failing as a count."""
+    rate = f"{_pct(details['rate'])} ({details['passed']}/{details['answered']})"
+    confirmed = ", confirmed by a second run" if details.get("confirmed") else ""
+    slide = details.get("slide")
+    if slide:
+        blocks = [_text(f"*{slide['points']:.0f} points below the reference of {_esc(slide['reference_date'])}* "
+                        f"(rolling window absorbed it): the last {slide['runs']} runs pass "
+                        f"{_pct(slide['rate'])}, the reference expects {_pct(slide['expected'])} of the same cases "
+                        f"(alert below {_pct(slide['lower'])}). `canary ack` accepts the new level.")]
+        pairs = [("Pass rate today", rate), ("Rolling baseline", f"expects {_pct(details['mean'])}, "
+                                                                  f"not in breach{confirmed}")]
+    else:
+        blocks = []
+        pairs = [("Pass rate", rate),
+                 ("Baseline", f"expects {_pct(details['mean'])}, band down to {_pct(details['lower'])}"),
+                 ("Threshold", f"{_pct(details['lower'])} ({_esc(details['method'])}{confirmed})")]
+    pairs.append(("Errors", f"{details.get('errors', 0)} samples (not counted as failures)"))
+    blocks.append(_fields(pairs))
+    lines = []
+    for f in details.get("failing", []):
+        label = {"newly_failing": "newly failing", "flaky": "flaky"}.get(f["kind"], "failing")
+        lines.append(f"• `{_esc(f['case'])}` ({label}: {f['passed']}/{f['answered']} passed today, "
+                     f"{f['base_passed']}/{f['base_answered']} before): {_esc(f['explanation'] or '-')}")
+    if details.get("more_failing"):
+        lines.append(f"• and {details['more_failing']} more failing cases")
+    if details.get("always_failing"):
+        n = details["always_failing"]
+        lines.append(f"• {n} case{'s' if n > 1 else ''} that always fail{'s' if n == 1 else ''} (no news)")
+    if lines:
+        blocks.append(_text("*Failing cases, newly failing first*\n" + "\n".join(lines)))
+    return blocks
 
 
 def recovered(model: str, suite: str, kind: str, details: dict) -> dict:

@@ -2,7 +2,9 @@
 
 `run_and_watch` is what `canary run` and every daemon job call: run the jobs, re-run once a
 suite whose pass rate breached (detection.confirm), decide on the pooled samples, then open
-or close alerts (quality, availability, drift, model_changed) and deliver what is due.
+or close alerts (quality, availability, drift, model_changed) and deliver what is due. The
+decisions are canary/episode.py's (the simulations of canary/power.py make the same ones);
+this module feeds them from the database and acts on them.
 """
 from __future__ import annotations
 
@@ -11,12 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import and_, select
-
-from . import alerts, detect, messages
+from . import alerts, caselevel, detect, episode, messages
 from .config import Config, Detection
 from .runner import Control, Job, RunSummary, owner_id, run_jobs, utcnow
-from .schema import acks, samples
 from .store import Store
 
 
@@ -27,7 +26,8 @@ def detection_params(cfg: Detection) -> detect.DetectionParams:
     return detect.DetectionParams(
         method=cfg.method, sigma=cfg.sigma, window=cfg.window, min_history=cfg.min_history,
         baseline=cfg.baseline, min_answered_share=cfg.min_answered_share, cusum_k=cfg.cusum_k,
-        cusum_h=cfg.cusum_h, ewma_lambda=cfg.ewma_lambda, ewma_L=cfg.ewma_L, alpha=cfg.alpha)
+        cusum_h=cfg.cusum_h, ewma_lambda=cfg.ewma_lambda, ewma_L=cfg.ewma_L, alpha=cfg.alpha, slide=cfg.slide,
+        slide_runs=cfg.slide_runs, slide_samples=cfg.slide_samples)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Point:
 def series(store: Store, model: str, suite: str) -> list[Point]:
     """The series since the last ack, oldest first, confirmation runs pooled into their run."""
     rows = store.series(model, suite, statuses=("complete",))
-    since = last_ack(store, model, suite)
+    since = store.last_ack(model, suite)
     intervals = alerts.alert_intervals(store, model, suite, "quality")
     per_case = store.case_counts(r.id for r in rows if since is None or r.id >= since)
     points: list[Point] = []
@@ -60,7 +60,7 @@ def series(store: Store, model: str, suite: str) -> list[Point]:
             continue
         # the run that opened an alert and those made while it was open: never in a baseline
         # (a regression's first day would otherwise inflate the sd for `window` days)
-        in_alert = r.in_alert or any(lo <= r.id and (hi is None or r.id < hi) for lo, hi in intervals)
+        in_alert = r.in_alert or episode.inside(r.id, intervals)
         cases = {c: (n.passed, n.answered) for c, n in per_case.get(r.id, {}).items()}
         run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
                                     r.suite_version, in_alert, cases)
@@ -80,18 +80,14 @@ def series(store: Store, model: str, suite: str) -> list[Point]:
     return points
 
 
-def last_ack(store: Store, model: str, suite: str) -> int | None:
-    with store.begin() as conn:
-        return conn.execute(select(acks.c.run_id).where(and_(acks.c.model == model, acks.c.suite == suite))
-                            .order_by(acks.c.id.desc()).limit(1)).scalar()
-
-
 @dataclass
 class Assessment:
     model: str
     suite: str
     today: Point
     quality: detect.Verdict
+    history: list[Point] = field(default_factory=list)  # the points before today
+    params: detect.DetectionParams = field(default_factory=detect.DetectionParams)  # what judged it
     signals: dict[str, tuple[bool, dict]] = field(default_factory=dict)  # kind -> (in breach, details)
 
 
@@ -103,15 +99,16 @@ def assess(store: Store, config: Config, model: str, suite: str, run_id: int) ->
         return None
     today, history = points[idx], points[:idx]
     cfg = config.detection
-    quality = detect.evaluate([p.point for p in history], today.point, detection_params(cfg))
-    result = Assessment(model, suite, today, quality)
+    params = detection_params(cfg)
+    quality = detect.judge([p.point for p in history], today.point, params)
+    result = Assessment(model, suite, today, quality, history, params)
     same = [p for p in history if p.point.suite_version == today.point.suite_version]
 
     samples_n = today.point.samples
     error_rate = today.errors / samples_n if samples_n else 0.0
     result.signals["availability"] = (error_rate >= config.alerts.error_rate, {
         "errors": today.errors, "samples": samples_n, "error_rate": error_rate,
-        "threshold": config.alerts.error_rate, "classes": error_classes(store, today.run_ids),
+        "threshold": config.alerts.error_rate, "classes": store.error_classes(today.run_ids),
         "reason": f"{today.errors}/{samples_n} samples errored ({100 * error_rate:.1f}%, "
                   f"threshold {100 * config.alerts.error_rate:.0f}%)"})
     drifts = [("drift:tokens", cfg.drift_tokens, lambda p: p.tokens_per_answer),
@@ -135,20 +132,10 @@ def assess(store: Store, config: Config, model: str, suite: str, run_id: int) ->
     return result
 
 
-def error_classes(store: Store, run_ids: list[int]) -> dict[str, int]:
-    with store.begin() as conn:
-        rows = conn.execute(select(samples.c.error).where(and_(
-            samples.c.run_id.in_(run_ids), samples.c.status == "error"))).scalars().all()
-    return dict(Counter(rows).most_common())
-
-
-def failing_cases(store: Store, run_ids: list[int], limit: int = 5) -> list[dict]:
-    """A few failing cases, each with the first failed assertion's one-line explanation."""
+def explanations(store: Store, run_ids: list[int], cases: list[str]) -> dict[str, str]:
+    """Per case, the first failed assertion's one-line explanation."""
     found: dict[str, str] = {}
-    with store.begin() as conn:
-        rows = conn.execute(select(samples.c.case_id, samples.c.turns).where(and_(
-            samples.c.run_id.in_(run_ids), samples.c.status == "failed")).order_by(samples.c.case_id)).all()
-    for case_id, turns in rows:
+    for case_id, turns in store.failed_turns(run_ids, cases):
         if case_id in found:
             continue
         for t, turn in enumerate(turns):
@@ -157,16 +144,38 @@ def failing_cases(store: Store, run_ids: list[int], limit: int = 5) -> list[dict
                 prefix = f"turn {t + 1}: " if len(turns) > 1 else ""
                 found[case_id] = f"{prefix}{bad['type']}: {bad['explanation']}"[:300]
                 break
-        if len(found) >= limit:
-            break
-    return [{"case": c, "explanation": e} for c, e in found.items()]
+    return found
+
+
+def failing_cases(store: Store, a: Assessment, limit: int = 5) -> dict:
+    """Today's failing cases, newly failing first, against the runs the verdict compared with
+    (the baseline; the reference when only the slow-slide guard breached): at most `limit`
+    with their explanation, and counts of the rest and of the always-failing (no news)."""
+    history, today = [p.point for p in a.history], a.today.point
+    base = (caselevel.reference(history, today, a.params) if a.quality.check == "reference"
+            else detect.baseline(history, today, a.params))
+    found = caselevel.changes(base, today)
+    news = [c for c in found if c.kind != "always_failing"]
+    shown = news[:limit]
+    why = explanations(store, a.today.run_ids, [c.case for c in shown])
+    return {"failing": [{"case": c.case, "kind": c.kind, "passed": c.passed, "answered": c.answered,
+                         "base_passed": c.base_passed, "base_answered": c.base_answered,
+                         "explanation": why.get(c.case, "")} for c in shown],
+            "more_failing": len(news) - len(shown), "always_failing": len(found) - len(news)}
 
 
 def quality_details(store: Store, a: Assessment) -> dict:
     v, p = a.quality, a.today.point
-    return {"rate": v.rate, "passed": p.passed, "answered": p.answered, "mean": v.mean, "sd": v.sd,
-            "lower": v.lower, "method": v.method, "reason": v.reason, "errors": a.today.errors,
-            "confirmed": len(a.today.run_ids) > 1, "failing": failing_cases(store, a.today.run_ids)}
+    details = {"rate": v.rate, "passed": p.passed, "answered": p.answered, "mean": v.mean, "sd": v.sd,
+               "lower": v.lower, "method": v.method, "reason": v.reason, "errors": a.today.errors,
+               "confirmed": len(a.today.run_ids) > 1, "check": v.check, **failing_cases(store, a)}
+    if v.slide is not None and v.check == "reference":
+        s = v.slide
+        date = f"{a.history[s.reference_start].slot:%Y-%m-%d}"
+        details["slide"] = {"points": s.points, "rate": s.rate, "expected": s.expected, "lower": s.lower,
+                            "runs": s.runs, "reference_date": date}
+        details["reason"] = f"{s.points:.0f} points below the reference of {date} (rolling window absorbed it)"
+    return details
 
 
 @dataclass
@@ -180,18 +189,20 @@ class Event:
 def act(store: Store, a: Assessment, now: datetime) -> list[Event]:
     """Open an alert for each signal newly in breach; close (recovered) each back to normal."""
     signals = dict(a.signals)
-    if a.quality.status != "no_verdict":
-        signals["quality"] = (a.quality.status == "breach", quality_details(store, a) if
-                              a.quality.status == "breach" else {"reason": a.quality.reason})
     open_now = {r.kind: r for r in alerts.open_alerts(store, a.model, a.suite)}
+    if a.quality.status != "no_verdict":
+        opening = a.quality.breach and "quality" not in open_now
+        signals["quality"] = (a.quality.breach, quality_details(store, a) if opening
+                              else {"reason": a.quality.reason})
     events = []
     run_id = a.today.run_ids[0]
     for kind, (breach, details) in signals.items():
-        if breach and kind not in open_now:
+        action = episode.transition("breach" if breach else "ok", alert_open=kind in open_now)
+        if action == "open":
             if alerts.open_alert(store, model=a.model, suite=a.suite, kind=kind, run_id=run_id, details=details,
                                  message=messages.opened(a.model, a.suite, kind, details), now=now):
                 events.append(Event(a.model, a.suite, kind, "opened"))
-        elif not breach and kind in open_now:
+        elif action == "close":
             if alerts.close_alert(store, open_now[kind].id, run_id=run_id, by="recovered",
                                   message=messages.recovered(a.model, a.suite, kind, details), now=now):
                 events.append(Event(a.model, a.suite, kind, "recovered"))
@@ -231,8 +242,9 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
         for job, s in zip(jobs, summaries):
             a = assess(store, config, s.model, s.suite, s.run_id)
             already_open = any(r.kind == "quality" for r in alerts.open_alerts(store, s.model, s.suite))
-            if (a and a.quality.status == "breach" and len(a.today.run_ids) == 1 and job.kind != "confirm"
-                    and not already_open and not control.stopping):  # confirmation opens alerts, only
+            if a and not control.stopping and episode.wants_confirmation(
+                    a.quality, alert_open=already_open, confirm=True,
+                    pooled=len(a.today.run_ids) > 1 or job.kind == "confirm"):
                 confirm.append(Job(job.model, job.suite, job.repeat, job.slot, "confirm"))
     confirmations = await run_jobs(store, confirm, clock=clock, control=control, **run_kwargs) if confirm else []
     unconfirmed = {(c.model, c.suite): c.status for c in confirmations if c.status != "complete"}
@@ -251,9 +263,43 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
         events += act(store, a, clock())
         judged += a.today.run_ids
     store.mark_assessed(judged, clock())
+    await asyncio.to_thread(update_sensitivity, store, config, jobs, assessments, clock())
     # in a thread: an unreachable Slack must not stall the event loop (and the runs' heartbeats)
     await asyncio.to_thread(alerts.deliver, store, notifier, now=clock(), owner=control.owner)
     return Watch(summaries, confirmations, events, assessments)
+
+
+def sensitivity_counts(a: Assessment, params: detect.DetectionParams) -> list[tuple[int, int]] | None:
+    """Each case's (passed, answered) pooled over the eligible runs of today's suite version,
+    once there are `window` of them (fewer would make the simulated rates too rough)."""
+    version = a.today.point.suite_version
+    eligible = [p.point for p in a.history + [a.today] if p.point.suite_version == version and not p.point.in_alert
+                and detect.answered_enough(p.point, params.min_answered_share)]
+    if len(eligible) < params.window:
+        return None
+    return list(detect.pool_cases(p.cases for p in eligible).values()) or None
+
+
+def update_sensitivity(store: Store, config: Config, jobs: list[Job], assessments: list[Assessment],
+                       now: datetime) -> None:
+    """Simulate, once per suite version and settings, the smallest drop each judged series
+    catches within 3 runs (what `canary status` shows; it never simulates itself)."""
+    from . import power
+    params = detection_params(config.detection)
+    cache = store.sensitivities()
+    for a in assessments:
+        job = next((j for j in jobs if j.model.name == a.model and j.suite.name == a.suite), None)
+        if job is None or job.suite.version != a.today.point.suite_version:
+            continue
+        key = power.settings_key(params, config.detection.confirm, job.model.repeat or job.suite.repeat)
+        if (a.model, a.suite, job.suite.version, key) in cache:
+            continue
+        counts = sensitivity_counts(a, params)
+        if counts is None:
+            continue
+        drop = power.smallest_drop(counts, params, config.detection.confirm, job.model.repeat or job.suite.repeat)
+        store.save_sensitivity(model=a.model, suite=a.suite, suite_version=job.suite.version, settings=key,
+                               min_drop=drop, trials=power.TRIALS, source="history", now=now)
 
 
 def ack(store: Store, model: str, suite: str, now: datetime) -> int:
@@ -268,8 +314,7 @@ def ack(store: Store, model: str, suite: str, now: datetime) -> int:
         from .errors import UsageError
         raise UsageError(f"no completed run of {model} on {suite} to acknowledge")
     run_id = latest[-1].id
-    with store.begin() as conn:
-        conn.execute(acks.insert().values(model=model, suite=suite, run_id=run_id, at=now))
+    store.add_ack(model, suite, run_id, now)
     closed = 0
     for alert in alerts.open_alerts(store, model, suite):
         closed += alerts.close_alert(store, alert.id, run_id=run_id, by="ack", message=None, now=now)

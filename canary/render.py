@@ -176,6 +176,8 @@ def history_table(title: str, points: list[dict]) -> Table:
         table.add_column(col, justify="left" if col == "slot" else "right")
     for p in points:
         verdict = {"breach": "[red]breach[/]", "ok": "ok", "no_verdict": "-"}[p["verdict"]]
+        if p["verdict"] == "breach" and p.get("check") == "reference":
+            verdict = "[red]breach (below the reference)[/]"
         tokens = "-" if p["output_tokens_per_answer"] is None else f"{p['output_tokens_per_answer']:.0f}"
         table.add_row(_when(p["slot"]), f"{pct(p['pass_rate'])} ({p['passed']}/{p['answered']})", str(p["errors"]),
                       pct(p["mean"]), pct(p["lower"]), verdict, tokens, ms(p["latency_p50_ms"]))
@@ -184,7 +186,8 @@ def history_table(title: str, points: list[dict]) -> Table:
 
 def status_table(rows: list[dict]) -> Table:
     table = Table(title="canary status")
-    for col in ("model", "suite", "last run (UTC)", "pass rate", "mean", "band floor", "alerts", "next run (UTC)"):
+    for col in ("model", "suite", "last run (UTC)", "pass rate", "mean", "band floor", "drop caught in 3 runs", "alerts",
+                "next run (UTC)"):
         table.add_column(col)
     for r in rows:
         rate = "-" if r["pass_rate"] is None else f"{pct(r['pass_rate'])} ({r['passed']}/{r['answered']})"
@@ -194,7 +197,9 @@ def status_table(rows: list[dict]) -> Table:
             mean, floor = _dist(r["mean"]), "-" if r["upper"] is None else f"above {r['upper']:.3f}"
         last = _when(r["last_run"]) + ("" if r["last_status"] in (None, "complete") else f" ({r['last_status']})")
         state = "[red]" + ", ".join(r["alerts"]) + "[/]" if r["alerts"] else "ok"
-        table.add_row(r["model"], r["suite"], last, rate, mean, floor, state, _when(r["next_run"]))
+        catches = ("-" if not r.get("catches_simulated") else "none" if r["catches"] is None
+                   else f"{r['catches']:g} pts")
+        table.add_row(r["model"], r["suite"], last, rate, mean, floor, catches, state, _when(r["next_run"]))
     return table
 
 
@@ -259,3 +264,37 @@ def compare_tables(report) -> list:
     if report.suites:
         out.append(f"\n[bold]{escape(summary(report))}[/]")
     return out
+
+
+def calibration_cases(cal) -> Table:
+    table = Table(title=f"{cal.model} · {cal.suite}: pass rate per case, {cal.source}")
+    for col in ("case", "passed", "rate", "signal"):
+        table.add_column(col, justify="right" if col in ("passed", "rate") else "left")
+    for c in cal.cases:
+        table.add_row(c.case, f"{c.passed}/{c.answered}", pct(c.rate), c.note)
+    return table
+
+
+def calibration_power(cal, configured: int) -> Table:
+    """The simulated power table, with the recommendation and the configured repeat's smallest drop."""
+    table = Table(title=f"{cal.model} · {cal.suite}: simulated from these rates with the shipped detector "
+                        f"({cal.series_years} series-years and {cal.trials} regressions per repeat)")
+    for col in ("repeat", "false alarms a year", "team of 15", "3 cases break: caught in 3 runs",
+                "-10 pts: caught in 3 runs", "cost a day", "tokens a day"):
+        table.add_column(col, justify="right")
+    for r in cal.table:
+        broken = "- (< 3 reliable)" if r.break_caught is None else pct(r.break_caught)
+        mark = " (recommended)" if r.repeat == cal.recommended else ""
+        table.add_row(f"{r.repeat}{mark}", f"{r.false_alarms:.2f} ± {r.false_alarms_se:.2f}", f"{r.team:.1f}",
+                      broken, f"{pct(r.drop_caught)} ± {100 * r.caught_se:.1f}", money(r.cost_per_day),
+                      f"{r.tokens_per_day:,}")
+    targets = "at most 0.15 false alarms a series-year, 95% caught within 3 runs"
+    table.caption = "no case was answered: nothing to simulate"
+    if cal.meets_targets:
+        table.caption = f"recommended repeat: {cal.recommended} (the smallest that meets the targets: {targets})"
+    elif cal.recommended is not None:
+        table.caption = (f"no repeat up to 5 meets the targets ({targets}); {cal.recommended} comes closest: "
+                         "more cases, or more reliable ones, are what this suite needs")
+    if cal.min_drop is not None:
+        table.caption += f"; at the configured repeat {configured} it catches a {cal.min_drop:g}-point drop in 3 runs"
+    return table

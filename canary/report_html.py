@@ -22,7 +22,8 @@ STATES = {  # state -> (badge class, words)
     "forming": ("quiet", "baseline forming"), "no_verdict": ("warn", "no verdict: mostly errors"),
     "no_runs": ("quiet", "no runs yet"),
 }
-METHODS = {"sigma": "mean − {sigma:g} sd", "cusum": "CUSUM", "ewma": "EWMA", "binomial": "binomial test"}
+METHODS = {"sigma": "expected − {sigma:g} sd, case by case", "sigma_run": "mean − {sigma:g} sd of the runs",
+           "cusum": "CUSUM", "ewma": "EWMA", "binomial": "binomial test"}
 
 
 @lru_cache(maxsize=None)
@@ -66,7 +67,8 @@ def legend() -> str:
     return ('<details class="legend"><summary>How to read the charts</summary><ul>'
             '<li><i class="k rate"></i>pass rate of the answered samples, one dot a run (a run and its '
             'confirmation run are one dot)</li>'
-            '<li><i class="k band"></i>the band: the baseline mean (dashed) and the alert floor (lower edge); '
+            '<li><i class="k band"></i>the band: the expected pass rate (dashed: each case at its own baseline '
+            'rate) and the alert floor (lower edge); '
             'a run below the floor is a <i class="k breach"></i>breach</li>'
             '<li><i class="k ep"></i>an alert episode, from the run that opened it to the run that closed it</li>'
             '<li><i class="k outage"></i>a run with too many API errors for a quality verdict; '

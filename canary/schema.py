@@ -166,3 +166,20 @@ fingerprint_inputs = Table(
     Column("logprobs", Json),  # {token: mean first-token logprob} where the API returns them
     UniqueConstraint("fingerprint_id", "position", name="uq_fingerprint_inputs_fingerprint_id"),
 )
+
+# What `canary status` shows per series: the smallest drop the detector catches within 3 runs,
+# simulated from the cases' measured pass rates (canary/power.py). One row per suite version
+# and detection settings; status only reads it (the simulation runs after a run, or in calibrate).
+sensitivity = Table(
+    "sensitivity", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("suite", String(200), nullable=False),
+    Column("suite_version", String(64), nullable=False),
+    Column("settings", String(400), nullable=False),  # the detection settings and repeat simulated
+    Column("min_drop", Float),  # points; null when no drop up to the largest tried is caught
+    Column("trials", Integer, nullable=False),
+    Column("source", String(16), nullable=False),  # history (the series' own runs) | calibrate
+    Column("computed_at", DateTime, nullable=False),
+    UniqueConstraint("model", "suite", "suite_version", "settings", name="uq_sensitivity_series_settings"),
+)

@@ -31,7 +31,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from . import redact
 from .errors import ConfigError, StorageError
-from .schema import metadata, runs, samples
+from .schema import acks, metadata, runs, samples, sensitivity
 
 SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
 SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
@@ -467,6 +467,51 @@ class Store:
              .order_by(samples.c.finished_at, samples.c.id))
         with self.engine.connect() as conn:
             return {r.case_id: r for r in conn.execute(q)}
+
+    def error_classes(self, run_ids: Iterable[int]) -> dict[str, int]:
+        """How many samples of these runs errored, per error class, most frequent first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(samples.c.error).where(and_(
+                samples.c.run_id.in_(list(run_ids)), samples.c.status == "error"))).scalars().all()
+        return dict(Counter(rows).most_common())
+
+    def failed_turns(self, run_ids: Iterable[int], cases: Iterable[str]) -> list[tuple[str, list]]:
+        """(case id, turns) of every failed sample of these runs among these cases."""
+        q = (select(samples.c.case_id, samples.c.turns)
+             .where(and_(samples.c.run_id.in_(list(run_ids)), samples.c.status == "failed",
+                         samples.c.case_id.in_(list(cases))))
+             .order_by(samples.c.case_id, samples.c.run_id, samples.c.sample))
+        with self.engine.connect() as conn:
+            return [(r.case_id, r.turns) for r in conn.execute(q)]
+
+    # --- acks ------------------------------------------------------------------------------
+
+    def last_ack(self, model: str, suite: str) -> int | None:
+        """The run the series' last `canary ack` accepted (its baseline and reference restart there)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(acks.c.run_id).where(and_(acks.c.model == model, acks.c.suite == suite))
+                                .order_by(acks.c.id.desc()).limit(1)).scalar()
+
+    def add_ack(self, model: str, suite: str, run_id: int, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(acks.insert().values(model=model, suite=suite, run_id=run_id, at=now))
+
+    # --- sensitivity (what status shows: the smallest drop caught) ----------------------------
+
+    def sensitivities(self) -> dict[tuple[str, str, str, str], Row]:
+        """Every cached sensitivity, by (model, suite, suite_version, settings)."""
+        with self.engine.connect() as conn:
+            return {(r.model, r.suite, r.suite_version, r.settings): r for r in conn.execute(select(sensitivity))}
+
+    def save_sensitivity(self, *, model: str, suite: str, suite_version: str, settings: str,
+                         min_drop: float | None, trials: int, source: str, now: datetime) -> None:
+        """Insert or replace the cached sensitivity of one series, suite version and settings."""
+        values = dict(min_drop=min_drop, trials=trials, source=source, computed_at=now)
+        stmt = self._insert(sensitivity).values(model=model, suite=suite, suite_version=suite_version,
+                                                settings=settings, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["model", "suite", "suite_version", "settings"], set_=values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
 
     def run_samples(self, run_id: int) -> list[Row]:
         with self.engine.connect() as conn:

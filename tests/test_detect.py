@@ -14,7 +14,7 @@ from canary.detect import (
     pool,
 )
 
-SIGMA = DetectionParams()  # sigma 2.0, window 14, min_history 5, rolling
+SIGMA = DetectionParams(method="sigma_run")  # the run-level rule: sigma 2.0, window 14, min_history 5, rolling
 
 
 def runs(passed: list[int], n: int, version: str = "v1", in_alert: bool = False) -> list[RunPoint]:
@@ -59,7 +59,7 @@ def test_runs_made_during_an_alert_are_never_in_the_baseline():
     # is the same as test_sigma_rule's: 75 ok, 74 breach, mean 0.85.
     bad = runs([10], 100, in_alert=True)
     history = ALTERNATING[:2] + bad + ALTERNATING[2:4] + bad + ALTERNATING[4:] + bad + bad
-    params = DetectionParams(window=6)
+    params = DetectionParams(method="sigma_run", window=6)
     assert baseline(history, RunPoint(75, 100, 100, "v1"), params) == ALTERNATING
     v = evaluate(history, RunPoint(74, 100, 100, "v1"), params)
     assert (v.status, v.baseline_runs, round(v.mean, 6)) == ("breach", 6, 0.85)
@@ -114,11 +114,11 @@ def test_frozen_baseline_catches_slow_drift_that_rolling_absorbs():
     history = REFERENCE + runs([910, 900, 890, 880, 870], 1000)  # -1 point a day
     today = RunPoint(865, 1000, 1000, "v1")
     # frozen: first 5 runs, lower = 0.92 - 2 x 0.02 = 0.88 > 0.865 -> breach
-    frozen = evaluate(history, today, DetectionParams(window=5, baseline="frozen"))
+    frozen = evaluate(history, today, DetectionParams(method="sigma_run", window=5, baseline="frozen"))
     assert (frozen.status, round(frozen.lower, 6)) == ("breach", 0.88)
     # rolling: last 5 = 0.91..0.87, mean 0.89, sd sqrt((4+1+0+1+4)e-4 / 4) = 0.015811,
     # floor sqrt(0.89 x 0.11 / 1000) = 0.009894; lower = 0.89 - 0.031623 = 0.858377 < 0.865 -> ok
-    rolling = evaluate(history, today, DetectionParams(window=5, baseline="rolling"))
+    rolling = evaluate(history, today, DetectionParams(method="sigma_run", window=5, baseline="rolling"))
     assert rolling.status == "ok"
     assert rolling.lower == pytest.approx(0.858377, abs=1e-6)
 

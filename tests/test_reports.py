@@ -22,6 +22,11 @@ def add_run(store, model, slot, passed, failed, version):
     store.finish_run(run_id, "complete", slot)
 
 
+def rows_catch_nothing_yet(rows) -> bool:
+    """No sensitivity simulated yet (status never simulates): the column is empty, not zero."""
+    return all(r["catches"] is None and not r["catches_simulated"] for r in rows)
+
+
 def setup(tmp_path, db_url):
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "s.yaml").write_text(textwrap.dedent("""\
@@ -52,8 +57,9 @@ def test_history_status_and_report(tmp_path, db_url):
     points = reports.history(store, config, "a", "s")
     assert [p["verdict"] for p in points[:5]] == ["no_verdict"] * 5  # min_history 5
     assert points[-1]["verdict"] == "breach" and points[-1]["pass_rate"] == 0.5
-    # mean of the 8 earlier rates: four 100% and four 29/30
-    assert abs(points[-1]["mean"] - (4 + 4 * 29 / 30) / 8) < 1e-12
+    # the expected rate, case by case (Beta(1.25, 1.25) prior): c0..c28 passed 8 of 8, c29 4 of 8
+    assert abs(points[-1]["mean"] - (29 * 9.25 / 10.5 + 5.25 / 10.5) / 30) < 1e-12
+    assert rows_catch_nothing_yet(reports.status(store, config, suites, T0))
 
     rows = {r["model"]: r for r in reports.status(store, config, suites, T0 + timedelta(days=8, hours=1))}
     assert rows["a"]["next_run"] == datetime(2026, 11, 10, 6)

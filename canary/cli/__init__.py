@@ -24,6 +24,7 @@ COMMANDS = {
     "compare": "compare:compare", "export": "transfer:export_", "import": "transfer:import_",
     "fingerprint": "fingerprint:fingerprint",
     "failures": "failures:failures",
+    "calibrate": "calibrate:calibrate",
 }
 
 

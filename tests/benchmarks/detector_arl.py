@@ -1,6 +1,6 @@
 """Calibration of canary's detectors (run by hand, not collected by pytest).
 
-    /work/venv/bin/python tests/benchmarks/detector_arl.py [--reps 20000] [--seed 1]
+    python tests/benchmarks/detector_arl.py [--reps 20000] [--years 240] [--trials 1000] [--seed 1]
 
 1. Average run lengths (runs to the first alarm, zero state) of the CUSUM (k=0.5, h=4 and
    h=5) and EWMA (lambda=0.1, L=2.814; lambda=0.2, L=2.962) charts on N(0,1) data, in
@@ -12,16 +12,21 @@
    1972; two-sided CUSUM by 1/ARL = 1/ARL+ + 1/ARL-) that checks those published numbers.
    The published tables are two-sided, so the MC/published ratio compares the simulated
    two-sided chart; canary alarms on drops only, and its one-sided ARLs are printed too.
-2. The default sigma rule on binomial pass rates (p=0.9, 30 samples a day, window 14,
-   min_history 5, sd floor), day by day through canary.detect.evaluate: false alarms per
-   series per year with and without confirmation, and runs to detect a drop to p=0.75.
-3. The same two numbers for each method as configured by default, parameters estimated
-   from 14 runs (so the chart ARLs of section 1 do not hold exactly).
+2. The default detector (case-level sigma 2 with confirmation and the slow-slide guard) on
+   four populations: a 21-case x 3-sample suite whose case pass rates are mixed (70% ~always
+   pass, 20% flaky, 10% hard), the same mixture at 52 x 3 and 15 x 1, and iid p=.9 at 30
+   samples a day: false alarms per series-year (and per team of 15 series), what the slide
+   guard adds, "3 reliable cases break" and "-10 points" caught within 3 runs, and slides
+   reaching -10 and -20 points over 1 to 112 runs. Every figure with its Monte Carlo size and
+   standard error, computed by the shipped code (canary.power over canary.episode.Walk, the
+   functions monitor.py calls), then checked against the targets of issue 13.
+3. Every method at its defaults on the 21 x 3 mixture.
 """
 from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass
 import pathlib
 import sys
 import time
@@ -30,15 +35,8 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-from canary.detect import (  # noqa: E402
-    DetectionParams,
-    RunPoint,
-    cusum_lower,
-    evaluate,
-    ewma,
-    ewma_limit,
-    pool,
-)
+from canary import power  # noqa: E402
+from canary.detect import DetectionParams, cusum_lower, ewma, ewma_limit  # noqa: E402
 
 DROPS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # Published two-sided zero-state ARLs at the drops above.
@@ -142,116 +140,151 @@ def arl_table(reps: int, rng: np.random.Generator) -> None:
 
 
 # ---------------------------------------------------------------- pass-rate series
-P0, P1, N, YEAR, TRIM = 0.9, 0.75, 30, 365, 60
-# Histories are trimmed to the last TRIM runs for speed (sigma and binomial only): those
-# always hold the 14 eligible runs of the rolling baseline. cusum/ewma get the whole series.
+# Everything below runs the shipped code: canary.power.Simulator walks each simulated series
+# day by day through canary.episode.Walk, so through canary.detect.judge (the case-level sigma
+# rule and the slow-slide guard) and the episode logic monitor.py uses (confirmation runs,
+# one alert per episode, runs in an alert kept out of baselines). Only the model is drawn.
+
+@dataclass
+class Population:
+    name: str
+    cases: int
+    repeat: int
+    rates: object  # rng -> per-case pass rates of one series
+
+    def draw(self, rng):
+        return lambda: self.rates(rng)
 
 
-def one_day(history: list[RunPoint], passed: int, p: float, params: DetectionParams,
-            confirm: bool, rng: np.random.Generator,
-            is_open: bool = False) -> tuple[bool, RunPoint]:
-    """Today's (confirmed) breach and the point the series keeps: a confirmation run is
-    pooled into its day's point (as canary.monitor does) and a point is in_alert when it
-    was made while an alert was already open (DESIGN.md; the run that opens an alert is
-    not: excluding every breaching day truncates the baseline from below, shrinks its sd
-    and raises the literal rule's false alarms from ~13 to ~19 a series-year)."""
-    trim = params.method in ("sigma", "binomial")
-    base = history[-TRIM:] if trim else history
-    point = RunPoint(passed, N, N, "v")
-    breach = evaluate(base, point, params).status == "breach"
-    if breach and confirm:
-        point = pool(point, RunPoint(int(rng.binomial(N, p)), N, N, "v"))
-        breach = evaluate(base, point, params).status == "breach"
-    return breach, RunPoint(point.passed, point.answered, point.samples, "v", in_alert=is_open)
+POPULATIONS = [
+    Population("21 cases x 3 samples, mixture", 21, 3, lambda rng: power.mixture_rates(21, rng)),
+    Population("52 cases x 3 samples, mixture", 52, 3, lambda rng: power.mixture_rates(52, rng)),
+    Population("15 cases x 1 sample, mixture", 15, 1, lambda rng: power.mixture_rates(15, rng)),
+    Population("iid p=.9, 10 cases x 3 samples (n=30)", 10, 3, lambda rng: [0.9] * 10),
+]
+TEAM = 15
+RAMPS = (1, 7, 14, 28, 56, 112)  # runs over which a slide reaches its full drop
 
 
-def false_alarms(params: DetectionParams, confirm: bool, series: int, days: int,
-                 rng: np.random.Generator) -> tuple[int, int, int]:
-    """(alerts opened, breach days, days counted) over `series` in-control series.
-
-    One alert a spell of consecutive breach days (one message, then "recovered"); the first
-    `window` days are warm-up and not counted."""
-    opened = breaches = counted = 0
-    primary = rng.binomial(N, P0, size=(series, days))
-    for s in range(series):
-        history: list[RunPoint] = []
-        was_open = False
-        for d in range(days):
-            breach, point = one_day(history, int(primary[s, d]), P0, params, confirm, rng, was_open)
-            if d >= params.window:
-                counted += 1
-                breaches += breach
-                opened += breach and not was_open
-            was_open = breach
-            history.append(point)
-    return opened, breaches, counted
+def false_alarm_rate(params: DetectionParams, pop: Population, years: int, rng, confirm: bool = True):
+    sim = power.Simulator(params, confirm, pop.repeat, rng)
+    opened, days = sim.false_alarms(pop.draw(rng), years)
+    per_year = opened / days * power.YEAR
+    return per_year, math.sqrt(opened) / (days / power.YEAR), opened
 
 
-def detection_delays(params: DetectionParams, confirm: bool, trials: int,
-                     rng: np.random.Generator, cap: int = 60) -> np.ndarray:
-    """Scheduled runs from a sustained drop to P1 until the first (confirmed) breach."""
-    delays = np.full(trials, cap + 1)
-    for i in range(trials):
-        history = [RunPoint(int(p), N, N, "v") for p in rng.binomial(N, P0, params.window)]
-        for day in range(1, cap + 1):
-            breach, point = one_day(history, int(rng.binomial(N, P1)), P1, params, confirm, rng)
-            if breach:
-                delays[i] = day
-                break
-            history.append(point)
-    return delays
+def caught_share(params: DetectionParams, pop: Population, degrade, trials: int, rng) -> tuple[float, float]:
+    sim = power.Simulator(params, True, pop.repeat, rng)
+    draw = pop.draw(rng)
+
+    def pair():
+        rates = draw()
+        return rates, degrade(rates)
+    share = sim.caught_within(pair, trials) / trials
+    return share, math.sqrt(share * (1 - share) / trials)
 
 
-def describe(d: np.ndarray, cap: int = 60) -> str:
-    return (f"median {np.median(d):g}, 90th pct {np.percentile(d, 90):g}, on day 1 "
-            f"{100 * np.mean(d == 1):.0f}%, not within {cap} {100 * np.mean(d > cap):.1f}%")
+def slide_table(params: DetectionParams, pop: Population, points: float, trials: int, rng) -> list[tuple]:
+    """Per ramp: p50, p90 of runs from reaching the full drop to an open alert, share within 14."""
+    sim = power.Simulator(params, True, pop.repeat, rng)
+    rows = []
+    for ramp in RAMPS:
+        d = np.array(sim.slide_delays(pop.draw(rng), points, ramp, trials))
+        within = float(np.mean(d <= 14))
+        rows.append((ramp, float(np.median(d)), float(np.percentile(d, 90)), within,
+                     math.sqrt(within * (1 - within) / trials)))
+    return rows
 
 
-def sigma_section(series_days: int, trials: int, rng: np.random.Generator) -> None:
-    params = DetectionParams()
-    series, days = max(1, series_days // 1000), 1000
-    print(f"\n## Default sigma rule on pass rates: p={P0}, n={N} a day, window {params.window}, "
-          f"min_history {params.min_history}, sd floor (canary.detect.evaluate; "
-          f"{series} series x {days} days)")
-    print("| rule | breach days | false alarms / series / year | 15 series / year | "
-          f"runs to detect p={P1} ({trials} trials) |")
+def fmt_runs(x: float, cap: int = 60) -> str:
+    return f">{cap}" if x > cap else f"{x:g}"
+
+
+def population_section(years: int, trials: int, slide_trials: int, rng) -> list[str]:
+    """The default detector on each population; returns the target verdicts of the first."""
+    params, no_slide = DetectionParams(), DetectionParams(slide=False)
+    print(f"\n## Default detection (case-level sigma 2, confirmation, slow-slide guard) on four populations")
+    print(f"Mixture: 70% of cases pass at .99, 20% flaky (uniform .6-.95), 10% hard (uniform .05-.4), drawn "
+          f"per series. False alarms: {years} series-years per cell (after {params.window} runs of history), "
+          f"standard error sqrt(alarms)/years. Caught: {trials} trials per cell, standard error "
+          f"sqrt(p(1-p)/trials); a break is 3 reliable cases falling to pass rate {power.BROKEN}; -10 points "
+          f"is every case's failure odds up by one factor.")
+    print("| population | false alarms / series-year | per team of 15 / year | of which the slide guard adds | "
+          "3 reliable cases break: caught within 3 runs | -10 points: caught within 3 runs | "
+          f"slow slide to -10 (worst ramp of {RAMPS}): p90 runs after reaching it |")
+    print("|---|---|---|---|---|---|---|")
+    verdicts = []
+    for i, pop in enumerate(POPULATIONS):
+        fa, fa_se, n = false_alarm_rate(params, pop, years, rng)
+        fa0, fa0_se, _ = false_alarm_rate(no_slide, pop, years, rng)
+        br, br_se = caught_share(params, pop, power.break_cases, trials, rng)
+        dr, dr_se = caught_share(params, pop, lambda r: power.odds_drop(r, 10), trials, rng)
+        slides = slide_table(params, pop, 10, slide_trials, rng)
+        worst = max(slides, key=lambda row: row[2])
+        print(f"| {pop.name} | {fa:.3f} ± {fa_se:.3f} ({n} alarms) | {TEAM * fa:.1f} | {fa - fa0:+.3f} "
+              f"(without it {fa0:.3f} ± {fa0_se:.3f}) | {100 * br:.1f}% ± {100 * br_se:.1f} | "
+              f"{100 * dr:.1f}% ± {100 * dr_se:.1f} | {fmt_runs(worst[2])} (ramp {worst[0]}; "
+              f"{100 * worst[3]:.0f}% within 14) |")
+        if i == 0:
+            verdicts = [
+                ("false alarms <= 0.15 / series-year", fa <= 0.15, f"{fa:.3f} ± {fa_se:.3f}"),
+                ("slide guard adds <= 0.05", fa - fa0 <= 0.05, f"{fa - fa0:+.3f} (± {math.hypot(fa_se, fa0_se):.3f})"),
+                ("3 reliable cases break: >= 95% within 3 runs", br >= 0.95, f"{100 * br:.1f}% ± {100 * br_se:.1f}"),
+                ("-10 points: >= 95% within 3 runs", dr >= 0.95, f"{100 * dr:.1f}% ± {100 * dr_se:.1f}"),
+            ]
+            first_slides = slides
+    pop = POPULATIONS[0]
+    print(f"\n### Slow slides on the {pop.name} ({slide_trials} trials a ramp)")
+    print("Runs from the day the slide reaches its full drop until an alert is open (0: already open then).")
+    print("| drop | reached over (runs) | median | 90th percentile | caught within 14 runs |")
     print("|---|---|---|---|---|")
-    for label, confirm in (("literal (confirm: false)", False), ("with confirmation", True)):
-        opened, breaches, counted = false_alarms(params, confirm, series, days, rng)
-        per_year = opened / counted * YEAR
-        delays = detection_delays(params, confirm, trials, rng)
-        print(f"| {label} | 1 in {counted / max(breaches, 1):.1f} | {per_year:.2f} | "
-              f"{15 * per_year:.0f} | {describe(delays)} |")
+    worst90 = 0.0
+    for points in (10, 20):
+        rows = first_slides if points == 10 else slide_table(params, pop, points, slide_trials, rng)
+        for ramp, p50, p90, within, se in rows:
+            worst90 = max(worst90, p90)
+            print(f"| -{points} points | {ramp} | {fmt_runs(p50)} | {fmt_runs(p90)} | "
+                  f"{100 * within:.1f}% ± {100 * se:.1f} |")
+    verdicts.append(("sustained drops >= 10 points caught within 14 runs (p90)", worst90 <= 14,
+                     f"worst p90 {fmt_runs(worst90)} runs"))
+    return verdicts
 
 
-def methods_section(series: int, trials: int, rng: np.random.Generator) -> None:
-    print(f"\n## Every method, default parameters, no confirmation, estimated from the data "
-          f"(p={P0}, n={N}; {series} series x 1 year after an ack; {trials} trials)")
-    print(f"| method | false alarms / series / year | runs to detect p={P1} |")
-    print("|---|---|---|")
-    for method in ("sigma", "cusum", "ewma", "binomial"):
+def methods_section(years: int, trials: int, rng) -> None:
+    pop = POPULATIONS[0]
+    print(f"\n## Every method at its defaults, with confirmation, on the {pop.name} "
+          f"({years} series-years, {trials} trials)")
+    print("| method | false alarms / series-year | per team of 15 | -10 points: caught within 3 runs |")
+    print("|---|---|---|---|")
+    for method in ("sigma", "sigma_run", "cusum", "ewma", "binomial"):
         params = DetectionParams(method=method)
-        opened, _, counted = false_alarms(params, False, series, YEAR, rng)
-        delays = detection_delays(params, False, trials, rng)
-        print(f"| {method} | {opened / counted * YEAR:.2f} | {describe(delays)} |")
+        fa, fa_se, _ = false_alarm_rate(params, pop, years, rng)
+        dr, dr_se = caught_share(params, pop, lambda r: power.odds_drop(r, 10), trials, rng)
+        print(f"| {method} | {fa:.3f} ± {fa_se:.3f} | {TEAM * fa:.1f} | {100 * dr:.1f}% ± {100 * dr_se:.1f} |")
+    fa, fa_se, _ = false_alarm_rate(DetectionParams(), pop, years, rng, confirm=False)
+    print(f"| sigma, literal (`confirm: false`) | {fa:.3f} ± {fa_se:.3f} | {TEAM * fa:.1f} | |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=20000, help="MC replications per ARL cell")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--series-days", type=int, default=300_000,
-                    help="simulated days of the sigma-rule false-alarm estimate")
-    ap.add_argument("--trials", type=int, default=4000, help="drop-detection trials")
-    ap.add_argument("--method-series", type=int, default=150,
-                    help="one-year series per method in the last table")
+    ap.add_argument("--years", type=int, default=240, help="series-years per false-alarm cell")
+    ap.add_argument("--trials", type=int, default=3000, help="regressions per caught-within-3-runs cell")
+    ap.add_argument("--slide-trials", type=int, default=300, help="slides per ramp")
+    ap.add_argument("--method-years", type=int, default=120, help="series-years per method in the last table")
+    ap.add_argument("--no-arl", action="store_true", help="skip the chart ARL table")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
-    print("## Average run lengths (zero state, N(0,1) data, drop = mean shift down in sd)")
-    arl_table(args.reps, rng)
-    sigma_section(args.series_days, args.trials, rng)
-    methods_section(args.method_series, args.trials // 4, rng)
+    if not args.no_arl:
+        print("## Average run lengths (zero state, N(0,1) data, drop = mean shift down in sd)")
+        arl_table(args.reps, rng)
+    verdicts = population_section(args.years, args.trials, args.slide_trials, rng)
+    methods_section(args.method_years, args.trials // 2, rng)
+    print(f"\n## Targets (issue 13) on the {POPULATIONS[0].name}")
+    for name, met, figure in verdicts:
+        print(f"- {'met' if met else 'MISSED'}: {name}: {figure}")
     print(f"\n({time.perf_counter() - start:.0f} s, seed {args.seed})")
 
 
