@@ -19,7 +19,8 @@ from datetime import datetime
 
 from . import detect, power
 from .config import Config, ModelConfig
-from .monitor import detection_params, series
+from .detect import params_of as detection_params
+from .series import points as series
 from .store import Store
 from .suites import Suite
 

@@ -47,7 +47,7 @@ from .runner import Clock, Control, Job, ProviderFactory, RunSummary, jobs_for, 
 from .slots import (SqliteLock, _aware, abandoned_runs, claim, due_slots, interrupt_orphans,
                     latest_fire, model_trigger, process_gone, repeated_wall_time)
 from .store import Store, failure_text, is_database_failure
-from .web import Metrics
+from .web import CachedPage, Metrics
 from .workspace import FileWatch, Workspace, open_workspace
 
 log = logging.getLogger("canary.daemon")
@@ -72,6 +72,7 @@ class Daemon:
         self.store = Store(self.ws.database_url, upgrade=False)  # connected (and migrated) by connect()
         self.control = Control(lease=self.config.daemon.lease, owner=self.owner)
         self.metrics = Metrics(lambda: self.store, lambda: self.config)
+        self.page = CachedPage(self._render, lambda: (id(self.ws), self.store.data_version()))
         self.notifier = alerts.notifier_from_config(self.config.alerts)
         self.retries = SlotRetries()
         self.health = Health(self.retries, started_at=clock())
@@ -376,7 +377,11 @@ class Daemon:
                      report.failed, report.dropped)
 
     def report(self) -> str:
-        """The page `canary report` writes: every series with its band and alerts."""
+        """The page `canary report` writes (its `/`), built again only when a run, a verdict, an
+        alert or an ack changed what it shows, or the config was reloaded."""
+        return self.page()
+
+    def _render(self) -> str:
         return render_report(self.store, self.config, self.ws.suites, self.clock())
 
     def healthz(self) -> tuple[int, dict]:

@@ -100,6 +100,17 @@ class Verdict:
     def breach(self) -> bool:
         return self.status == "breach"
 
+    def stored(self) -> dict:
+        """What is kept with the run it judged (runs.verdict): everything but the slide details."""
+        return {k: getattr(self, k) for k in STORED}
+
+    @classmethod
+    def from_stored(cls, data: Mapping) -> "Verdict":
+        return cls(**{k: data.get(k) for k in STORED if k in data})
+
+
+STORED = ("status", "method", "rate", "mean", "sd", "lower", "baseline_runs", "reason", "upper", "statistic", "check")
+
 
 @dataclass(frozen=True)
 class DetectionParams:
@@ -136,6 +147,15 @@ class DetectionParams:
             problems.append("min_answered_share must be in [0, 1]")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def params_of(cfg) -> DetectionParams:
+    """The detector's parameters from the config's `detection` section (config.Detection)."""
+    return DetectionParams(
+        method=cfg.method, sigma=cfg.sigma, window=cfg.window, min_history=cfg.min_history,
+        baseline=cfg.baseline, min_answered_share=cfg.min_answered_share, cusum_k=cfg.cusum_k,
+        cusum_h=cfg.cusum_h, ewma_lambda=cfg.ewma_lambda, ewma_L=cfg.ewma_L, alpha=cfg.alpha, slide=cfg.slide,
+        slide_runs=cfg.slide_runs, slide_samples=cfg.slide_samples)
 
 
 def pool(*runs: RunPoint) -> RunPoint:
@@ -175,13 +195,69 @@ def same_series(history: Sequence[RunPoint], today: RunPoint, share: float):
     ]
 
 
+def frozen(params: DetectionParams) -> bool:
+    """Whether the baseline is the first `window` eligible runs (else the last `window`)."""
+    return params.baseline == "frozen" or params.method in ("cusum", "ewma")
+
+
 def baseline(
     history: Sequence[RunPoint], today: RunPoint, params: DetectionParams
 ) -> list[RunPoint]:
     """The runs the verdict is based on (for cusum and ewma: the frozen reference)."""
     runs = [r for _, r in same_series(history, today, params.min_answered_share) if not r.in_alert]
-    frozen = params.baseline == "frozen" or params.method in ("cusum", "ewma")
-    return runs[: params.window] if frozen else runs[-params.window :]
+    return runs[: params.window] if frozen(params) else runs[-params.window :]
+
+
+def context(history: Sequence[RunPoint], today: RunPoint, params: DetectionParams,
+            same: Sequence[int] | None = None) -> tuple[list[int], bool]:
+    """The runs of `history` that today's `judge` reads, as indexes (oldest first), and whether
+    every part of it was found before the start of `history`.
+
+    The parts: the reference (the first `window` eligible runs not in an alert; also the frozen
+    baseline), the rolling baseline (the last `window` of them), the slide guard's recent runs
+    (eligible runs after the reference, newest first, up to `slide_runs` runs and
+    `slide_samples` answered samples) and the last `window` eligible runs answered in full
+    (the drift bands monitor judges beside quality). judge(history at those indexes, today) is
+    judge(history, today); a caller that read only the two ends of a long series reads more
+    while the second value is False. cusum and ewma read every eligible run: all of them.
+    `same`: the eligible indexes of today's suite version, when the caller keeps them."""
+    share, w = params.min_answered_share, params.window
+    if same is None:
+        same = [i for i, r in enumerate(history) if r.suite_version == today.suite_version and answered_enough(r, share)]
+    if params.method in ("cusum", "ewma"):
+        return list(same), True
+    reference = []
+    for i in same:
+        if not history[i].in_alert:
+            reference.append(i)
+            if len(reference) == w:
+                break
+    picked = set(reference)
+    ref_end = reference[-1] if len(reference) == w else None  # the guard needs a whole reference
+    base = clean = 0
+    recent_runs, recent_answered = 1, today.answered
+
+    def recent_done(i: int) -> bool:
+        return (ref_end is None or i <= ref_end
+                or (recent_runs >= params.slide_runs and recent_answered >= params.slide_samples))
+
+    complete = False
+    for i in reversed(same):
+        r = history[i]
+        if base < w and not r.in_alert:
+            base += 1
+            picked.add(i)
+        if clean < w and r.samples == r.answered:
+            clean += 1
+            picked.add(i)
+        if not recent_done(i):
+            recent_runs += 1
+            recent_answered += r.answered
+            picked.add(i)
+        if base >= w and clean >= w and recent_done(i):
+            complete = True
+            break
+    return sorted(picked), complete and len(reference) == w
 
 
 def sd_floor(p: float, n: int) -> float:

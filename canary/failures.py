@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from . import detect
+from . import detect, series
 from .config import Config
+from .detect import params_of as detection_params
 from .errors import UsageError
-from .monitor import Point, detection_params, series
+from .series import Point
 from .store import Store
 
 NEWLY_FAILING_FROM = 0.9  # a failing case that passed at least this often in its baseline is "newly failing"
@@ -143,30 +144,38 @@ def series_failures(store: Store, config: Config, model: str, suite: str, *, run
                     since: datetime | None = None, points: list[Point] | None = None) -> SeriesFailures | None:
     """The failing cases of one series: its latest point, the point holding `run_id`, or the
     points since `since` pooled (`points`: the series, when the caller has read it already).
-    None when the series has nothing to look at."""
-    points = series(store, model, suite) if points is None else points
+    None when the series has nothing to look at. One point reads only what its baseline needs."""
+    params = detection_params(config.detection)
     note = ""
-    if run_id is not None:
-        idx = next((i for i, p in enumerate(points) if run_id in p.run_ids), None)
-        if idx is None:
-            return _outside_series(store, model, suite, run_id)
-        targets, history = [points[idx]], points[:idx]
-    elif since is not None:
-        later = [i for i, p in enumerate(points) if p.slot >= since]
-        if not later:
-            return None
-        history = points[:later[0]]
-        targets = [points[i] for i in later]
-        version = targets[-1].point.suite_version
-        if any(p.point.suite_version != version for p in targets):
-            targets = [p for p in targets if p.point.suite_version == version]
-            note = "runs of an earlier version of the suite left out"
+    if since is None and points is None:
+        found = series.around(store, model, suite, params, run_id)
+        if found is None:
+            return _outside_series(store, model, suite, run_id) if run_id is not None else None
+        history, target = found
+        targets = [target]
     else:
-        if not points:
-            return None
-        targets, history = points[-1:], points[:-1]
+        points = series.points(store, model, suite) if points is None else points
+        if run_id is not None:
+            idx = next((i for i, p in enumerate(points) if run_id in p.run_ids), None)
+            if idx is None:
+                return _outside_series(store, model, suite, run_id)
+            targets, history = [points[idx]], points[:idx]
+        elif since is not None:
+            later = [i for i, p in enumerate(points) if p.slot >= since]
+            if not later:
+                return None
+            history = points[:later[0]]
+            targets = [points[i] for i in later]
+            version = targets[-1].point.suite_version
+            if any(p.point.suite_version != version for p in targets):
+                targets = [p for p in targets if p.point.suite_version == version]
+                note = "runs of an earlier version of the suite left out"
+        else:
+            if not points:
+                return None
+            targets, history = points[-1:], points[:-1]
     today = detect.pool(*(p.point for p in targets))
-    base = detect.baseline([p.point for p in history], today, detection_params(config.detection))
+    base = detect.baseline([p.point for p in history], today, params)
     if not base:
         note = note or "no baseline runs yet (a new series, a changed suite, or right after `canary ack`)"
     return _explain(store, model, suite, targets, today, base, note)

@@ -13,71 +13,15 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from . import alerts, caselevel, detect, episode, messages
-from .config import Config, Detection
+from . import alerts, caselevel, detect, episode, messages, series
+from .config import Config
+from .detect import params_of as detection_params
 from .runner import Control, Job, RunSummary, owner_id, run_jobs, utcnow
+from .series import Point
 from .store import Store
 
 
 DRIFT_FLOOR = 0.05  # the drift band's sd is at least 5% of the mean: a 2-sigma drift is a 10% move
-
-
-def detection_params(cfg: Detection) -> detect.DetectionParams:
-    return detect.DetectionParams(
-        method=cfg.method, sigma=cfg.sigma, window=cfg.window, min_history=cfg.min_history,
-        baseline=cfg.baseline, min_answered_share=cfg.min_answered_share, cusum_k=cfg.cusum_k,
-        cusum_h=cfg.cusum_h, ewma_lambda=cfg.ewma_lambda, ewma_L=cfg.ewma_L, alpha=cfg.alpha, slide=cfg.slide,
-        slide_runs=cfg.slide_runs, slide_samples=cfg.slide_samples)
-
-
-@dataclass
-class Point:
-    """One day of one series: a run, pooled with its confirmation run if it had one."""
-
-    run_ids: list[int]
-    slot: datetime
-    point: detect.RunPoint
-    errors: int
-    output_tokens: int
-    latency_p50_ms: float | None
-    reported_model: str | None
-
-    @property
-    def tokens_per_answer(self) -> float | None:
-        return self.output_tokens / self.point.answered if self.point.answered else None
-
-
-def series(store: Store, model: str, suite: str) -> list[Point]:
-    """The series since the last ack, oldest first, confirmation runs pooled into their run."""
-    rows = store.series(model, suite, statuses=("complete",))
-    since = store.last_ack(model, suite)
-    intervals = alerts.alert_intervals(store, model, suite, "quality")
-    per_case = store.case_counts(r.id for r in rows if since is None or r.id >= since)
-    points: list[Point] = []
-    by_slot: dict[datetime, Point] = {}
-    for r in rows:
-        if since is not None and r.id < since:
-            continue
-        # the run that opened an alert and those made while it was open: never in a baseline
-        # (a regression's first day would otherwise inflate the sd for `window` days)
-        in_alert = r.in_alert or episode.inside(r.id, intervals)
-        cases = {c: (n.passed, n.answered) for c, n in per_case.get(r.id, {}).items()}
-        run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
-                                    r.suite_version, in_alert, cases)
-        if r.kind == "confirm":  # pooled into its run, whose alert state it shares
-            parent = by_slot.get(r.slot)
-            if parent is not None:
-                run_point = detect.RunPoint(run_point.passed, run_point.answered, run_point.samples,
-                                            run_point.suite_version, parent.point.in_alert, run_point.cases)
-                parent.run_ids.append(r.id)
-                parent.point = detect.pool(parent.point, run_point)
-                parent.errors += r.errors
-                parent.output_tokens += r.output_tokens
-            continue
-        by_slot[r.slot] = Point([r.id], r.slot, run_point, r.errors, r.output_tokens, r.latency_p50_ms,
-                                r.reported_model)
-        points.append(by_slot[r.slot])
-    return points
 
 
 @dataclass
@@ -92,14 +36,14 @@ class Assessment:
 
 
 def assess(store: Store, config: Config, model: str, suite: str, run_id: int) -> Assessment | None:
-    """Every signal of the series at the point holding `run_id` (history = the points before it)."""
-    points = series(store, model, suite)
-    idx = next((i for i, p in enumerate(points) if run_id in p.run_ids), None)
-    if idx is None:
-        return None
-    today, history = points[idx], points[:idx]
+    """Every signal of the series at the point holding `run_id`, judged against the part of the
+    series before it that the signals read (`series.around`: bounded, whatever the history)."""
     cfg = config.detection
     params = detection_params(cfg)
+    found = series.around(store, model, suite, params, run_id)
+    if found is None:
+        return None
+    history, today = found
     quality = detect.judge([p.point for p in history], today.point, params)
     result = Assessment(model, suite, today, quality, history, params)
     same = [p for p in history if p.point.suite_version == today.point.suite_version]
@@ -260,6 +204,7 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
             a.quality = replace(a.quality, status="no_verdict",
                                 reason=f"the confirmation run ended {unconfirmed[s.model, s.suite]}: no verdict")
         assessments.append(a)
+        store.save_verdict(a.today.run_ids[0], a.quality.stored())  # what history and status show for it
         events += act(store, a, clock())
         judged += a.today.run_ids
     store.mark_assessed(judged, clock())
@@ -270,8 +215,9 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
 
 
 def sensitivity_counts(a: Assessment, params: detect.DetectionParams) -> list[tuple[int, int]] | None:
-    """Each case's (passed, answered) pooled over the eligible runs of today's suite version,
-    once there are `window` of them (fewer would make the simulated rates too rough)."""
+    """Each case's (passed, answered) pooled over the eligible runs of today's suite version that
+    its judgement read (the reference and the recent runs), once there are `window` of them
+    (fewer would make the simulated rates too rough)."""
     version = a.today.point.suite_version
     eligible = [p.point for p in a.history + [a.today] if p.point.suite_version == version and not p.point.in_alert
                 and detect.answered_enough(p.point, params.min_answered_share)]

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import detect
+from . import detect, series
 from .config import Config
+from .detect import params_of as detection_params
 from .failures import STANDINGS, answer_of, failed_checks, failing_turn, standings
 from .messages import KIND_TITLES
-from .monitor import detection_params, series
 from .reports import history, next_run
 from .store import Store
 from .suites import Suite
@@ -158,7 +158,7 @@ def build(store: Store, config: Config, suites: dict[str, Suite], now: datetime)
 
 def build_series(store: Store, config: Config, model: str, suite: str, loaded: Suite | None, last_run,
                  alert_rows: list, upcoming: datetime | None) -> SeriesView:
-    pts = series(store, model, suite)
+    pts = series.points(store, model, suite, cases=False)
     hist = history(store, config, model, suite, points=pts)
     costs = store.run_costs(i for p in pts for i in p.run_ids)
     share = config.detection.min_answered_share
@@ -176,7 +176,7 @@ def build_series(store: Store, config: Config, model: str, suite: str, loaded: S
     return SeriesView(
         model, suite, _anchor(model, suite), points, _episodes(alert_rows, pts), open_titles,
         _state(points, quality_open), last_run.slot if last_run else None, last_run.status if last_run else None,
-        upcoming, _grid(store, config, pts, loaded) if pts else None)
+        upcoming, _grid(store, config, model, suite, pts, loaded) if pts else None)
 
 
 def _anchor(model: str, suite: str) -> str:
@@ -214,10 +214,18 @@ def _episodes(rows: list, pts: list) -> list[Episode]:
     return out
 
 
-def _grid(store: Store, config: Config, pts: list, loaded: Suite | None) -> CaseGrid:
-    shown = pts[-GRID_RUNS:]
+def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loaded: Suite | None) -> CaseGrid:
+    """The last GRID_RUNS points, case by case (their per-case counts read for them alone)."""
+    shown = series.with_cases(store, pts[-GRID_RUNS:])
     case_ids = sorted({c for p in shown for c in p.point.cases})
-    standing = standings(pts, detection_params(config.detection))
+    params = detection_params(config.detection)
+    within = len(shown) == len(pts) or len(detect.baseline(
+        [p.point for p in shown[:-1]], shown[-1].point, params)) >= params.window
+    if within and not detect.frozen(params):  # the latest point's baseline is among the grid's runs
+        standing = standings(shown, params)
+    else:
+        found = series.around(store, model, suite, params)
+        standing = standings(found[0] + [found[1]], params) if found else {}
     latest = store.latest_failed_samples([i for p in shown for i in p.run_ids])
     rows, clean = [], 0
     for case in case_ids:

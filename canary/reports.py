@@ -1,14 +1,18 @@
 """Read-only views for people and scripts: status per series, a series with its band."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from . import alerts, detect, power
+from . import alerts, detect, power, series
 from .config import Config, ModelConfig, cron_trigger
+from .detect import params_of as detection_params
 from .fingerprint import SUITE as FINGERPRINT
-from .monitor import detection_params, series
+from .series import Point
 from .store import Store
+
+log = logging.getLogger("canary.reports")
 
 
 def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | None:
@@ -18,35 +22,66 @@ def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | No
     return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
 
 
-def history(store: Store, config: Config, model: str, suite: str, points: list | None = None, *,
-            last: int | None = None) -> list[dict]:
-    """Every point of the series (since the last ack), or the `last` ones, with the band it was
-    judged against (case-level verdicts cost a pooling of the baseline each: status asks for
-    one). `points`: the series' `monitor.series`, when the caller has read it already."""
+def history(store: Store, config: Config, model: str, suite: str,
+            points: list[Point] | None = None) -> list[dict]:
+    """Every point of the series (since the last ack) with the verdict it was judged with: the
+    one monitor kept on its run, or, for a point without one, judged now from its context (and
+    kept, so the next read is as cheap). `points`: the series, when the caller has read it."""
     if suite == FINGERPRINT:
         from .fingerprint.views import history as fingerprint_history
         return fingerprint_history(store, config, model)
-    points = series(store, model, suite) if points is None else points
     params = detection_params(config.detection)
-    out = []
-    for i, p in enumerate(points):
-        if last is not None and i < len(points) - last:
-            continue
-        v = detect.judge([q.point for q in points[:i]], p.point, params)
-        out.append({
-            "slot": p.slot, "run_ids": p.run_ids, "suite_version": p.point.suite_version,
-            "passed": p.point.passed, "answered": p.point.answered, "errors": p.errors,
-            "pass_rate": p.point.passed / p.point.answered if p.point.answered else None,
-            "mean": v.mean, "lower": v.lower, "verdict": v.status, "check": v.check, "in_alert": p.point.in_alert,
-            "output_tokens_per_answer": p.tokens_per_answer, "latency_p50_ms": p.latency_p50_ms,
-            "reported_model": p.reported_model,
-        })
-    return out
+    pts = points if points is not None else series.points(store, model, suite, cases=False)
+    if any(p.verdict is None for p in pts) and not any(p.point.cases for p in pts):
+        pts = series.points(store, model, suite)  # judging reads the per-case counts
+    verdicts, judged = series.verdicts(pts, params)
+    keep(store, judged)
+    return [row(p, v) for p, v in zip(pts, verdicts)]
+
+
+def keep(store: Store, judged: dict[int, dict]) -> None:
+    """Keep verdicts judged at read time (a cache: a read-only database just judges again)."""
+    try:
+        for run_id, verdict in judged.items():
+            store.save_verdict(run_id, verdict)
+    except Exception as exc:  # noqa: BLE001 - a read must not fail because it could not cache
+        log.info("verdicts judged now not kept (%s): they will be judged again", type(exc).__name__)
+
+
+def row(p: Point, v: detect.Verdict) -> dict:
+    return {
+        "slot": p.slot, "run_ids": p.run_ids, "suite_version": p.point.suite_version,
+        "passed": p.point.passed, "answered": p.point.answered, "errors": p.errors,
+        "pass_rate": p.point.passed / p.point.answered if p.point.answered else None,
+        "mean": v.mean, "lower": v.lower, "verdict": v.status, "check": v.check, "in_alert": p.point.in_alert,
+        "output_tokens_per_answer": p.tokens_per_answer, "latency_p50_ms": p.latency_p50_ms,
+        "reported_model": p.reported_model,
+    }
+
+
+def latest(store: Store, config: Config, model: str, suite: str) -> dict:
+    """The series' latest point with its verdict, reading only what that verdict needs: the
+    point's own rows when its verdict was kept, else what judging it reads."""
+    point = series.last(store, model, suite)
+    if point is None:
+        return {}
+    if point.verdict is not None:
+        return row(point, detect.Verdict.from_stored(point.verdict))
+    params = detection_params(config.detection)
+    found = series.around(store, model, suite, params)
+    if found is None:
+        return {}
+    history, today = found
+    if today.verdict is not None:
+        return row(today, detect.Verdict.from_stored(today.verdict))
+    verdict = detect.judge([p.point for p in history], today.point, params)
+    keep(store, {today.run_ids[0]: verdict.stored()})
+    return row(today, verdict)
 
 
 def status(store: Store, config: Config, suites: dict, now: datetime) -> list[dict]:
     """Per configured model and suite: last run, pass rate, band, alert state, next run."""
-    latest = {(r.model, r.suite): r for r in store.latest_runs()}
+    latest_runs = {(r.model, r.suite): r for r in store.latest_runs()}
     open_by_series: dict[tuple, list[str]] = {}
     for a in alerts.open_alerts(store):
         open_by_series.setdefault((a.model, a.suite), []).append(a.kind)
@@ -56,9 +91,8 @@ def status(store: Store, config: Config, suites: dict, now: datetime) -> list[di
     for m in config.models:
         upcoming = next_run(config, m, now)
         for name in (m.suites if m.suites is not None else sorted(suites)):
-            last = latest.get((m.name, name))
-            points = history(store, config, m.name, name, last=1)
-            band = points[-1] if points else {}
+            last = latest_runs.get((m.name, name))
+            band = latest(store, config, m.name, name) if last else {}
             suite = suites.get(name)
             key = suite and (m.name, name, suite.version,
                              power.settings_key(params, config.detection.confirm, m.repeat or suite.repeat))

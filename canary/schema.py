@@ -59,6 +59,9 @@ runs = Table(
     Column("in_alert", Boolean, nullable=False, default=False, server_default=false()),
     # per case id: [passed, failed, errors], computed from the samples when the run finishes
     Column("cases", Json),
+    # the quality verdict of the series' point this run opened (pooled with its confirmation
+    # run): status, method, rate, mean (expected rate), lower (floor), ... (detect.Verdict.stored)
+    Column("verdict", Json),
     UniqueConstraint("model", "suite", "slot", "kind", name="uq_runs_model_suite_slot_kind"),
 )
 Index("ix_runs_series", runs.c.model, runs.c.suite, runs.c.slot)

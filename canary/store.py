@@ -32,6 +32,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from . import redact
 from .errors import ConfigError, StorageError
 from .schema import acks, metadata, runs, samples, sensitivity
+from .schema import alerts as alert_rows
 
 SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
 SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
@@ -374,6 +375,56 @@ class Store:
                     status="interrupted", finished_at=now, **self._aggregates(conn, run_id)))
         return len(ids)
 
+    def series_runs(self, model: str, suite: str, *, since: int | None = None, until: datetime | None = None,
+                    version: str | None = None, first: int | None = None, last: int | None = None,
+                    cases: bool = True) -> tuple[list[Row], bool]:
+        """Complete runs of one series (scheduled, manual and confirmation runs), oldest first:
+        runs from id `since` on (the last ack's run), with slot <= `until`, of one suite
+        `version`; only the `first` or the `last` n of them (ix_runs_series serves both ends).
+        Returns (rows, whether more exist beyond the n). A slot cut by the limit is dropped
+        whole, so a run never comes without its confirmation run. `cases=False` leaves the
+        per-case counts out."""
+        cols = [c for c in runs.columns if cases or c.name != "cases"]
+        cond = [runs.c.model == model, runs.c.suite == suite, runs.c.kind.in_(SERIES_KINDS),
+                runs.c.status == "complete"]
+        if since is not None:
+            cond.append(runs.c.id >= since)
+        if until is not None:
+            cond.append(runs.c.slot <= until)
+        if version is not None:
+            cond.append(runs.c.suite_version == version)
+        q = select(*cols).where(and_(*cond))
+        limit = first or last
+        if last:
+            q = q.order_by(runs.c.slot.desc(), runs.c.id.desc())
+        else:
+            q = q.order_by(runs.c.slot, runs.c.id)
+        if limit:
+            q = q.limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        more = bool(limit) and len(rows) > limit
+        if more:
+            edge = rows[limit].slot  # the first slot beyond the limit: drop it whole
+            rows = [r for r in rows[:limit] if r.slot != edge]
+        return (list(reversed(rows)) if last else rows), more
+
+    def data_version(self) -> tuple:
+        """A cheap fingerprint of what the report shows: it changes when a run starts, finishes
+        or is judged, an alert opens or closes, or a series is acked (the daemon's `/` cache)."""
+        parts = [func.max(runs.c.id), func.max(runs.c.finished_at), func.max(runs.c.assessed_at),
+                 func.count(runs.c.verdict), func.max(alert_rows.c.id), func.max(alert_rows.c.closed_at),
+                 func.max(acks.c.id)]
+        q = select(*(select(p).scalar_subquery() for p in parts))
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(q).one())
+
+    def save_verdict(self, run_id: int, verdict: dict) -> None:
+        """Keep the quality verdict a point was judged with on its run (history, status and the
+        report read it instead of judging every point again)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(verdict=verdict))
+
     def series(self, model: str, suite: str, *, kinds: Iterable[str] = SERIES_KINDS,
                statuses: Iterable[str] = ("complete",), limit: int | None = None) -> list[Row]:
         """Runs of one (model, suite), oldest first."""
@@ -556,7 +607,7 @@ class Store:
                     yield r, by_run.get(r.id, [])
 
     def ensure_run(self, conn, *, model, suite, suite_version, slot, kind, status, started_at,
-                   finished_at, planned, in_alert=False) -> int:
+                   finished_at, planned, in_alert=False, verdict=None) -> int:
         """Find or create a run row (import): returns its id."""
         found = conn.execute(select(runs.c.id).where(and_(
             runs.c.model == model, runs.c.suite == suite, runs.c.slot == slot, runs.c.kind == kind))).scalar()
@@ -565,7 +616,7 @@ class Store:
         return conn.execute(runs.insert().values(
             model=model, suite=suite, suite_version=suite_version, slot=slot, kind=kind, status=status,
             started_at=started_at, finished_at=finished_at, planned=planned, passed=0, failed=0, errors=0,
-            input_tokens=0, output_tokens=0, in_alert=in_alert,
+            input_tokens=0, output_tokens=0, in_alert=in_alert, verdict=verdict,
             assessed_at=finished_at if status == "complete" else None).returning(runs.c.id)).scalar()
 
     def refresh_runs(self, conn, run_ids: Iterable[int]) -> None:

@@ -46,6 +46,7 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
             "model": run.model, "suite": run.suite, "suite_version": run.suite_version, "slot": iso(run.slot),
             "kind": run.kind, "run_status": run.status, "run_started_at": iso(run.started_at),
             "run_finished_at": iso(run.finished_at), "run_planned": run.planned, "run_in_alert": bool(in_alert),
+            "run_verdict": run.verdict,
         })[:-1]
         for r in rows:
             fields = dumps(redact.value({
@@ -88,6 +89,7 @@ class Record(BaseModel):
     run_finished_at: datetime | None = None
     run_planned: int = Field(default=0, ge=0)
     run_in_alert: bool = False
+    run_verdict: dict | None = None
     case: str
     sample: int = Field(ge=0)
     status: Literal["passed", "failed", "error"]
@@ -155,7 +157,8 @@ def import_jsonl(store: Store, lines: Iterable[str], name: str = "<stdin>", batc
                 run_ids[key] = store.ensure_run(
                     conn, model=rec.model, suite=rec.suite, suite_version=rec.suite_version, slot=rec.slot,
                     kind=rec.kind, status=rec.run_status, started_at=rec.run_started_at or rec.slot,
-                    finished_at=rec.run_finished_at, planned=rec.run_planned, in_alert=rec.run_in_alert)
+                    finished_at=rec.run_finished_at, planned=rec.run_planned, in_alert=rec.run_in_alert,
+                    verdict=rec.run_verdict)
             rows.append({
                 "run_id": run_ids[key], "case_id": rec.case, "sample": rec.sample, "status": rec.status,
                 "error": rec.error, "error_status": rec.error_status, "error_message": rec.error_message,

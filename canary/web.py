@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -157,6 +158,27 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class CachedPage:
+    """A page built again only when what it shows changed (`version()` differs) or it is older
+    than `max_age` seconds (its relative times, "next run in 3 h"): the daemon's `/` costs a
+    query per request, not a report, whatever the history. One build at a time."""
+
+    def __init__(self, build: Callable[[], str], version: Callable[[], object], max_age: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.build, self.version, self.max_age, self.clock = build, version, max_age, clock
+        self._lock = threading.Lock()
+        self._key: object = None
+        self._page: str | None = None
+        self._made = 0.0
+
+    def __call__(self) -> str:
+        key = self.version()
+        with self._lock:
+            if self._page is None or key != self._key or self.clock() - self._made > self.max_age:
+                self._page, self._key, self._made = self.build(), key, self.clock()
+            return self._page
 
 
 LINKS = '<p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a></p>'

@@ -4,6 +4,10 @@ A config or suite file may be broken in hostile ways, and each fails fast with o
 a file larger than MAX_FILE_BYTES, bytes that are not UTF-8, a binary file, nesting deeper
 than MAX_DEPTH, and a document that expands to more than MAX_VALUES values through its
 aliases (the "billion laughs" bomb: ten lines that would expand to a billion strings).
+
+Parsing uses libyaml (PyYAML's C loader) when it is there, ten times faster than the pure
+Python one (every command reads the suites); libyaml stops nesting at 1,000 levels and the
+builder at MAX_DEPTH, so neither recursion can exhaust a stack.
 """
 from __future__ import annotations
 
@@ -79,7 +83,10 @@ def load(path: Path) -> YamlDoc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ConfigError([f"{path}:{line}: invalid YAML: {exc.problem or exc}"]) from None
+        problem = exc.problem or str(exc)
+        if problem == "exceeded maximum nesting depth":  # libyaml's own limit (1,000 levels)
+            problem = f"nested more than {MAX_DEPTH} levels deep"
+        raise ConfigError([f"{path}:{line}: invalid YAML: {problem}"]) from None
     except yaml.reader.ReaderError as exc:  # a control character: a binary file, most likely
         line = text.count("\n", 0, exc.position) + 1
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
@@ -116,8 +123,9 @@ def _read(path: Path) -> str:
                            "save the file as UTF-8"]) from None
 
 
-class _Loader(yaml.SafeLoader):
-    """The safe loader, refusing nesting deeper than MAX_DEPTH before Python's stack runs out."""
+class _PyLoader(yaml.SafeLoader):
+    """The pure Python safe loader, refusing nesting deeper than MAX_DEPTH before Python's
+    stack runs out (used where PyYAML was built without libyaml)."""
 
     _depth = 0
 
@@ -132,6 +140,10 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
+_Loader = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+_Loader = _Loader or _PyLoader
+
+
 class _Builder:
     """Plain data from the composed nodes, with the line of every key and list item; counts
     the values it builds, so aliases cannot expand a small file into a huge document."""
@@ -140,13 +152,17 @@ class _Builder:
         self.path, self.lines, self.problems = path, lines, problems
         self.values = 0
 
-    def build(self, node: yaml.Node, loc: Loc, depth: int = 0) -> Any:
+    def build(self, node: yaml.Node, loc: Loc, depth: int = 0, path: frozenset = frozenset()) -> Any:
         self.values += 1
         if self.values > MAX_VALUES:
             raise _TooBig(node, f"expands to more than {MAX_VALUES:,} values through its aliases "
                                 "(an alias bomb?); canary reads no more")
-        if depth > MAX_DEPTH:
-            raise _TooBig(node, f"nested more than {MAX_DEPTH} levels deep (an alias inside itself?)")
+        if depth >= MAX_DEPTH:  # depth 0 is the document's top level: this node is level MAX_DEPTH + 1
+            if id(node) in path:
+                raise _TooBig(node, f"nested more than {MAX_DEPTH} levels deep (an alias inside itself?)")
+            raise _TooBig(node, f"invalid YAML: nested more than {MAX_DEPTH} levels deep")
+        if depth >= MAX_DEPTH - 2:  # near the limit only: what tells a structure from an alias loop
+            path = path | {id(node)}
         self.lines.setdefault(loc, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -159,10 +175,10 @@ class _Builder:
                 if key in out:
                     self.problems.append(f"{self.path}:{line}: duplicate key '{key}'")
                 self.lines[loc + (key,)] = line
-                out[key] = self.build(value_node, loc + (key,), depth + 1)
+                out[key] = self.build(value_node, loc + (key,), depth + 1, path)
             return out
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, loc + (i,), depth + 1) for i, item in enumerate(node.value)]
+            return [self.build(item, loc + (i,), depth + 1, path) for i, item in enumerate(node.value)]
         return self.scalar(node)
 
     def scalar(self, node: yaml.Node) -> Any:

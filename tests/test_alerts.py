@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from canary import alerts, monitor
+from canary import alerts, series
 from canary.cli import main
 from canary.config import load_config
 from canary.runner import endpoint_factory, jobs_for, run_jobs
@@ -183,7 +183,7 @@ def test_ack_closes_the_alert_and_restarts_the_baseline(project, db_url, sim):
     assert "1 alert(s) closed" in cli(project, "ack", "--model", "gpt", "--suite", "basics").output
     store = Store(load_config(project / "canary.yaml").database_url)
     assert alerts.open_alerts(store) == []
-    points = monitor.series(store, "gpt", "basics")
+    points = series.points(store, "gpt", "basics")
     assert len(points) == 1  # the baseline restarts at the acknowledged run
     store.close()
     # with no Slack configured the alert was logged, and says so

@@ -31,7 +31,7 @@ HOSTILE = {  # name: (bytes of prompts/zz.yaml, line, message)
     "binary": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, 1, "not UTF-8 text (byte 0x89)"),
     "control bytes": (b"suite: x\n\x00\x01\x02garbage\n", 2, "not a text file: control character #x00"),
     "deep flow nesting": (b"[" * 20000, 1, "invalid YAML: nested more than 64 levels deep"),
-    "deep block nesting": ("".join("  " * i + "a:\n" for i in range(100)).encode(), 64,
+    "deep block nesting": ("".join("  " * i + "a:\n" for i in range(100)).encode(), 65,
                            "invalid YAML: nested more than 64 levels deep"),
     "recursive alias": (b"suite: &a [*a]\n", 1, "nested more than 64 levels deep (an alias inside itself?)"),
     "huge number": (b"suite: x\nrepeat: " + b"9" * 5000 + b"\n", 2, "Exceeds the limit (4300 digits)"),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from canary import calibrate, monitor
+from canary import calibrate, series
 from canary.cli import main
 from canary.config import load_config
 from canary.store import Store
@@ -55,7 +55,7 @@ def test_calibrate_runs_each_case_against_the_simulator(tmp_path):
     # the calibrate run is stored but never enters a baseline, and status shows what was cached
     store = Store(f"sqlite:///{tmp_path / 'canary-sim.db'}")
     assert [r.kind for r in store.series("gpt", "basics", kinds=("calibrate",))] == ["calibrate"]
-    assert monitor.series(store, "gpt", "basics") == []
+    assert series.points(store, "gpt", "basics") == []
     store.close()
     status = json.loads(cli("status", "--config", str(config), "--sim", "--json").stdout)
     [row] = status["series"]

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
+from canary import series
 from canary import monitor, reports
 from canary.cli import main
 from canary.comparison import parse_since
@@ -87,7 +88,7 @@ def test_the_same_model_at_a_lower_effort_answering_with_fewer_tokens_is_no_wors
     store = Store(f"sqlite:///{project / 'canary-sim.db'}")
     runs = [run for run, _samples in store.export_runs()]
     assert {(r.model, r.kind) for r in runs} == {("opus-4.8", "compare"), ("opus-4.8-low", "compare")}
-    assert store.latest_runs() == [] and monitor.series(store, "opus-4.8", "reasoning") == []
+    assert store.latest_runs() == [] and series.points(store, "opus-4.8", "reasoning") == []
     store.close()
 
 
@@ -226,7 +227,7 @@ def test_compare_runs_never_enter_a_series_or_a_baseline(tmp_path, db_url):
     store.finish_run(interrupted, "interrupted", DAY + timedelta(days=6, hours=1))
     today = add_run(store, "a", DAY + timedelta(days=6), version=version)
 
-    points = monitor.series(store, "a", "s")
+    points = series.points(store, "a", "s")
     assert len(points) == 7 and all(p.point.passed == 4 for p in points)
     # each case passed its 6 scheduled samples (shrunk by the case-level prior); the failing compare runs are not in it
     from canary.caselevel import PRIOR

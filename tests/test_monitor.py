@@ -7,6 +7,7 @@ import textwrap
 import pytest
 from datetime import datetime, timedelta
 
+from canary import series
 from canary import alerts, monitor
 from canary.config import load_config
 from canary.store import Store
@@ -100,7 +101,7 @@ def test_the_opening_run_and_runs_during_an_alert_stay_out_of_the_baseline(tmp_p
     a = monitor.assess(store, config, "m", "s", worse)
     assert a.quality.baseline_runs == 8 and a.quality.mean > 0.93  # the 50% day is not in it
     assert monitor.act(store, a, T0) == []  # still in breach: no second message
-    [points] = [monitor.series(store, "m", "s")]
+    [points] = [series.points(store, "m", "s")]
     assert [p.point.in_alert for p in points[-2:]] == [True, True]
     store.close()
 
@@ -127,7 +128,7 @@ def test_moved_history_keeps_its_alert_days_out_of_the_baseline(tmp_path, db_url
     bad = add_run(store, T0 + timedelta(days=8), 12, 18)
     monitor.act(store, monitor.assess(store, config, "m", "s", bad), T0)
     add_run(store, T0 + timedelta(days=9), 13, 17)  # made while the alert was open
-    source = [p.point.in_alert for p in monitor.series(store, "m", "s")]
+    source = [p.point.in_alert for p in series.points(store, "m", "s")]
     assert source == [False] * 8 + [True, True]
     out = io.StringIO()
     write_jsonl(export_lines(store), out)
@@ -135,7 +136,7 @@ def test_moved_history_keeps_its_alert_days_out_of_the_baseline(tmp_path, db_url
 
     target = Store(f"sqlite:///{tmp_path / 'moved.db'}")
     import_jsonl(target, io.StringIO(out.getvalue()))
-    assert [p.point.in_alert for p in monitor.series(target, "m", "s")] == source
+    assert [p.point.in_alert for p in series.points(target, "m", "s")] == source
     assert target.unassessed(["m"], since=T0, finished_before=T0 + timedelta(days=30)) == []  # not judged again
     target.close()
 

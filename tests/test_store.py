@@ -80,6 +80,7 @@ def test_export_then_import_round_trips(db_url, tmp_path):
                                sample_row(run_id, "a", 1, "error", error="overloaded", error_status=529,
                                           finished_at=slot)])
         source.finish_run(run_id, "complete", slot)
+    source.save_verdict(run_id, {"status": "ok", "method": "sigma", "mean": 0.9, "lower": 0.8})  # the last run's
     out = io.StringIO()
     assert write_jsonl(export_lines(source), out) == 6
     lines = out.getvalue().splitlines()
@@ -96,6 +97,7 @@ def test_export_then_import_round_trips(db_url, tmp_path):
     assert again.getvalue() == out.getvalue()
     runs = target.series("m", "s")
     assert [(r.passed, r.errors) for r in runs] == [(1, 1)] * 3
+    assert [r.verdict for r in runs] == [None, None, {"status": "ok", "method": "sigma", "mean": 0.9, "lower": 0.8}]
     target.close()
 
 

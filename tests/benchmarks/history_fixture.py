@@ -9,7 +9,9 @@ like real suites (most cases pass almost always, some are flaky, a few hard), re
 per-turn records (the prompt, the reply, the verdicts), tokens, cost and latency, and a
 few quality alert episodes with their confirmation runs. Rows go in through the store's
 own tables, many per statement, and each run is finished with the store's own aggregates
-(so `runs.cases` and the counters are what `canary run` would have written).
+(so `runs.cases` and the counters are what `canary run` would have written); each point's
+verdict is then judged and kept by the read path (`reports.history`), as the monitor keeps
+it when it judges a run (`--no-verdicts`: a history from before verdicts were kept).
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import insert, update  # noqa: E402
 
+from canary import reports  # noqa: E402
+from canary.config import load_config  # noqa: E402
 from canary.schema import alerts, runs  # noqa: E402
 from canary.store import Store  # noqa: E402
 from canary.suites import load_suites  # noqa: E402
@@ -81,7 +85,7 @@ def turn_records(case, passed: bool) -> list[dict]:
 
 
 def build(root: Path, days: int, *, models: list[str] = MODELS, repeat: int = 3, seed: int = 1,
-          end: datetime | None = None, episodes: bool = True, port: int = 0) -> dict:
+          end: datetime | None = None, episodes: bool = True, port: int = 0, verdicts: bool = True) -> dict:
     """Write the project and `days` days of history ending yesterday 06:00 UTC; returns counts."""
     root.mkdir(parents=True, exist_ok=True)
     write_project(root, models, port)
@@ -139,6 +143,11 @@ def build(root: Path, days: int, *, models: list[str] = MODELS, repeat: int = 3,
                         n_runs += 1
         if episodes:
             _alerts(conn, bad_days, start)
+    if verdicts:  # what the monitor keeps on each run when it judges it (as a daemon would have)
+        config = load_config(root / "canary.yaml")
+        for m in models:
+            for name in suites:
+                reports.history(store, config, m, name)
     store.close()
     return {"runs": n_runs, "samples": n_samples, "seconds": time.perf_counter() - t0}
 
@@ -165,8 +174,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--dir", required=True, type=Path, help="where the project and its canary.db go")
     ap.add_argument("--models", type=int, default=5)
+    ap.add_argument("--no-verdicts", action="store_true", help="leave runs.verdict empty (judged at first read)")
     args = ap.parse_args()
-    print(build(args.dir.resolve(), args.days, models=MODELS[:args.models]))
+    print(build(args.dir.resolve(), args.days, models=MODELS[:args.models], verdicts=not args.no_verdicts))
 
 
 if __name__ == "__main__":
