@@ -37,6 +37,7 @@ class Verdict:
     type: str
     passed: bool
     explanation: str
+    timed_out: bool = False  # the check ran out of its time (never stored: the explanation says so)
 
     def as_dict(self) -> dict:
         return {"type": self.type, "passed": self.passed, "explanation": self.explanation}
@@ -412,7 +413,8 @@ def extract_answer(text: str, pattern: str | None) -> str | None:
     return m.group(1) if m.re.groups else m.group(0)
 
 
-def run(assertions, reply: TurnReply, answer_pattern: str | None = None) -> list[Verdict]:
+def run(assertions, reply: TurnReply, answer_pattern: str | None = None,
+        timeout: float = CHECK_TIMEOUT) -> list[Verdict]:
     """Every assertion on one turn's reply, each with its one-line explanation.
 
     Bounded: the text read is capped at MAX_SCORED_CHARS, the answer extraction and each
@@ -421,35 +423,38 @@ def run(assertions, reply: TurnReply, answer_pattern: str | None = None) -> list
     length = len(reply.text)
     capped = length > MAX_SCORED_CHARS
     scored = replace(reply, text=reply.text[:MAX_SCORED_CHARS]) if capped else reply
-    timed_out = bounded.timeout_explanation(CHECK_TIMEOUT, length)
+    timed_out = bounded.timeout_explanation(timeout, length)
+    extraction_timed_out = False
     try:
-        with bounded.time_limit(CHECK_TIMEOUT):
+        with bounded.time_limit(timeout):
             answer = extract_answer(scored.text, answer_pattern)
         missing = f"no answer in the form the case asks for: {_short(scored.text)}"
     except CheckTimeout:
         answer, missing = None, f"{timed_out} (extracting the answer with /{answer_pattern}/)"
+        extraction_timed_out = True
     note = f" (scored on its first {MAX_SCORED_CHARS:,} of {length:,} characters)" if capped else ""
     verdicts = []
     for a in assertions:
-        verdict = _verdict(a, scored, answer, missing, timed_out)
-        verdicts.append(replace(verdict, explanation=verdict.explanation + note))
+        verdict = _verdict(a, scored, answer, missing, timed_out, timeout, extraction_timed_out)
+        verdicts.append(replace(verdict, explanation=verdict.explanation + note) if note else verdict)
     return verdicts
 
 
-def _verdict(a, reply: TurnReply, answer: str | None, missing: str, timed_out: str) -> Verdict:
+def _verdict(a, reply: TurnReply, answer: str | None, missing: str, timed_out: str, timeout: float,
+             extraction_timed_out: bool) -> Verdict:
     negated, base = split_type(a.type)
     entry = REGISTRY[base]
     if entry.reads == "text" and answer is None:
-        return Verdict(a.type, False, missing)
+        return Verdict(a.type, False, missing, timed_out=extraction_timed_out)
     subject = reply if entry.reads == "reply" else answer
     try:
-        with bounded.time_limit(CHECK_TIMEOUT):
+        with bounded.time_limit(timeout):
             if base == "number":
                 passed, detail = entry.fn(a.value, subject, a.tolerance)
             else:
                 passed, detail = entry.fn(a.value, subject)
     except CheckTimeout:  # negated or not: nobody knows the verdict, so it fails
-        return Verdict(a.type, False, timed_out)
+        return Verdict(a.type, False, timed_out, timed_out=True)
     except Exception as exc:  # a check must never stop a run: a reply it cannot read fails it
         log.warning("%s could not read a reply: %s: %s", a.type, type(exc).__name__, exc)
         return Verdict(a.type, False, f"could not check this reply ({type(exc).__name__}: {str(exc)[:120]})")

@@ -26,6 +26,7 @@ from .providers import CallError, Message, Provider, Request, provider_class
 from .store import SampleWriter, Store, failure_text, is_database_failure
 from .suites import Case, Suite
 
+INLINE_SCORING = 0.02  # CPU seconds a turn's checks may take on the event loop (most take microseconds)
 MAX_TOOL_ROUNDS = 5  # tool rounds per turn before the turn is scored as it stands
 
 log = logging.getLogger("canary.runner")
@@ -172,7 +173,9 @@ async def run_sample(provider: Provider, model: ModelConfig, suite: Suite, case:
                     (c.id, c.name, json.dumps(case.canned_result(c.name, c.arguments), default=str))
                     for c in reply.tool_calls]))
             final = checks.TurnReply(text=texts[-1], tool_calls=calls, finish_reason=finish)
-            verdicts = await asyncio.to_thread(checks.run, turn.asserts, final, pattern)
+            verdicts = checks.run(turn.asserts, final, pattern, timeout=INLINE_SCORING)
+            if any(v.timed_out for v in verdicts):  # a reply slow to score: off the event loop, with the full time
+                verdicts = await asyncio.to_thread(checks.run, turn.asserts, final, pattern)
             record.update(text=final.text, finish_reason=finish, verdicts=[v.as_dict() for v in verdicts])
             if thinking:
                 record["thinking"] = "\n".join(thinking)

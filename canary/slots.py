@@ -18,10 +18,9 @@ import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import and_, select
 from sqlalchemy.engine import make_url
 
@@ -32,6 +31,9 @@ from .schema import runs
 from .store import Store
 
 OwnerGone = Callable[[str | None, str], bool]  # (owner, kind of run) -> gone?
+
+if TYPE_CHECKING:  # the scheduler is imported by what schedules (the daemon), not by `canary run`
+    from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger("canary.daemon")
 
