@@ -71,7 +71,7 @@ class Daemon:
         self._lock = SqliteLock(self.ws.database_url) if lock else None
         self.store = Store(self.ws.database_url, upgrade=False)  # connected (and migrated) by connect()
         self.control = Control(lease=self.config.daemon.lease, owner=self.owner)
-        self.metrics = Metrics(lambda: self.store, lambda: self.config)
+        self.metrics = Metrics(lambda: self.store, lambda: self.config, lambda: self.ws.suites)
         self.notifier = alerts.notifier_from_config(self.config.alerts)
         self.retries = SlotRetries()
         self.health = Health(self.retries, started_at=clock())
@@ -174,7 +174,7 @@ class Daemon:
                 if not self.connected:
                     raise StorageError(self.health.db_error)
                 await probe_slot(self.store, ws.config, model, slot, kind, clock=self.clock, control=self.control,
-                                 provider_factory=self.provider_factory, notifier=self.notifier)
+                                 provider_factory=self.provider_factory, notifier=self.notifier, sim=ws.sim)
                 jobs = await asyncio.to_thread(claim, self.store, ws.config, jobs, self.owner, self.clock(), self._gone)
                 if not jobs:
                     log.info("slot %s %s (%s): already claimed (complete, or held by another replica)",
@@ -185,7 +185,7 @@ class Daemon:
                 log.info("slot %s %s (%s): running %s", model, slot.isoformat(), kind,
                          ", ".join(j.suite.name for j in jobs), extra={"model": model, "slot": slot.isoformat()})
                 watch = await run_and_watch(self.store, ws.config, jobs, clock=self.clock, control=self.control,
-                                            notifier=self.notifier, provider_factory=self.provider_factory,
+                                            notifier=self.notifier, sim=ws.sim, provider_factory=self.provider_factory,
                                             on_sample=self._on_sample)
                 self._record(kind, jobs, watch)
             if self.retries.succeeded(key):
@@ -262,8 +262,8 @@ class Daemon:
                 log.info("judging run %s (%s %s %s), finished but never judged", row.id, row.model, row.suite,
                          row.slot.isoformat())
                 await watch(self.store, ws.config, jobs, [RunSummary.of(row)], clock=self.clock,
-                            control=self.control, notifier=self.notifier, provider_factory=self.provider_factory,
-                            on_sample=self._on_sample)
+                            control=self.control, notifier=self.notifier, sim=ws.sim,
+                            provider_factory=self.provider_factory, on_sample=self._on_sample)
         except Exception:
             log.exception("judging run %s failed", row.id)
         finally:

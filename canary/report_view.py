@@ -14,7 +14,7 @@ from datetime import datetime
 from . import detect
 from .config import Config
 from .failures import STANDINGS, answer_of, failed_checks, failing_turn, standings
-from .messages import KIND_TITLES
+from .messages import KIND_TITLES, anchor
 from .monitor import detection_params, series
 from .reports import history, next_run
 from .store import Store
@@ -174,13 +174,9 @@ def build_series(store: Store, config: Config, model: str, suite: str, loaded: S
     open_titles = [KIND_TITLES.get(a.kind, a.kind) for a in alert_rows if a.state == "open"]
     quality_open = any(a.state == "open" and a.kind == "quality" for a in alert_rows)
     return SeriesView(
-        model, suite, _anchor(model, suite), points, _episodes(alert_rows, pts), open_titles,
+        model, suite, anchor(model, suite), points, _episodes(alert_rows, pts), open_titles,
         _state(points, quality_open), last_run.slot if last_run else None, last_run.status if last_run else None,
         upcoming, _grid(store, config, pts, loaded) if pts else None)
-
-
-def _anchor(model: str, suite: str) -> str:
-    return "s-" + "".join(ch if ch.isalnum() else "-" for ch in f"{model}--{suite}")
 
 
 def _state(points: list[PointView], quality_open: bool) -> str:
