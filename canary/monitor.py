@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from . import alerts, caselevel, detect, episode, messages
+from . import alerts, caselevel, detect, episode, incidents, messages
 from .config import Config, Detection
 from .runner import Control, Job, RunSummary, owner_id, run_jobs, utcnow
 from .store import Store
@@ -221,7 +221,7 @@ def act(store: Store, assessments: list[Assessment], now: datetime,
     for model, changes in by_model.items():
         if changes:
             def compose(action: str, made: list[alerts.Change], model=model) -> dict:
-                return (messages.opened if action == "opened" else messages.recovered)(model, made, links)
+                return (incidents.opened if action == "opened" else incidents.recovered)(model, made, links)
             events += [Event(c.model, c.suite, c.kind, c.action)
                        for c in alerts.record(store, changes, compose, now=now)]
     return events
