@@ -30,34 +30,39 @@ class Event(Protocol):
 
 def opened(model: str, events: list[Event], links: Links = Links()) -> dict:
     """The message for the alerts one model opened in one run: a section per suite."""
-    m, suites = esc(model), _by_suite(events)
+    suites = _by_suite(events)
     cases = CASES_ONE_SUITE if len(suites) == 1 else CASES_PER_SUITE
     parts = [[f"{links.series(model, suite)} · {', '.join(f'*{title(e.kind)}*' for e in group)}"]
-                + [line for e in group for line in _body(e, cases)] for suite, group in suites.items()]
-    if len(events) == 1:
-        [e] = events
-        head = f"*{m}* · *{esc(e.suite)}*: {title(e.kind)}"
-        text = f"canary: {m} · {esc(e.suite)}: {title(e.kind)}: {esc(e.details.get('reason', ''))}"
-    else:
-        head = f"*{m}*: {len(suites)} suite{'s' * (len(suites) > 1)} in breach: {_summary(suites)}"
-        text = f"canary: {m}: {_summary(suites, bold=False)}"
-    return {"text": text, "blocks": _blocks(f":rotating_light: canary: {head}", parts,
-                                            _more(model, suites, links, failures=True))}
+             + [line for e in group for line in _body(e, cases)] for suite, group in suites.items()]
+    return _message(model, events, suites, parts, links, recovery=False)
 
 
 def recovered(model: str, events: list[Event], links: Links = Links()) -> dict:
     """The one message for the alerts of one model that recovered together."""
-    m, suites = esc(model), _by_suite(events)
+    suites = _by_suite(events)
     parts = [[f"{links.series(model, suite)} · {title(e.kind)}: back to normal: {esc(e.details.get('reason', ''))}"]
-                for suite, group in suites.items() for e in group]
+             for suite, group in suites.items() for e in group]
+    return _message(model, events, suites, parts, links, recovery=True)
+
+
+def _message(model: str, events: list[Event], suites: dict[str, list[Event]], parts: list[list[str]], links: Links,
+             recovery: bool) -> dict:
+    """Title and fallback text (one alert: its suite and reason; several: each suite's kinds),
+    the suites' sections, the commands to see more."""
+    m = esc(model)
     if len(events) == 1:
         [e] = events
-        head = f"*{m}* · *{esc(e.suite)}*: recovered ({title(e.kind)})"
-        text = f"canary: {m} · {esc(e.suite)}: recovered: {esc(e.details.get('reason', ''))}"
+        what, reason = title(e.kind), esc(e.details.get("reason", ""))
+        head = f"*{m}* · *{esc(e.suite)}*: {f'recovered ({what})' if recovery else what}"
+        text = f"canary: {m} · {esc(e.suite)}: {'recovered' if recovery else what}: {reason}"
     else:
-        head = f"*{m}*: recovered: {_summary(suites)}"
-        text = f"canary: {m}: recovered: {_summary(suites, bold=False)}"
-    return {"text": text, "blocks": _blocks(f":white_check_mark: canary: {head}", parts, _more(model, suites, links))}
+        n = len(suites)
+        what = "recovered" if recovery else f"{n} suite{'s' * (n > 1)} in breach"
+        head = f"*{m}*: {what}: {_summary(suites)}"
+        text = f"canary: {m}: {'recovered: ' * recovery}{_summary(suites, bold=False)}"
+    icon = ":white_check_mark:" if recovery else ":rotating_light:"
+    return {"text": text, "blocks": _blocks(f"{icon} canary: {head}", parts,
+                                            _more(model, suites, links, failures=not recovery))}
 
 
 def _by_suite(events: list[Event]) -> dict[str, list[Event]]:
@@ -91,7 +96,7 @@ def _blocks(head: str, parts: list[list[str]], more: str) -> list[dict]:
     return blocks + [context(more)]
 
 
-def _more(model: str, suites: dict[str, list[Event]], links: Links, failures: bool = False) -> str:
+def _more(model: str, suites: dict[str, list[Event]], links: Links, failures: bool) -> str:
     """The commands to see more (and the report), for one suite or for the model's; `failures`:
     the failing cases too, when a pass rate dropped."""
     m = esc(model)
