@@ -1,7 +1,11 @@
 """Alert lifecycle, the outbox, and delivery to Slack through slack-sdk.
 
 An alert opens once when a series goes into breach and closes once when it recovers (or is
-acked); each of those events puts one message in the outbox (unique per alert and event).
+acked). Each of those events is queued once (unique per alert and event) in an outbox
+message; `record` puts the events of one incident (one model, one run) in one message per
+action, so a provider-wide outage over three suites is one message, and its recovery one.
+A message waits for the earlier messages of every alert it carries: a recovery never goes
+before its opening.
 `deliver` sends due messages and marks each sent as soon as Slack accepts it; a refused or
 failed send is retried later with backoff (Slack's `Retry-After`, in seconds or as an HTTP
 date, is honoured up to the longest backoff), so a Slack outage delays a message, never
@@ -14,16 +18,16 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Callable, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .config import Alerts
-from .schema import alerts, outbox
+from .schema import alerts, outbox, outbox_alerts
 from .store import Store
 
 log = logging.getLogger("canary.alerts")
@@ -151,37 +155,85 @@ def notifier_from_config(cfg: Alerts, env=os.environ) -> Notifier | None:
 
 # --- lifecycle --------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Change:
+    """One alert event of an incident: open an alert of (model, suite, kind), or close `alert_id`."""
+
+    model: str
+    suite: str
+    kind: str
+    action: str  # opened | recovered
+    run_id: int | None
+    details: dict
+    alert_id: int | None = None  # the alert a recovery closes (set for an opening once it is open)
+
+
+Compose = Callable[[str, list[Change]], dict]  # (action, the changes made) -> the message
+
+
+def record(store: Store, changes: list[Change], compose: Compose, *, now: datetime) -> list[Change]:
+    """Open and close the alerts of one incident in one transaction, and queue one message per
+    action (opened, recovered) carrying every alert that changed. An alert already open (or
+    closed) is left out, so another replica doing the same never makes a second message.
+    Returns the changes made, each opening with its new alert's id."""
+    for _ in range(len(changes) + 1):  # a replica opening one of them meanwhile: try again, without it
+        queued = []
+        try:
+            with store.begin() as conn:
+                made = [m for c in changes if (m := _apply(conn, c, now))]
+                for action in ("opened", "recovered"):
+                    group = [c for c in made if c.action == action]
+                    if group:
+                        queued.append((action, compose(action, group)))
+                        _enqueue(conn, [(c.alert_id, action) for c in group], action, queued[-1][1], now)
+        except IntegrityError:  # the partial unique index: an alert of this kind was opened meanwhile
+            continue
+        for action, message in queued:  # the daemon's log; `canary run` prints its own lines
+            log.info("alert %s: %s", action, message["text"])
+        return made
+    return []
+
+
+def _apply(conn, c: Change, now: datetime) -> Change | None:
+    if c.action == "opened":
+        if conn.execute(select(alerts.c.id).where(and_(alerts.c.model == c.model, alerts.c.suite == c.suite,
+                                                       alerts.c.kind == c.kind, alerts.c.state == "open"))).first():
+            return None  # one of this kind is already open: no repeat
+        alert_id = conn.execute(alerts.insert().values(
+            model=c.model, suite=c.suite, kind=c.kind, state="open", opened_at=now, opened_run_id=c.run_id,
+            details=c.details).returning(alerts.c.id)).scalar()
+        return replace(c, alert_id=alert_id)
+    closed = conn.execute(update(alerts).where(and_(alerts.c.id == c.alert_id, alerts.c.state == "open"))
+                          .values(state="closed", closed_at=now, closed_run_id=c.run_id, closed_by="recovered"))
+    return c if closed.rowcount else None
+
+
 def open_alert(store: Store, *, model: str, suite: str, kind: str, run_id: int | None, details: dict,
                message: dict, now: datetime) -> int | None:
-    """Open an alert and queue its message; None if one of this kind is already open (no repeat)."""
-    try:
-        with store.begin() as conn:
-            alert_id = conn.execute(alerts.insert().values(
-                model=model, suite=suite, kind=kind, state="open", opened_at=now, opened_run_id=run_id,
-                details=details).returning(alerts.c.id)).scalar()
-            _enqueue(conn, alert_id, "opened", message, now)
-    except IntegrityError:  # the partial unique index: an alert of this kind is already open
-        return None
-    log.info("alert opened: %s", message["text"])  # the daemon's log; `canary run` prints its own line
-    return alert_id
+    """Open one alert and queue its message; None if one of this kind is already open (no repeat)."""
+    made = record(store, [Change(model, suite, kind, "opened", run_id, details)], lambda *_: message, now=now)
+    return made[0].alert_id if made else None
 
 
 def close_alert(store: Store, alert_id: int, *, run_id: int | None, by: str, message: dict | None,
                 now: datetime) -> bool:
-    """Close an open alert (recovered or acked); queue its recovery message if given."""
+    """Close an open alert (recovered, acked, given up); queue its recovery message if given."""
     with store.begin() as conn:
         closed = conn.execute(update(alerts).where(and_(alerts.c.id == alert_id, alerts.c.state == "open"))
                               .values(state="closed", closed_at=now, closed_run_id=run_id, closed_by=by)).rowcount
         if closed and message:
-            _enqueue(conn, alert_id, "recovered", message, now)
+            _enqueue(conn, [(alert_id, "recovered")], "recovered", message, now)
     if closed and message:
-        log.info("alert closed: %s", message["text"])
+        log.info("alert recovered: %s", message["text"])
     return bool(closed)
 
 
-def _enqueue(conn, alert_id: int, event: str, message: dict, now: datetime) -> None:
-    conn.execute(outbox.insert().values(alert_id=alert_id, event=event, message=message, state="pending",
-                                        created_at=now, attempts=0, next_attempt_at=now))
+def _enqueue(conn, events: list[tuple[int, str]], action: str, message: dict, now: datetime) -> None:
+    """One message in the outbox, carrying these (alert id, event) pairs."""
+    message_id = conn.execute(outbox.insert().values(
+        event=action, message=message, state="pending", created_at=now, attempts=0,
+        next_attempt_at=now).returning(outbox.c.id)).scalar()
+    conn.execute(outbox_alerts.insert(), [{"outbox_id": message_id, "alert_id": a, "event": e} for a, e in events])
 
 
 def open_alerts(store: Store, model: str | None = None, suite: str | None = None) -> list:
@@ -203,11 +255,12 @@ def alert_intervals(store: Store, model: str, suite: str, kind: str) -> list[tup
 
 
 def list_alerts(store: Store, limit: int = 100) -> list[dict]:
-    """Alerts, newest first, each with its messages' delivery state."""
+    """Alerts, newest first, each with the messages that carry its events and their delivery state."""
     with store.begin() as conn:
         rows = conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(limit)).all()
         ids = [r.id for r in rows]
-        msgs = conn.execute(select(outbox).where(outbox.c.alert_id.in_(ids)).order_by(outbox.c.id)).all() if ids else []
+        msgs = conn.execute(select(outbox_alerts.c.alert_id, outbox).join(outbox, outbox.c.id == outbox_alerts.c.outbox_id)
+                            .where(outbox_alerts.c.alert_id.in_(ids)).order_by(outbox.c.id)).all() if ids else []
     by_alert: dict[int, list] = {}
     for m in msgs:
         by_alert.setdefault(m.alert_id, []).append({
@@ -250,9 +303,12 @@ def deliver(store: Store, notifier: Notifier | None, *, now: datetime, owner: st
 
 def _deliver_pass(store: Store, notifier: Notifier | None, *, now: datetime, owner: str, limit: int,
                   report: DeliveryReport) -> None:
-    earlier = outbox.alias("earlier")  # an alert's messages go out in order: recovered after opened
-    waiting = select(earlier.c.id).where(and_(earlier.c.alert_id == outbox.c.alert_id,
-                                              earlier.c.id < outbox.c.id, earlier.c.state == "pending"))
+    # an alert's messages go out in order (recovered after opened): a message waits while an
+    # earlier one carrying any of its alerts is pending
+    mine, theirs, earlier = outbox_alerts.alias("mine"), outbox_alerts.alias("theirs"), outbox.alias("earlier")
+    waiting = (select(earlier.c.id).select_from(mine.join(theirs, theirs.c.alert_id == mine.c.alert_id)
+                                                .join(earlier, earlier.c.id == theirs.c.outbox_id))
+               .where(and_(mine.c.outbox_id == outbox.c.id, earlier.c.id < outbox.c.id, earlier.c.state == "pending")))
     with store.begin() as conn:
         due = conn.execute(select(outbox.c.id).where(and_(
             outbox.c.state == "pending", outbox.c.next_attempt_at <= now, ~waiting.exists(),

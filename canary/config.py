@@ -213,6 +213,14 @@ class Slack(Strict):
 class Alerts(Strict):
     slack: Slack | None = None
     error_rate: float = Field(default=0.2, gt=0, le=1)
+    report_url: str | None = None  # the public address of the report (the daemon's `/`): messages link into it
+
+    @field_validator("report_url")
+    @classmethod
+    def _link(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s<>|]+", value):
+            raise ValueError(f"'{value}' is not an http(s) URL a Slack link can hold (no spaces, <, > or |)")
+        return value.split("#", 1)[0] if value else value
 
 
 class Daemon(Strict):

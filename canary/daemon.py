@@ -71,7 +71,7 @@ class Daemon:
         self._lock = SqliteLock(self.ws.database_url) if lock else None
         self.store = Store(self.ws.database_url, upgrade=False)  # connected (and migrated) by connect()
         self.control = Control(lease=self.config.daemon.lease, owner=self.owner)
-        self.metrics = Metrics(lambda: self.store, lambda: self.config)
+        self.metrics = Metrics(lambda: self.store, lambda: self.config, lambda: self.ws.suites)
         self.page = CachedPage(self._render, lambda: (id(self.ws), self.store.data_version()))
         self.notifier = alerts.notifier_from_config(self.config.alerts)
         self.retries = SlotRetries()
@@ -175,7 +175,7 @@ class Daemon:
                 if not self.connected:
                     raise StorageError(self.health.db_error)
                 await probe_slot(self.store, ws.config, model, slot, kind, clock=self.clock, control=self.control,
-                                 provider_factory=self.provider_factory, notifier=self.notifier)
+                                 provider_factory=self.provider_factory, notifier=self.notifier, sim=ws.sim)
                 jobs = await asyncio.to_thread(claim, self.store, ws.config, jobs, self.owner, self.clock(), self._gone)
                 if not jobs:
                     log.info("slot %s %s (%s): already claimed (complete, or held by another replica)",
@@ -186,7 +186,7 @@ class Daemon:
                 log.info("slot %s %s (%s): running %s", model, slot.isoformat(), kind,
                          ", ".join(j.suite.name for j in jobs), extra={"model": model, "slot": slot.isoformat()})
                 watch = await run_and_watch(self.store, ws.config, jobs, clock=self.clock, control=self.control,
-                                            notifier=self.notifier, provider_factory=self.provider_factory,
+                                            notifier=self.notifier, sim=ws.sim, provider_factory=self.provider_factory,
                                             on_sample=self._on_sample)
                 self._record(kind, jobs, watch)
             if self.retries.succeeded(key):
@@ -240,33 +240,40 @@ class Daemon:
 
     def judge_unassessed(self, now: datetime) -> list[asyncio.Task]:
         """Runs complete but never judged (their process died in between; finished longer ago than
-        the lease, so their owner is not about to): confirm, act and deliver now."""
+        the lease, so their owner is not about to): confirm, act and deliver now, the runs of one
+        model and slot together (their alerts make one message, as when they were run)."""
         d = self.config.daemon
         rows = self.store.unassessed([m.name for m in self.config.models], since=now - d.catch_up,
                                      finished_before=now - d.lease)
-        tasks = []
+        by_slot: dict[tuple[str, datetime], list] = {}
         for row in rows:
-            key = (row.model, row.slot, "judge")
+            by_slot.setdefault((row.model, row.slot), []).append(row)
+        tasks = []
+        for (model, slot), group in by_slot.items():
+            key = (model, slot, "judge")
             if key not in self._active:
                 self._active.add(key)
-                tasks.append(self._spawn(self._judge(row, key), f"canary judge {row.id}"))
+                tasks.append(self._spawn(self._judge(group, key), f"canary judge {model} {slot.isoformat()}"))
         return tasks
 
-    async def _judge(self, row, key) -> None:
+    async def _judge(self, rows: list, key) -> None:
+        model, slot = key[0], key[1]
         try:
-            async with self._model_locks.setdefault(row.model, asyncio.Lock()):
+            async with self._model_locks.setdefault(model, asyncio.Lock()):
                 ws = self.ws
-                jobs = jobs_for(ws.config, ws.suites, models=[row.model], slot=row.slot, kind="scheduled")
-                jobs = [j for j in jobs if j.suite.name == row.suite]
+                by_suite = {row.suite: row for row in rows}
+                jobs = [j for j in jobs_for(ws.config, ws.suites, models=[model], slot=slot, kind="scheduled")
+                        if j.suite.name in by_suite]
                 if not jobs:
                     return
-                log.info("judging run %s (%s %s %s), finished but never judged", row.id, row.model, row.suite,
-                         row.slot.isoformat())
-                await watch(self.store, ws.config, jobs, [RunSummary.of(row)], clock=self.clock,
-                            control=self.control, notifier=self.notifier, provider_factory=self.provider_factory,
-                            on_sample=self._on_sample)
+                summaries = [RunSummary.of(by_suite[j.suite.name]) for j in jobs]  # in the jobs' order
+                log.info("judging run(s) %s (%s %s: %s), finished but never judged", ", ".join(
+                    str(s.run_id) for s in summaries), model, slot.isoformat(), ", ".join(j.suite.name for j in jobs))
+                await watch(self.store, ws.config, jobs, summaries, clock=self.clock,
+                            control=self.control, notifier=self.notifier, sim=ws.sim,
+                            provider_factory=self.provider_factory, on_sample=self._on_sample)
         except Exception:
-            log.exception("judging run %s failed", row.id)
+            log.exception("judging run(s) %s failed", ", ".join(str(row.id) for row in rows))
         finally:
             self._active.discard(key)
 

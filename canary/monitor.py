@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from . import alerts, caselevel, detect, episode, messages, series
+from . import alerts, caselevel, detect, episode, incidents, messages, series
 from .config import Config
 from .detect import params_of as detection_params
 from .runner import Control, Job, RunSummary, owner_id, run_jobs, utcnow
@@ -50,9 +50,10 @@ def assess(store: Store, config: Config, model: str, suite: str, run_id: int) ->
 
     samples_n = today.point.samples
     error_rate = today.errors / samples_n if samples_n else 0.0
-    result.signals["availability"] = (error_rate >= config.alerts.error_rate, {
-        "errors": today.errors, "samples": samples_n, "error_rate": error_rate,
-        "threshold": config.alerts.error_rate, "classes": store.error_classes(today.run_ids),
+    breach = error_rate >= config.alerts.error_rate
+    result.signals["availability"] = (breach, {
+        "errors": today.errors, "samples": samples_n, "error_rate": error_rate, "threshold": config.alerts.error_rate,
+        **(store.error_summary(today.run_ids) if breach else {}),  # classes, HTTP statuses, request ids
         "reason": f"{today.errors}/{samples_n} samples errored ({100 * error_rate:.1f}%, "
                   f"threshold {100 * config.alerts.error_rate:.0f}%)"})
     drifts = [("drift:tokens", cfg.drift_tokens, lambda p: p.tokens_per_answer),
@@ -110,9 +111,11 @@ def failing_cases(store: Store, a: Assessment, limit: int = 5) -> dict:
 
 def quality_details(store: Store, a: Assessment) -> dict:
     v, p = a.quality, a.today.point
+    runs = [store.run(i) for i in a.today.run_ids]  # with its confirmation run: judged on both
     details = {"rate": v.rate, "passed": p.passed, "answered": p.answered, "mean": v.mean, "sd": v.sd,
                "lower": v.lower, "method": v.method, "reason": v.reason, "errors": a.today.errors,
-               "confirmed": len(a.today.run_ids) > 1, "check": v.check, **failing_cases(store, a)}
+               "confirmed": len(a.today.run_ids) > 1, "runs": [[r.passed, r.passed + r.failed] for r in runs],
+               "check": v.check, **failing_cases(store, a)}
     if v.slide is not None and v.check == "reference":
         s = v.slide
         date = f"{a.history[s.reference_start].slot:%Y-%m-%d}"
@@ -130,26 +133,41 @@ class Event:
     action: str  # opened | recovered
 
 
-def act(store: Store, a: Assessment, now: datetime) -> list[Event]:
-    """Open an alert for each signal newly in breach; close (recovered) each back to normal."""
+def decide(store: Store, a: Assessment) -> list[alerts.Change]:
+    """The alert events one assessment calls for: open each signal newly in breach, close each
+    one back to normal (episode.transition)."""
     signals = dict(a.signals)
     open_now = {r.kind: r for r in alerts.open_alerts(store, a.model, a.suite)}
     if a.quality.status != "no_verdict":
         opening = a.quality.breach and "quality" not in open_now
         signals["quality"] = (a.quality.breach, quality_details(store, a) if opening
                               else {"reason": a.quality.reason})
-    events = []
+    changes = []
     run_id = a.today.run_ids[0]
     for kind, (breach, details) in signals.items():
         action = episode.transition("breach" if breach else "ok", alert_open=kind in open_now)
         if action == "open":
-            if alerts.open_alert(store, model=a.model, suite=a.suite, kind=kind, run_id=run_id, details=details,
-                                 message=messages.opened(a.model, a.suite, kind, details), now=now):
-                events.append(Event(a.model, a.suite, kind, "opened"))
+            changes.append(alerts.Change(a.model, a.suite, kind, "opened", run_id, details))
         elif action == "close":
-            if alerts.close_alert(store, open_now[kind].id, run_id=run_id, by="recovered",
-                                  message=messages.recovered(a.model, a.suite, kind, details), now=now):
-                events.append(Event(a.model, a.suite, kind, "recovered"))
+            changes.append(alerts.Change(a.model, a.suite, kind, "recovered", run_id, details, open_now[kind].id))
+    return changes
+
+
+def act(store: Store, assessments: list[Assessment], now: datetime,
+        links: messages.Links = messages.Links()) -> list[Event]:
+    """Open and close the alerts the assessments call for. The events of one model make one
+    message per action: a provider-wide incident over its suites is one message, and so is
+    their recovery together."""
+    by_model: dict[str, list[alerts.Change]] = {}
+    for a in assessments:
+        by_model.setdefault(a.model, []).extend(decide(store, a))
+    events = []
+    for model, changes in by_model.items():
+        if changes:
+            def compose(action: str, made: list[alerts.Change], model=model) -> dict:
+                return (incidents.opened if action == "opened" else incidents.recovered)(model, made, links)
+            events += [Event(c.model, c.suite, c.kind, c.action)
+                       for c in alerts.record(store, changes, compose, now=now)]
     return events
 
 
@@ -166,20 +184,22 @@ class Watch:
 
 
 async def run_and_watch(store: Store, config: Config, jobs: list[Job], *, clock=utcnow, control: Control | None = None,
-                        notifier: alerts.Notifier | None = None, **run_kwargs) -> Watch:
+                        notifier: alerts.Notifier | None = None, sim: bool = False, **run_kwargs) -> Watch:
     """Run the jobs, confirm breaches, act on every signal, deliver due alert messages."""
     control = control or Control(lease=config.daemon.lease, owner=owner_id())
     summaries = await run_jobs(store, jobs, clock=clock, control=control, **run_kwargs)
-    return await watch(store, config, jobs, summaries, clock=clock, control=control, notifier=notifier, **run_kwargs)
+    return await watch(store, config, jobs, summaries, clock=clock, control=control, notifier=notifier, sim=sim,
+                       **run_kwargs)
 
 
 async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[RunSummary], *, clock=utcnow,
-                control: Control, notifier: alerts.Notifier | None = None, **run_kwargs) -> Watch:
+                control: Control, notifier: alerts.Notifier | None = None, sim: bool = False, **run_kwargs) -> Watch:
     """Judge finished runs: confirm a breach with a second run, act on every signal, deliver.
 
     Also what the daemon calls for a run that finished but was never judged (its process
     died in between). A breach whose confirmation run did not complete gives no quality
-    verdict that day: an alert is only ever opened on confirmed data.
+    verdict that day: an alert is only ever opened on confirmed data. `sim`: the runs are
+    the simulated model's (the messages' commands say `--sim`).
     """
     confirm = []
     if config.detection.confirm:
@@ -192,7 +212,7 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
                 confirm.append(Job(job.model, job.suite, job.repeat, job.slot, "confirm"))
     confirmations = await run_jobs(store, confirm, clock=clock, control=control, **run_kwargs) if confirm else []
     unconfirmed = {(c.model, c.suite): c.status for c in confirmations if c.status != "complete"}
-    events, assessments, judged = [], [], []
+    assessments, judged = [], []
     for s in summaries:
         if s.status != "complete":
             continue  # interrupted, over budget, or held by another replica: judged when complete
@@ -205,8 +225,8 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
                                 reason=f"the confirmation run ended {unconfirmed[s.model, s.suite]}: no verdict")
         assessments.append(a)
         store.save_verdict(a.today.run_ids[0], a.quality.stored())  # what history and status show for it
-        events += act(store, a, clock())
         judged += a.today.run_ids
+    events = act(store, assessments, clock(), messages.Links(config.alerts.report_url, sim))
     store.mark_assessed(judged, clock())
     await asyncio.to_thread(update_sensitivity, store, config, jobs, assessments, clock())
     # in a thread: an unreachable Slack must not stall the event loop (and the runs' heartbeats)

@@ -1,7 +1,7 @@
 """The report's view model: what `canary report` and the daemon's `/` draw. No HTML, no SQL.
 
 Built once per page from the read functions the commands share: per series its points
-with the band each was judged against (`reports.history` over `monitor.series`), its alert
+with the verdict each was judged with (`reports.history` over `series.points`), its alert
 episodes, the latest figures and state shown beside its chart, and a case x run grid of the
 most recent runs, each failing case with its latest failing answer, the reference and the
 failed checks. `report_html` renders it; nothing here knows about markup.
@@ -15,7 +15,7 @@ from . import detect, series
 from .config import Config
 from .detect import params_of as detection_params
 from .failures import STANDINGS, answer_of, failed_checks, failing_turn, standings
-from .messages import KIND_TITLES
+from .messages import KIND_TITLES, anchor
 from .reports import history, next_run
 from .store import Store
 from .suites import Suite
@@ -174,13 +174,9 @@ def build_series(store: Store, config: Config, model: str, suite: str, loaded: S
     open_titles = [KIND_TITLES.get(a.kind, a.kind) for a in alert_rows if a.state == "open"]
     quality_open = any(a.state == "open" and a.kind == "quality" for a in alert_rows)
     return SeriesView(
-        model, suite, _anchor(model, suite), points, _episodes(alert_rows, pts), open_titles,
+        model, suite, anchor(model, suite), points, _episodes(alert_rows, pts), open_titles,
         _state(points, quality_open), last_run.slot if last_run else None, last_run.status if last_run else None,
         upcoming, _grid(store, config, model, suite, pts, loaded) if pts else None)
-
-
-def _anchor(model: str, suite: str) -> str:
-    return "s-" + "".join(ch if ch.isalnum() else "-" for ch in f"{model}--{suite}")
 
 
 def _state(points: list[PointView], quality_open: bool) -> str:

@@ -108,12 +108,13 @@ alerts = Table(
 Index("ix_alerts_one_open", alerts.c.model, alerts.c.suite, alerts.c.kind, unique=True,
       sqlite_where=alerts.c.state == "open", postgresql_where=alerts.c.state == "open")
 
-# Messages wait here until Slack accepts them: a Slack outage delays them, never drops them.
+# One row per Slack message, waiting here until Slack accepts it: a Slack outage delays a
+# message, never drops it. A message carries alert events (outbox_alerts): the events of one
+# model in one run go out together, as one message per action.
 outbox = Table(
     "outbox", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("alert_id", Id, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
-    Column("event", String(16), nullable=False),  # opened | recovered
+    Column("event", String(16), nullable=False),  # opened | recovered: the action of every event it carries
     Column("message", Json, nullable=False),  # {"text": ..., "blocks": [...]}
     Column("state", String(12), nullable=False),  # pending | sent | logged (no Slack configured) | failed (for good)
     Column("created_at", DateTime, nullable=False),
@@ -123,7 +124,16 @@ outbox = Table(
     Column("claimed_until", DateTime),
     Column("sent_at", DateTime),
     Column("last_error", Text),
-    UniqueConstraint("alert_id", "event", name="uq_outbox_alert_event"),
+)
+
+# The alert events a message carries: each event of an alert (opened, recovered) is queued
+# once, and a message waits for the earlier messages of every alert it carries.
+outbox_alerts = Table(
+    "outbox_alerts", metadata,
+    Column("outbox_id", Id, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True),
+    Column("alert_id", Id, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+    Column("event", String(16), nullable=False),
+    UniqueConstraint("alert_id", "event", name="uq_outbox_alerts_alert_event"),
 )
 
 # `canary ack`: the series' baseline restarts at this run.

@@ -519,12 +519,18 @@ class Store:
         with self.engine.connect() as conn:
             return {r.case_id: r for r in conn.execute(q)}
 
-    def error_classes(self, run_ids: Iterable[int]) -> dict[str, int]:
-        """How many samples of these runs errored, per error class, most frequent first."""
+    def error_summary(self, run_ids: Iterable[int], request_ids: int = 3) -> dict:
+        """The errored samples of these runs: how many per error class and per HTTP status ("none":
+        no response), most frequent first, and the first `request_ids` request ids (what a
+        provider's support asks for)."""
+        q = (select(samples.c.error, samples.c.error_status, samples.c.request_id)
+             .where(and_(samples.c.run_id.in_(list(run_ids)), samples.c.status == "error"))
+             .order_by(samples.c.finished_at, samples.c.id))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(samples.c.error).where(and_(
-                samples.c.run_id.in_(list(run_ids)), samples.c.status == "error"))).scalars().all()
-        return dict(Counter(rows).most_common())
+            rows = conn.execute(q).all()
+        statuses = Counter("none" if r.error_status is None else str(r.error_status) for r in rows)
+        return {"classes": dict(Counter(r.error for r in rows).most_common()), "statuses": dict(statuses.most_common()),
+                "request_ids": [r.request_id for r in rows if r.request_id][:request_ids]}
 
     def failed_turns(self, run_ids: Iterable[int], cases: Iterable[str]) -> list[tuple[str, list]]:
         """(case id, turns) of every failed sample of these runs among these cases."""

@@ -50,12 +50,33 @@ def last_successes(store: Store) -> list[tuple[str, object]]:
             .where(and_(runs.c.kind == "scheduled", runs.c.status == "complete")).group_by(runs.c.model))]
 
 
-class _StateCollector(Collector):
-    """Pass rate per series, each model's last success, open alerts and the outbox, read from
-    the database per scrape."""
+def judgement_families(store: Store, config, suites: dict) -> list:
+    """`canary_baseline_mean` and `canary_alert_floor` per series: the expected pass rate and the
+    band floor of its latest point, the figures `canary status` shows (its rows, not a second
+    computation), so a dashboard draws what canary judges."""
+    from .reports import status
+    from .runner import utcnow
+    mean = GaugeMetricFamily("canary_baseline_mean", "Pass rate the latest point was expected to have (its "
+                             "baseline), as `canary status` shows it", labels=["model", "suite"])
+    floor = GaugeMetricFamily("canary_alert_floor", "Pass rate below which the latest point breaches (the band "
+                              "floor), as `canary status` shows it", labels=["model", "suite"])
+    for row in status(store, config, suites, utcnow()):
+        if row["suite"] == FINGERPRINT:  # a distance, not a pass rate: canary_fingerprint_* has it
+            continue
+        if row["mean"] is not None:
+            mean.add_metric([row["model"], row["suite"]], row["mean"])
+        if row["lower"] is not None:
+            floor.add_metric([row["model"], row["suite"]], row["lower"])
+    return [mean, floor]
 
-    def __init__(self, store: Callable[[], Store], config: Callable[[], object] | None = None):
-        self.store, self.config = store, config
+
+class _StateCollector(Collector):
+    """Pass rate, baseline and floor per series, each model's last success, open alerts and the
+    outbox, read from the database per scrape."""
+
+    def __init__(self, store: Callable[[], Store], config: Callable[[], object] | None = None,
+                 suites: Callable[[], dict] | None = None):
+        self.store, self.config, self.suites = store, config, suites
 
     def describe(self):
         return []  # no database query when the registry is built
@@ -104,6 +125,11 @@ class _StateCollector(Collector):
         for name in ("pending", "sent", "logged", "failed"):
             messages.add_metric([name], counts.get(name, 0))
         yield messages
+        if self.config is not None and self.suites is not None:
+            try:
+                yield from judgement_families(store, self.config(), self.suites())
+            except Exception as exc:  # the other families still answer
+                log.warning("metrics: baselines unreadable: %s", type(exc).__name__)
         if self.config is not None:
             from .fingerprint.views import metric_families
             try:
@@ -115,7 +141,8 @@ class _StateCollector(Collector):
 class Metrics:
     """Everything /metrics shows, in a registry of its own."""
 
-    def __init__(self, store: Callable[[], Store] | None = None, config: Callable[[], object] | None = None):
+    def __init__(self, store: Callable[[], Store] | None = None, config: Callable[[], object] | None = None,
+                 suites: Callable[[], dict] | None = None):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.runs = Counter("canary_runs", "Runs finished by this daemon", ["model", "suite", "kind", "status"],
@@ -140,7 +167,7 @@ class Metrics:
                                ["result"], registry=r)
         self.config_ok.set(1)
         if store is not None:
-            r.register(_StateCollector(store, config))
+            r.register(_StateCollector(store, config, suites))
 
     def sample(self, model: str, suite: str, row: dict) -> None:
         self.samples.labels(model, suite, row["status"]).inc()

@@ -136,6 +136,15 @@ def test_one_alert_despite_slack_refusals_then_one_recovery(project, db_url, sim
         assert "gpt" in message["text"] and "basics" in message["text"]
         blocks = json.dumps(message["blocks"])
         assert "Pass rate" in blocks and "Failing cases" in blocks and "canary history --model gpt --suite basics" in blocks
+        # the floor and k/n of the message are those `canary status` shows: both runs pooled, which it says
+        [row] = json.loads(cli(project, "status", "--json", env=env).stdout)["series"]
+        first, confirm = report["runs"][0], report["confirmations"][0]
+        assert (row["passed"], row["answered"]) == (first["passed"] + confirm["passed"],
+                                                    first["passed"] + first["failed"] + confirm["passed"] + confirm["failed"])
+        assert (f"Pass rate {100 * row['pass_rate']:.1f}% ({row['passed']}/{row['answered']}), expected "
+                f"{100 * row['mean']:.1f}%, band floor {100 * row['lower']:.1f}% (sigma)") in blocks
+        assert (f"Pooled: this run {first['passed']}/{first['passed'] + first['failed']} and its confirmation run "
+                f"{confirm['passed']}/{confirm['passed'] + confirm['failed']}, judged together") in blocks
         if way == "web_api":
             assert message["channel"] == "#llm" and slack.accepted[0]["auth"] == "Bearer xoxb-secret-token"
 

@@ -36,7 +36,7 @@ from canary.daemon import Daemon
 from canary.service import Service
 from canary.slots import latest_fire
 from canary.runner import endpoint_factory
-from canary.schema import alerts as alerts_table, outbox, runs, samples
+from canary.schema import alerts as alerts_table, outbox, outbox_alerts, runs, samples
 from canary.sim import SimServer
 from canary.store import Store
 from db_faults import SqliteWriteLock, TcpProxy, pg_full, sqlite_full
@@ -323,7 +323,8 @@ def test_a_bad_config_raises_one_alert_and_the_last_good_one_keeps_running(proje
     [alert] = config_alerts()
     assert alert.state == "closed"
     with d.store.begin() as conn:
-        events = conn.execute(select(outbox.c.event).where(outbox.c.alert_id == alert.id).order_by(outbox.c.id)).scalars().all()
+        events = conn.execute(select(outbox.c.event).join(outbox_alerts, outbox_alerts.c.outbox_id == outbox.c.id)
+                              .where(outbox_alerts.c.alert_id == alert.id).order_by(outbox.c.id)).scalars().all()
     assert events == ["opened", "recovered"]
     # a bad suite file: the config applies, the suite it held keeps its last good version, one alert
     (project / "prompts" / "more.yaml").write_text("suite: more\ncases: [{id: x}]\n")
@@ -651,6 +652,32 @@ def test_a_run_finished_but_never_judged_is_judged_by_the_next_start(project, db
     opened = alerts.list_alerts(d.store)
     asyncio.run(scenario())  # judged once: a second start opens nothing more
     assert alerts.list_alerts(d.store) == opened
+    d.close()
+
+
+def test_the_runs_of_a_slot_never_judged_are_judged_together_into_one_message(project, db_url, sim):
+    """Both suites of a slot answered 529 and were never judged: the next start judges them
+    in one go, so their two availability alerts make one message, as a live run would."""
+    from canary.config import load_config
+    from canary.runner import jobs_for, run_jobs
+    from canary.suites import load_suites
+    write_config(project, db_url, models=models_yaml(sim.url).splitlines()[0] + "\n", daemon="lease: 60s\n")
+    config, (suites, _) = load_config(project / "canary.yaml"), load_suites(project / "prompts")
+    store = Store(config.database_url)
+    slot = datetime(2026, 11, 2, 6)
+    sim.configure(error_rate=1.0)
+    asyncio.run(run_jobs(store, jobs_for(config, suites, slot=slot, kind="scheduled"), clock=lambda: slot,
+                         provider_factory=endpoint_factory(sim.url, "sim-key")))
+    store.close()
+    d = make_daemon(project, sim, Clock(slot + timedelta(minutes=30)))
+
+    async def scenario():
+        d.catch_up()
+        await d.wait_idle()
+    asyncio.run(scenario())
+    listed = alerts.list_alerts(d.store)
+    assert sorted((a["suite"], a["kind"]) for a in listed) == [("basics", "availability"), ("more", "availability")]
+    assert [m["text"] for a in listed for m in a["messages"]] == ["canary: claude: basics: API errors; more: API errors"] * 2
     d.close()
 
 

@@ -70,7 +70,7 @@ def test_a_breach_that_the_confirmation_run_does_not_repeat_opens_nothing(tmp_pa
     # pooled, six samples a case: E = 56.264151, sd 1.998697 -> 55 >= 52.27 (87.11%): ok
     assert pooled.quality.status == "ok"
     assert pooled.quality.lower == pytest.approx(0.871113, abs=1e-6)
-    assert monitor.act(store, pooled, slot) == [] and alerts.open_alerts(store) == []
+    assert monitor.act(store, [pooled], slot) == [] and alerts.open_alerts(store) == []
     store.close()
 
 
@@ -83,10 +83,10 @@ def test_model_changed_and_token_drift_are_their_own_alerts(tmp_path, db_url):
     assert a.quality.status == "ok"
     assert a.signals["model_changed"][0] and a.signals["model_changed"][1]["before"] == "x-1"
     assert a.signals["drift:tokens"][0]  # 90 tokens per answer against a flat 50
-    events = monitor.act(store, a, T0 + timedelta(days=8))
+    events = monitor.act(store, [a], T0 + timedelta(days=8))
     assert sorted(e.kind for e in events) == ["drift:tokens", "model_changed"]
     back = add_run(store, T0 + timedelta(days=9), 30, 0, tokens=50, model_id="x-1")
-    events = monitor.act(store, monitor.assess(store, config, "m", "s", back), T0 + timedelta(days=9))
+    events = monitor.act(store, [monitor.assess(store, config, "m", "s", back)], T0 + timedelta(days=9))
     assert sorted((e.kind, e.action) for e in events) == [("drift:tokens", "recovered"), ("model_changed", "recovered")]
     store.close()
 
@@ -96,11 +96,11 @@ def test_the_opening_run_and_runs_during_an_alert_stay_out_of_the_baseline(tmp_p
     store = Store(config.database_url)
     history(store)
     bad = add_run(store, T0 + timedelta(days=8), 15, 15)
-    assert [e.kind for e in monitor.act(store, monitor.assess(store, config, "m", "s", bad), T0)] == ["quality"]
+    assert [e.kind for e in monitor.act(store, [monitor.assess(store, config, "m", "s", bad)], T0)] == ["quality"]
     worse = add_run(store, T0 + timedelta(days=9), 12, 18)
     a = monitor.assess(store, config, "m", "s", worse)
     assert a.quality.baseline_runs == 8 and a.quality.mean > 0.93  # the 50% day is not in it
-    assert monitor.act(store, a, T0) == []  # still in breach: no second message
+    assert monitor.act(store, [a], T0) == []  # still in breach: no second message
     [points] = [series.points(store, "m", "s")]
     assert [p.point.in_alert for p in points[-2:]] == [True, True]
     store.close()
@@ -114,7 +114,7 @@ def test_an_outage_gives_no_quality_verdict(tmp_path, db_url):
     a = monitor.assess(store, config, "m", "s", down)
     assert a.quality.status == "no_verdict"  # 5 of 30 answered: nothing is imputed
     assert a.signals["availability"][0] and "drift:tokens" not in a.signals
-    assert [e.kind for e in monitor.act(store, a, T0)] == ["availability"]
+    assert [e.kind for e in monitor.act(store, [a], T0)] == ["availability"]
     store.close()
 
 
@@ -126,7 +126,7 @@ def test_moved_history_keeps_its_alert_days_out_of_the_baseline(tmp_path, db_url
     store = Store(config.database_url)
     history(store)
     bad = add_run(store, T0 + timedelta(days=8), 12, 18)
-    monitor.act(store, monitor.assess(store, config, "m", "s", bad), T0)
+    monitor.act(store, [monitor.assess(store, config, "m", "s", bad)], T0)
     add_run(store, T0 + timedelta(days=9), 13, 17)  # made while the alert was open
     source = [p.point.in_alert for p in series.points(store, "m", "s")]
     assert source == [False] * 8 + [True, True]
@@ -170,7 +170,7 @@ def test_the_message_names_newly_failing_cases_first(tmp_path, db_url):
     run_id = add_cases(store, today, {**steady, "c4": (1, 2), "c2": (0, 3), "flaky": (1, 2), "hopeless": (0, 3)})
     a = monitor.assess(store, config, "m", "s", run_id)
     assert a.quality.status == "breach" and a.quality.method == "sigma"
-    assert [e.kind for e in monitor.act(store, a, today)] == ["quality"]
+    assert [e.kind for e in monitor.act(store, [a], today)] == ["quality"]
     [alert] = alerts.open_alerts(store)
     details = alert.details
     assert [(f["case"], f["kind"]) for f in details["failing"]] == [
@@ -201,7 +201,7 @@ def test_a_slow_slide_is_caught_against_the_reference_and_ack_accepts_it(tmp_pat
         slot = T0 + timedelta(days=d)
         a = monitor.assess(store, config, "m", "s", add_run(store, slot, *failures(n)))
         assert a.quality.check == "rolling" or a.quality.slide.breach
-        events += [(d, e.kind, e.action, a.quality.check) for e in monitor.act(store, a, slot)]
+        events += [(d, e.kind, e.action, a.quality.check) for e in monitor.act(store, [a], slot)]
     assert events == [(24, "quality", "opened", "reference")]  # the rolling check never breached
     [alert] = alerts.open_alerts(store)
     assert alert.details["reason"] == "4 points below the reference of 2026-11-01 (rolling window absorbed it)"
@@ -212,7 +212,7 @@ def test_a_slow_slide_is_caught_against_the_reference_and_ack_accepts_it(tmp_pat
     for d in range(30, 52):
         slot = T0 + timedelta(days=d)
         a = monitor.assess(store, config, "m", "s", add_run(store, slot, *failures(3 + d % 2)))
-        assert monitor.act(store, a, slot) == []
+        assert monitor.act(store, [a], slot) == []
     assert a.quality.status == "ok" and a.quality.slide is not None and not a.quality.slide.breach
     store.close()
 

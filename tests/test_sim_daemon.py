@@ -119,3 +119,56 @@ def test_the_standalone_simulator_picks_up_new_and_changed_suites(tmp_path):
         now[0] = 4.0
         follow(server)
         assert set(server.suites) == {"basics"}  # a removed file: its suite is gone
+
+
+def test_the_sim_daemon_sends_one_message_per_incident_with_sim_commands_links_and_request_ids(tmp_path, monkeypatch):
+    """Six healthy days, a day of 529s on both suites, a healthy day: one message for the two
+    suites' outage (HTTP statuses, request ids, links into the report at `/`, `--sim` in the
+    commands), one for their recovery; /metrics shows the baseline and floor status shows."""
+    from datetime import timedelta
+    from prometheus_client.parser import text_string_to_metric_families
+    from canary import reports
+    from slack_stub import SlackStub
+    write_project(tmp_path)
+    (tmp_path / "prompts" / "later.yaml").write_text(LATER)
+    (tmp_path / "canary.yaml").write_text(textwrap.dedent("""\
+        database: sqlite:///real.db
+        models:
+          - {name: claude, provider: anthropic, model: claude-sim, repeat: 2, max_retries: 0}
+        alerts: {slack: {webhook_url_env: CANARY_TEST_HOOK}, report_url: 'https://canary.example.com/'}
+        daemon: {http: null}
+        """))
+    now = [SLOT]
+    with SlackStub() as slack, SimServer({}) as server:
+        monkeypatch.setenv("CANARY_TEST_HOOK", slack.url + "/services/T/B/X")
+        daemon = SimDaemon(tmp_path / "canary.yaml", server=server, clock=lambda: now[0], owner="t")
+        try:
+            for day, error_rate in enumerate([0.0] * 6 + [1.0, 0.0]):
+                now[0] = SLOT + timedelta(days=day)
+                server.configure(error_rate=error_rate)
+                watch = asyncio.run(daemon.run_slot("claude", now[0]))
+                assert len(watch.summaries) == 2
+                if day == 5:  # enough history for a band: /metrics draws what status shows
+                    rows = reports.status(daemon.store, daemon.config, daemon.ws.suites, now[0])
+                    families = text_string_to_metric_families(daemon.metrics.render().decode())
+                    got = {(f.name, s.labels["suite"]): s.value for f in families for s in f.samples
+                           if f.name in ("canary_baseline_mean", "canary_alert_floor")}
+                    assert got == {**{("canary_baseline_mean", r["suite"]): r["mean"] for r in rows},
+                                   **{("canary_alert_floor", r["suite"]): r["lower"] for r in rows}}
+                    assert len(got) == 4
+            page = daemon.report()
+        finally:
+            daemon.close()
+    assert [m["body"]["text"] for m in slack.accepted] == [
+        "canary: claude: basics: API errors; later: API errors", "canary: claude: recovered: basics: API errors; "
+        "later: API errors"]
+    opened = [b["text"]["text"] for b in slack.accepted[0]["body"]["blocks"][1:-1]]
+    for suite, section in zip(("basics", "later"), opened):
+        assert f'id="s-claude--{suite}"' in page  # the link's anchor is the report's section
+        assert section.startswith(f"*<https://canary.example.com/#s-claude--{suite}|{suite}>* · *API errors*")
+        assert "Errored samples: 2/2 (100.0%, threshold 20.0%)" in section
+        assert "Error classes: overloaded: 2 · Statuses: HTTP 529: 2" in section
+        [ids] = [line for line in section.splitlines() if line.startswith("Request ids to hand to the provider: `req_")]
+        assert ids.count("`req_") == 2
+    assert slack.accepted[0]["body"]["blocks"][-1]["elements"][0]["text"] == (
+        "More: `canary status --sim` · <https://canary.example.com/|the report>")

@@ -108,7 +108,7 @@ def probe(config_path, model, as_json, sim, sim_model_version):
             with render.progress(planned_calls(store, m), enabled=not as_json) as advance:
                 results.append(asyncio.run(run_probe(store, ws.config, m, provider_factory=_factory(server),
                                                      notifier=notifier_from_config(ws.config.alerts),
-                                                     on_call=advance)))
+                                                     on_call=advance, sim=sim)))
     store.close()
     rows = [{"model": m.name, "run_id": r.summary.run_id if r.summary else None,
              "status": r.summary.status if r.summary else "held elsewhere",

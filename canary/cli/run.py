@@ -82,7 +82,8 @@ def run(config_path, models, suite_names, repeat, as_json, sim, sim_wrong_rate, 
         try:
             with render.progress(total, enabled=not as_json) as advance:
                 watch = asyncio.run(run_and_watch(store, ws.config, jobs, provider_factory=factory, control=control,
-                                                  on_sample=advance, notifier=notifier_from_config(ws.config.alerts)))
+                                                  on_sample=advance, notifier=notifier_from_config(ws.config.alerts),
+                                                  sim=ws.sim))
         except KeyboardInterrupt:
             n = store.mark_interrupted(control.owner, utcnow())
             render.errors.print(f"canary: interrupted; {n} run(s) marked interrupted, their stored samples kept")

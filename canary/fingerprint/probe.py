@@ -173,7 +173,8 @@ async def run_probe(store: Store, model: ModelConfig, fp: Current, *, slot: date
     return RunSummary.of(store.finish_run(run_id, status, clock()))
 
 
-def act(store: Store, model: str, points: list[Point], now: datetime, rule: RuleParams = RULE) -> list[str]:
+def act(store: Store, model: str, points: list[Point], now: datetime, rule: RuleParams = RULE,
+        links: messages.Links = messages.Links()) -> list[str]:
     """Open or close the model_changed episode so the alert table says what the series says."""
     if not points:
         return []
@@ -182,13 +183,13 @@ def act(store: Store, model: str, points: list[Point], now: datetime, rule: Rule
     if last.judged.alert and not open_now:
         details = episode_details(points, rule.min_shift)
         if alerts.open_alert(store, model=model, suite=SUITE, kind=KIND, run_id=last.run.id, details=details,
-                             message=messages.fingerprint_changed(model, details), now=now):
+                             message=messages.fingerprint_changed(model, details, links), now=now):
             return ["opened"]
     elif not last.judged.alert and open_now:
         details = {"reason": f"the answers are back inside their usual range: {last.judged.reason}",
                    "distance": last.judged.value, "mean": last.judged.mean, "upper": last.judged.upper}
         if alerts.close_alert(store, open_now[0].id, run_id=last.run.id, by="recovered",
-                              message=messages.fingerprint_recovered(model, details), now=now):
+                              message=messages.fingerprint_recovered(model, details, links), now=now):
             return ["recovered"]
     return []
 
@@ -222,8 +223,9 @@ def episode_details(points: list[Point], min_shift: float = RULE.min_shift) -> d
 async def probe(store: Store, config: Config, model: ModelConfig, *, slot: datetime | None = None,
                 kind: str = "manual", clock: Clock = utcnow, control: Control | None = None,
                 provider_factory: ProviderFactory = make_provider, notifier: alerts.Notifier | None = None,
-                on_call=None) -> ProbeResult:
-    """One probe of a model now (or of a scheduled slot): run, judge the series, act, deliver."""
+                on_call=None, sim: bool = False) -> ProbeResult:
+    """One probe of a model now (or of a scheduled slot): run, judge the series, act, deliver.
+    `sim`: the simulated model's database (the messages' commands say `--sim`)."""
     fp = current(store, model.name)
     if fp is None:
         raise UsageError(f"model {model.name} has no fingerprint yet: run `canary fingerprint init --model {model.name}`")
@@ -232,7 +234,7 @@ async def probe(store: Store, config: Config, model: ModelConfig, *, slot: datet
                               provider_factory=provider_factory, on_call=on_call)
     rule = rule_for(model)
     points = series(store, model.name, fp, rule)
-    events = act(store, model.name, points, clock(), rule)
+    events = act(store, model.name, points, clock(), rule, messages.Links(config.alerts.report_url, sim))
     if summary is not None:
         store.mark_assessed([summary.run_id], clock())
     await asyncio.to_thread(alerts.deliver, store, notifier, now=clock(), owner=control.owner)
@@ -242,7 +244,7 @@ async def probe(store: Store, config: Config, model: ModelConfig, *, slot: datet
 
 async def probe_slot(store: Store, config: Config, model_name: str, slot: datetime, kind: str, *, clock: Clock,
                      control: Control, provider_factory: ProviderFactory,
-                     notifier: alerts.Notifier | None) -> ProbeResult | None:
+                     notifier: alerts.Notifier | None, sim: bool = False) -> ProbeResult | None:
     """The daemon's hook, in a model's slot beside its suites: probe it if it has a fingerprint.
     Never raises (a failed probe is logged; the suites still run)."""
     model = next((m for m in config.models if m.name == model_name), None)
@@ -254,7 +256,7 @@ async def probe_slot(store: Store, config: Config, model_name: str, slot: dateti
                         model.name, model.name)
             return None
         result = await probe(store, config, model, slot=slot, kind="scheduled", clock=clock, control=control,
-                             provider_factory=provider_factory, notifier=notifier)
+                             provider_factory=provider_factory, notifier=notifier, sim=sim)
     except Exception as exc:  # the suites of the slot must still run
         log.error("fingerprint probe of %s at %s failed: %s", model.name, slot.isoformat(), exc)
         return None

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from .. import alerts
 from ..config import Config
+from ..messages import anchor
 from ..store import Store
 from . import SUITE
 from .probe import KIND, Point, current, rule_for, samples_per_input, series, still_varying
@@ -113,7 +114,8 @@ def report_section(store: Store, config: Config, now: datetime) -> str:
             continue
         rows = history(store, config, m.name)
         state = ", ".join(a.kind for a in alerts.open_alerts(store, m.name, SUITE)) or "ok"
-        parts.append(f"<h2>{html.escape(m.name)} · fingerprint</h2><div class=meta>alerts: {html.escape(state)} · "
+        heading = f'<h2 id="{html.escape(anchor(m.name, SUITE))}">{html.escape(m.name)} · fingerprint</h2>'
+        parts.append(f"{heading}<div class=meta>alerts: {html.escape(state)} · "
                      f"blue: mean TV distance of the border inputs' first tokens from their reference · "
                      f"red dashes: the band's upper edge</div>{_chart(rows)}")
     return "".join(parts)
