@@ -37,6 +37,9 @@ from .schema import alerts as alert_rows
 SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
 SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
 FINISHED = ("complete", "interrupted", "budget_exhausted")
+# what a series' point is made of (series.build): a year of a series reads only these
+POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
+                 "latency_p50_ms", "reported_model", "verdict")
 _ECHOED = ("error_message", "request_id", "reported_model", "finish_reason", "turns")  # what an API wrote
 _LENGTHS = {c.name: c.type.length for c in samples.columns if getattr(c.type, "length", None)}
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -384,7 +387,7 @@ class Store:
         Returns (rows, whether more exist beyond the n). A slot cut by the limit is dropped
         whole, so a run never comes without its confirmation run. `cases=False` leaves the
         per-case counts out."""
-        cols = [c for c in runs.columns if cases or c.name != "cases"]
+        cols = [runs.c[n] for n in POINT_COLUMNS] + ([runs.c.cases] if cases else [])
         cond = [runs.c.model == model, runs.c.suite == suite, runs.c.kind.in_(SERIES_KINDS),
                 runs.c.status == "complete"]
         if since is not None:

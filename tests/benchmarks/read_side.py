@@ -138,6 +138,19 @@ def import_memory(dump: Path, work: Path, root: Path) -> dict[int, float]:
     return out
 
 
+def status_growth(base: Path, reuse: bool) -> dict[int, float]:
+    """Wall time of `canary status` (best of 5) on one model's three series of 100 and 1,000
+    days (10 cases x 3 samples a run): what status reads must not grow with the history."""
+    out = {}
+    for days in (100, 1000):
+        root = base / f"series{days}"
+        if not (reuse and (root / "canary.db").exists()):
+            shutil.rmtree(root, ignore_errors=True)
+            build(root, days, models=["opus"], cases=10)
+        out[days] = best(canary(root, "status"), 5)[0]
+    return out
+
+
 def fmt(wall_cpu_rss) -> str:
     wall, cpu, rss = wall_cpu_rss
     return f"{wall:6.2f} s wall {cpu:6.2f} s CPU {rss:5.0f} MB"
@@ -180,6 +193,9 @@ def main() -> None:
           f"{y['page_cached'] / m['page_cached']:9.2f}x  <= 50 ms")
     print(f"{'export':10} {m['export_rate']:38,.0f} samples/s {y['export_rate']:35,.0f} samples/s")
     print(f"{'import':10} {m['import_rate']:38,.0f} samples/s {y['import_rate']:35,.0f} samples/s")
+    growth = status_growth(base, args.reuse)
+    print(f"\nstatus on one model's series: {growth[100] * 1000:.0f} ms at 100 days, {growth[1000] * 1000:.0f} ms "
+          f"at 1,000 days: {growth[1000] / growth[100]:.2f}x (target <= 1.25x)")
     mem = import_memory(work / "export.jsonl", work, base / "year")
     print(f"\nimport peak RSS: {mem[4000]:.0f} MB at 4k samples, {mem[40000]:.0f} MB at 40k: "
           f"{mem[40000] / mem[4000]:.2f}x (target <= 1.3x)")
