@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
+from suite_texts import CAPITAL_AND_SUM, suite
 from canary import alerts, series
 from canary.cli import main
 from canary.config import load_config
@@ -25,19 +26,7 @@ from canary.suites import load_suites
 from canary.transfer import export_lines, write_jsonl
 from slack_stub import SlackStub
 
-SUITE = """\
-suite: basics
-repeat: 10
-cases:
-  - id: capital
-    prompt: What is the capital of France? One word.
-    assert: [{type: icontains, value: paris}]
-    reference: {text: Paris}
-  - id: sum
-    prompt: "What is 12 + 30? End with ANSWER: <n>."
-    answer: {regex: "ANSWER:\\\\s*(\\\\S+)"}
-    assert: [{type: number, value: 42}]
-    reference: {text: "12 + 30 = 42\\nANSWER: 42"}
+SUITE = suite("basics", 10, CAPITAL_AND_SUM) + """\
   - id: lower
     turns:
       - user: Answer in lowercase only. Which planet is red?

@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from suite_texts import CAPITAL_AND_SUM, suite
 from canary import alerts, logs, reports
 from canary.daemon import Daemon
 from canary.service import Service
@@ -42,19 +43,7 @@ from canary.store import Store
 from db_faults import SqliteWriteLock, TcpProxy, pg_full, sqlite_full
 from slack_stub import SlackStub
 
-BASICS = """\
-suite: basics
-repeat: 2
-cases:
-  - id: capital
-    prompt: What is the capital of France? One word.
-    assert: [{type: icontains, value: paris}]
-    reference: {text: Paris}
-  - id: sum
-    prompt: "What is 12 + 30? End with ANSWER: <n>."
-    answer: {regex: "ANSWER:\\\\s*(\\\\S+)"}
-    assert: [{type: number, value: 42}]
-    reference: {text: "12 + 30 = 42\\nANSWER: 42"}
+BASICS = suite("basics", 2, CAPITAL_AND_SUM) + """\
   - id: planet
     prompt: Which planet is called the red planet? One word.
     assert: [{type: icontains, value: mars}]

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
+from suite_texts import CAPITAL_AND_SUM, suite
 from canary import failures
 from canary.cli import main
 from canary.config import load_config
@@ -23,19 +24,7 @@ from canary.suites import load_suites
 
 T0 = datetime(2026, 11, 1, 6)
 
-SUITE = """\
-suite: basics
-repeat: 3
-cases:
-  - id: capital
-    prompt: What is the capital of France? One word.
-    assert: [{type: icontains, value: paris}]
-    reference: {text: Paris}
-  - id: sum
-    prompt: "What is 12 + 30? End with ANSWER: <n>."
-    answer: {regex: 'ANSWER:\\s*(\\S+)'}
-    assert: [{type: number, value: 42}]
-    reference: {text: "12 + 30 = 42\\nANSWER: 42"}
+SUITE = suite("basics", 3, CAPITAL_AND_SUM) + """\
   - id: hard
     prompt: Name the smallest prime above 100.
     assert: [{type: icontains, value: "101"}]

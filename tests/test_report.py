@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import browser
+from suite_texts import CAPITAL_AND_SUM, suite
 from canary import report_view
 from canary.cli import main
 from canary.config import load_config
@@ -32,19 +33,7 @@ from canary.suites import load_suites
 START = datetime(2026, 11, 1, 6)
 # "<b>hard</b>" is answered with its reference, which fails its own assert: always failing,
 # and its answer and id are markup that the page must escape
-SUITE = """\
-suite: basics
-repeat: 3
-cases:
-  - id: capital
-    prompt: What is the capital of France? One word.
-    assert: [{type: icontains, value: paris}]
-    reference: {text: Paris}
-  - id: sum
-    prompt: "What is 12 + 30? End with ANSWER: <n>."
-    answer: {regex: 'ANSWER:\\s*(\\S+)'}
-    assert: [{type: number, value: 42}]
-    reference: {text: "12 + 30 = 42\\nANSWER: 42"}
+SUITE = suite("basics", 3, CAPITAL_AND_SUM) + """\
   - id: "<b>hard</b>"
     prompt: Name the smallest prime above 100.
     assert: [{type: icontains, value: "101"}]

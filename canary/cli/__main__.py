@@ -1,4 +1,4 @@
 """`python -m canary.cli`: the same as the `canary` command."""
-from . import main
+from . import entry
 
-main()
+entry()

@@ -38,7 +38,7 @@ SUITES = ["reasoning", "instruction_following", "tool_calls"]
 CASES = 52
 
 
-def write_project(root: Path, models: list[str], port: int = 0, cases: int = CASES) -> None:
+def write_project(root: Path, models: list[str], port: int = 0, n_cases: int = CASES) -> None:
     """canary.yaml and prompts/ for the fixture (keys from $BENCH_KEY; the schedule never
     catches up, so a daemon started on it only serves its pages)."""
     (root / "prompts").mkdir(parents=True, exist_ok=True)
@@ -50,7 +50,7 @@ def write_project(root: Path, models: list[str], port: int = 0, cases: int = CAS
     answer: {{regex: "ANSWER:? *([0-9]+)"}}
     assert: [{{type: number, value: {i + i + 3}}}]
     reference: {{text: "It leaves at {i} and travels {i + 3} hours, so it arrives at {2 * i + 3}.\\nANSWER: {2 * i + 3}"}}"""
-                            for i in range(cases))
+                            for i in range(n_cases))
         (root / "prompts" / f"{name}.yaml").write_text(f"suite: {name}\nrepeat: 3\ncases:\n{cases}\n")
     lines = [f"database: sqlite:///{root / 'canary.db'}", "schedule: '0 6 * * *'", "models:"]
     for i, m in enumerate(models):
