@@ -84,10 +84,10 @@ def last(store: Store, model: str, suite: str) -> Point | None:
 
 def with_cases(store: Store, pts: list[Point]) -> list[Point]:
     """The points with their per-case counts (read for those points only)."""
-    counts = store.case_counts(i for p in pts for i in p.run_ids)
+    counts = store.case_results(i for p in pts for i in p.run_ids)
     out = []
     for p in pts:
-        per_run = [{c: (n.passed, n.passed + n.failed) for c, n in counts.get(i, {}).items()} for i in p.run_ids]
+        per_run = [counts.get(i, {}) for i in p.run_ids]
         cases = per_run[0] if len(per_run) == 1 else detect.pool_cases(per_run)
         out.append(replace(p, point=replace(p.point, cases=cases)))
     return out

@@ -453,7 +453,15 @@ class Store:
 
         A finished run keeps these in its `cases` column; a run still going is counted
         from its samples."""
-        out: dict[int, dict[str, CaseCount]] = {}
+        return {r: {c: CaseCount(*n) for c, n in cases.items()} for r, cases in self._cases(run_ids).items()}
+
+    def case_results(self, run_ids: Iterable[int]) -> dict[int, dict[str, tuple[int, int]]]:
+        """Per run, per case: (passed, answered), as a detector reads them."""
+        return {r: {c: (n[0], n[0] + n[1]) for c, n in cases.items()} for r, cases in self._cases(run_ids).items()}
+
+    def _cases(self, run_ids: Iterable[int]) -> dict[int, dict[str, list[int]]]:
+        """Per run, per case: [passed, failed, errors] (runs.cases, or counted from the samples)."""
+        out: dict[int, dict[str, list[int]]] = {}
         ids = list(run_ids)
         if not ids:
             return out
@@ -464,16 +472,14 @@ class Store:
                     if cases is None:
                         missing.append(run_id)
                     else:
-                        out[run_id] = {c: CaseCount(*n) for c, n in cases.items()}
+                        out[run_id] = cases
             if not missing:
                 return out
             q = (select(samples.c.run_id, samples.c.case_id, samples.c.status, func.count())
                  .where(samples.c.run_id.in_(missing))
                  .group_by(samples.c.run_id, samples.c.case_id, samples.c.status))
             for run_id, case_id, status, n in conn.execute(q):
-                count = out.setdefault(run_id, {}).setdefault(case_id, CaseCount())
-                field = status if status in ("passed", "failed") else "errors"
-                setattr(count, field, getattr(count, field) + n)
+                out.setdefault(run_id, {}).setdefault(case_id, [0, 0, 0])[_CASE_FIELD.get(status, 2)] += n
         return out
 
     def run_ids(self, model: str, suite: str, *, suite_version: str, since: datetime,

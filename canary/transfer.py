@@ -34,7 +34,11 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
     """Every stored sample as one JSON line (the README's format), oldest run first, streamed.
 
     The run's fields are formatted once per run, and each sample's `turns` is the stored
-    JSON text spliced in as it is, so a year of history exports without parsing it."""
+    JSON text spliced in as it is, so a year of history exports without parsing it. Each
+    line goes through the redaction as a whole (one scan); only a line in which it finds
+    something (a row stored before redaction existed, or a secret registered since) is
+    parsed, redacted field by field and written again, so a replacement never breaks the
+    JSON."""
     intervals: dict[tuple[str, str], list] = {}
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for run, rows in store.export_runs(**filters):
@@ -49,22 +53,16 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
             "run_verdict": run.verdict,
         })[:-1]
         for r in rows:
-            fields = dumps(redact.value({
+            fields = dumps({
                 "case": r.case_id, "sample": r.sample, "status": r.status, "passed": r.status == "passed",
                 "error": r.error, "error_status": r.error_status, "error_message": r.error_message,
                 "request_id": r.request_id, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                 "latency_ms": r.latency_ms, "finish_reason": r.finish_reason, "reported_model": r.reported_model,
-                "cost": r.cost, "finished_at": iso(r.finished_at)}))[1:-1]
-            yield f'{head},{fields},"turns":{_redacted_json(r.turns, dumps)}}}\n'
-
-
-def _redacted_json(raw: str, dumps) -> str:
-    """Stored JSON text as it is, unless redaction finds something in it (rows stored before
-    redaction existed, or a secret registered since): then parsed, redacted, written again,
-    so a replacement never breaks the JSON."""
-    if redact.text(raw) == raw:
-        return raw
-    return dumps(redact.value(json.loads(raw)))
+                "cost": r.cost, "finished_at": iso(r.finished_at)})[1:-1]
+            line = f'{head},{fields},"turns":{r.turns}}}'
+            if redact.text(line) != line:
+                line = dumps(redact.value(json.loads(line)))
+            yield line + "\n"
 
 
 def write_jsonl(lines: Iterable[str], out: IO[str]) -> int:

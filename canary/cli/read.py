@@ -13,10 +13,13 @@ from .common import config_option, json_option, known_series, sim_db_option
 @config_option
 @click.option("--model", required=True)
 @click.option("--suite", required=True)
+@click.option("--runs", "shown", type=click.IntRange(1), default=60, show_default=True,
+              help="the table shows this many of the latest runs (--json: every run)")
+@click.option("--all", "every", is_flag=True, help="the table shows every run")
 @json_option
 @sim_db_option
-def history(config_path, sim, model, suite, as_json):
-    """The pass-rate series of one model and suite, with its band."""
+def history(config_path, sim, model, suite, shown, every, as_json):
+    """The pass-rate series of one model and suite, with the verdict each run was judged with."""
     from .. import render, reports
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
@@ -29,7 +32,10 @@ def history(config_path, sim, model, suite, as_json):
     elif not data:
         render.console.print(f"no completed runs of {model} on {suite} yet")
     else:
-        render.console.print(render.history_table(f"{model} · {suite}", data))
+        rows = data if every else data[-shown:]
+        title = f"{model} · {suite}" + ("" if len(rows) == len(data) else
+                                        f" (the last {len(rows)} of {len(data)} runs; --all for every one)")
+        render.console.print(render.history_table(title, rows))
 
 
 @click.command()

@@ -55,7 +55,9 @@ def best(args: list[str], n: int = 3, **kw) -> tuple[float, float, float]:
 
 
 def canary(root: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "canary.cli", args[0], "--config", str(root / "canary.yaml"), *args[1:]]
+    """`canary ARGS --config ROOT/canary.yaml` (after the subcommand: `db upgrade` has two words)."""
+    n = 2 if args[0] == "db" else 1
+    return [sys.executable, "-m", "canary.cli", *args[:n], "--config", str(root / "canary.yaml"), *args[n:]]
 
 
 def free_port() -> int:
