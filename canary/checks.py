@@ -423,14 +423,15 @@ def run(assertions, reply: TurnReply, answer_pattern: str | None = None,
     length = len(reply.text)
     capped = length > MAX_SCORED_CHARS
     scored = replace(reply, text=reply.text[:MAX_SCORED_CHARS]) if capped else reply
-    timed_out = bounded.timeout_explanation(timeout, length)
+    def timed_out() -> str:  # the explanation, written only for a check that ran out of time
+        return bounded.timeout_explanation(timeout, length)
     extraction_timed_out = False
     try:
         with bounded.time_limit(timeout):
             answer = extract_answer(scored.text, answer_pattern)
         missing = f"no answer in the form the case asks for: {_short(scored.text)}"
     except CheckTimeout:
-        answer, missing = None, f"{timed_out} (extracting the answer with /{answer_pattern}/)"
+        answer, missing = None, f"{timed_out()} (extracting the answer with /{answer_pattern}/)"
         extraction_timed_out = True
     note = f" (scored on its first {MAX_SCORED_CHARS:,} of {length:,} characters)" if capped else ""
     verdicts = []
@@ -440,7 +441,7 @@ def run(assertions, reply: TurnReply, answer_pattern: str | None = None,
     return verdicts
 
 
-def _verdict(a, reply: TurnReply, answer: str | None, missing: str, timed_out: str, timeout: float,
+def _verdict(a, reply: TurnReply, answer: str | None, missing: str, timed_out: Callable[[], str], timeout: float,
              extraction_timed_out: bool) -> Verdict:
     negated, base = split_type(a.type)
     entry = REGISTRY[base]
@@ -454,7 +455,7 @@ def _verdict(a, reply: TurnReply, answer: str | None, missing: str, timed_out: s
             else:
                 passed, detail = entry.fn(a.value, subject)
     except CheckTimeout:  # negated or not: nobody knows the verdict, so it fails
-        return Verdict(a.type, False, timed_out, timed_out=True)
+        return Verdict(a.type, False, timed_out(), timed_out=True)
     except Exception as exc:  # a check must never stop a run: a reply it cannot read fails it
         log.warning("%s could not read a reply: %s: %s", a.type, type(exc).__name__, exc)
         return Verdict(a.type, False, f"could not check this reply ({type(exc).__name__}: {str(exc)[:120]})")

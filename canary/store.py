@@ -586,15 +586,20 @@ class Store:
 
     # --- samples -----------------------------------------------------------------------------
 
-    def insert_samples(self, rows: list[dict], conn=None) -> int:
-        """Insert samples in one transaction; one already stored (same run, case, index) is skipped."""
+    def insert_samples(self, rows: list[dict], conn=None, *, count: bool = True) -> int:
+        """Insert samples in one transaction; one already stored (same run, case, index) is
+        skipped. Returns how many were new (`count=False`: not counted, which lets the driver
+        insert them in one executemany: the sample writer's way)."""
         if not rows:
             return 0
         if conn is None:
             with self.engine.begin() as conn:
-                return self.insert_samples(rows, conn)
-        stmt = self._insert(samples).on_conflict_do_nothing().returning(samples.c.id)
-        return len(conn.execute(stmt, [storable(r) for r in rows]).all())
+                return self.insert_samples(rows, conn, count=count)
+        stmt = self._insert(samples).on_conflict_do_nothing()
+        if not count:
+            conn.execute(stmt, [storable(r) for r in rows])
+            return len(rows)
+        return len(conn.execute(stmt.returning(samples.c.id), [storable(r) for r in rows]).all())
 
     # --- export / import ---------------------------------------------------------------------
 
@@ -714,7 +719,7 @@ class SampleWriter:
             stop = batch[-1] is None
             rows = [r for r in batch if r is not None]
             try:
-                self.store.insert_samples(rows)
+                self.store.insert_samples(rows, count=False)
             except Exception as exc:  # kept and raised to the runner on its next put/close
                 self._error = exc
 
