@@ -96,7 +96,7 @@ def series_section(s: SeriesView, view: ReportView) -> str:
 def stats(s: SeriesView, view: ReportView) -> str:
     p = s.latest
     cls, words = STATES[s.state]
-    rows = [("baseline mean", pct(p.mean)), ("alert floor", pct(p.lower))]
+    rows = [("expected", pct(p.mean)), ("alert floor", pct(p.lower))]  # the baseline mean, case by case
     if p.errors:
         rows.append(("errors", f"{p.errors} of {p.samples} samples"))
     rows += [("state", words)]
