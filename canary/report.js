@@ -31,7 +31,8 @@
   var UNITS = {
     tokens: function (v) { return (v >= 100 ? Math.round(v).toLocaleString("en-US") : String(Number(v.toPrecision(3)))) + " tokens"; },
     ms: function (v) { return v >= 1000 ? (v / 1000).toFixed(2) + " s" : Math.round(v) + " ms"; },
-    usd: function (v) { return "$" + (v >= 1 ? v.toFixed(2) : v >= 0.001 ? v.toFixed(4) : v.toPrecision(2)); }
+    usd: function (v) { return "$" + (v >= 1 ? v.toFixed(2) : v >= 0.001 ? v.toFixed(4) : v.toPrecision(2)); },
+    tv: function (v) { return v.toFixed(3) + " (total variation)"; }
   };
 
   // one run of the pass-rate chart: [passed, answered, errors, mean, floor, flags]

@@ -282,7 +282,12 @@ def test_the_daemon_probes_a_fingerprinted_model_in_its_slot(tmp_path, db_url, s
     assert [(r["suite"], r["verdict"]) for r in status] == [(SUITE, "no_verdict")] and status[0]["distance"] >= 0
     from canary.report_html import render_report
     page = render_report(store, config, {}, T0)
-    assert "m · fingerprint</h2>" in page and page.count("<circle") == 1
+    assert '<span>m</span> · <span>fingerprint</span> <span class="badge good">as referenced</span>' in page
+    assert 'id="s-m--fingerprint" data-t="[' in page and page.count('data-unit="tv"') == 1  # one probe: no edge yet
+    import browser
+    if browser.chromium():  # drawn by the page's script without an error
+        (tmp_path / "report.html").write_text(page, encoding="utf-8")
+        assert browser.load((tmp_path / "report.html").as_uri()).console == []
     d.close()
     store.close()
 

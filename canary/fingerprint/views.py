@@ -1,7 +1,6 @@
 """What people and scrapers see of fingerprints: status, history, /metrics, the report's section."""
 from __future__ import annotations
 
-import html
 from datetime import datetime
 
 from .. import alerts
@@ -82,40 +81,25 @@ def metric_families(store: Store, config: Config) -> list:
     return [distance, upper]
 
 
-W, H, PAD = 640, 150, 32
-
-
-def _chart(rows: list[dict]) -> str:
-    """An inline SVG: the distance per probe, its band's upper edge, deviating probes in red."""
-    pts = [r for r in rows if r["distance"] is not None]
-    if not pts:
-        return "<p class=empty>no probes yet</p>"
-    top = max(max(r["distance"] for r in pts), max((r["upper"] or 0) for r in pts), 0.1) * 1.1
-    x = (lambda i: PAD + (W - 2 * PAD) * (i / (len(pts) - 1) if len(pts) > 1 else 0.5))
-    y = (lambda v: H - PAD + (2 * PAD - H) * v / top)
-    line = " ".join(f"{x(i):.1f},{y(r['distance']):.1f}" for i, r in enumerate(pts))
-    band = " ".join(f"{x(i):.1f},{y(r['upper']):.1f}" for i, r in enumerate(pts) if r["upper"] is not None)
-    dots = []
-    for i, r in enumerate(pts):
-        cls = "breach" if r["verdict"] == "deviating" else "alert" if r["in_alert"] else "ok"
-        title = html.escape(f"{r['slot']:%Y-%m-%d %H:%M}: distance {r['distance']:.3f}, {r['verdict']}")
-        dots.append(f'<circle class="{cls}" cx="{x(i):.1f}" cy="{y(r["distance"]):.1f}" r="3">'
-                    f'<title>{title}</title></circle>')
-    return (f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}"><text x="2" y="{y(0) + 4:.1f}">0</text>'
-            f'<text x="2" y="{y(top / 1.1) + 4:.1f}">{top / 1.1:.2f}</text>'
-            f'<polyline class="lower" points="{band}"/><polyline class="rate" points="{line}"/>{"".join(dots)}</svg>')
-
-
 def report_section(store: Store, config: Config, now: datetime) -> str:
-    """The report's fingerprint section: per fingerprinted model, its distance series and band."""
+    """The report's fingerprint sections, drawn like the series' small charts: per fingerprinted
+    model, the distance of each probe from the reference, and the edge above which it deviates."""
+    from ..report_charts import e, epoch_minutes, mini_chart
     parts = []
     for m in config.models:
         if m.fingerprinted is None:
             continue
-        rows = history(store, config, m.name)
-        state = ", ".join(a.kind for a in alerts.open_alerts(store, m.name, SUITE)) or "ok"
-        heading = f'<h2 id="{html.escape(anchor(m.name, SUITE))}">{html.escape(m.name)} · fingerprint</h2>'
-        parts.append(f"{heading}<div class=meta>alerts: {html.escape(state)} · "
-                     f"blue: mean TV distance of the border inputs' first tokens from their reference · "
-                     f"red dashes: the band's upper edge</div>{_chart(rows)}")
+        rows = [r for r in history(store, config, m.name) if r["distance"] is not None]
+        changed = any(a.kind == "model_changed" for a in alerts.open_alerts(store, m.name, SUITE))
+        cls, words = ("bad", "model changed") if changed else ("good", "as referenced") if rows else \
+            ("quiet", "no probes yet")
+        three = (lambda v: f"{v:.3f}")  # noqa: E731
+        charts = (mini_chart("distance from the reference (mean total variation)", [r["distance"] for r in rows],
+                             three, "tv", [], "")
+                  + mini_chart("deviating above", [r["upper"] for r in rows], three, "tv", [], "")) if rows else ""
+        parts.append(
+            f'<section class="series" id="{e(anchor(m.name, SUITE))}" data-t="{epoch_minutes([r["slot"] for r in rows])}">'
+            f'<h2><span>{e(m.name)}</span> · <span>fingerprint</span> <span class="badge {cls}">{e(words)}</span></h2>'
+            f'<p class="meta">one-token probes of the border inputs: a model, quantization or serving path swapped '
+            f'behind the name moves their first tokens together</p><div class="minis">{charts}</div></section>')
     return "".join(parts)
