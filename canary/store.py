@@ -588,15 +588,17 @@ class Store:
 
     def insert_samples(self, rows: list[dict], conn=None, *, count: bool = True) -> int:
         """Insert samples in one transaction; one already stored (same run, case, index) is
-        skipped. Returns how many were new (`count=False`: not counted, which lets the driver
-        insert them in one executemany: the sample writer's way)."""
+        skipped. Returns how many were new (`count=False`, on SQLite: not counted, which lets
+        the driver insert them in one executemany, the sample writer's way; psycopg would
+        pipeline such an executemany, whose errors surface late and noisily, so PostgreSQL
+        keeps RETURNING)."""
         if not rows:
             return 0
         if conn is None:
             with self.engine.begin() as conn:
                 return self.insert_samples(rows, conn, count=count)
         stmt = self._insert(samples).on_conflict_do_nothing()
-        if not count:
+        if not count and self.dialect == "sqlite":
             conn.execute(stmt, [storable(r) for r in rows])
             return len(rows)
         return len(conn.execute(stmt.returning(samples.c.id), [storable(r) for r in rows]).all())
