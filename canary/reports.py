@@ -79,8 +79,9 @@ def latest(store: Store, config: Config, model: str, suite: str) -> dict:
     return row(today, verdict)
 
 
-def status(store: Store, config: Config, suites: dict, now: datetime) -> list[dict]:
-    """Per configured model and suite: last run, pass rate, band, alert state, next run."""
+def status(store: Store, config: Config, suites: dict, now: datetime, *, fingerprint: bool = True) -> list[dict]:
+    """Per configured model and suite: last run, pass rate, band, alert state, next run; then the
+    fingerprint series' rows (`fingerprint=False`: the quality series only)."""
     latest_runs = {(r.model, r.suite): r for r in store.latest_runs()}
     open_by_series: dict[tuple, list[str]] = {}
     for a in alerts.open_alerts(store):
@@ -107,5 +108,7 @@ def status(store: Store, config: Config, suites: dict, now: datetime) -> list[di
                 "catches": catches.min_drop if catches else None, "catches_simulated": catches is not None,
                 "next_run": upcoming,
             })
+    if not fingerprint:
+        return rows
     from .fingerprint.views import status_rows
     return rows + status_rows(store, config, lambda c, m: next_run(c, m, now))

@@ -50,19 +50,22 @@ def last_successes(store: Store) -> list[tuple[str, object]]:
             .where(and_(runs.c.kind == "scheduled", runs.c.status == "complete")).group_by(runs.c.model))]
 
 
-def judgement_families(store: Store, config, suites: dict) -> list:
+def series_rows(store: Store, config, suites: dict) -> list[dict]:
+    """The quality series' rows of `canary status` (its latest points, confirmation runs pooled)."""
+    from .reports import status
+    from .clock import utcnow
+    return status(store, config, suites, utcnow(), fingerprint=False)
+
+
+def judgement_families(rows: list[dict]) -> list:
     """`canary_baseline_mean` and `canary_alert_floor` per series: the expected pass rate and the
     band floor of its latest point, the figures `canary status` shows (its rows, not a second
     computation), so a dashboard draws what canary judges."""
-    from .reports import status
-    from .runner import utcnow
     mean = GaugeMetricFamily("canary_baseline_mean", "Pass rate the latest point was expected to have (its "
                              "baseline), as `canary status` shows it", labels=["model", "suite"])
     floor = GaugeMetricFamily("canary_alert_floor", "Pass rate below which the latest point breaches (the band "
                               "floor), as `canary status` shows it", labels=["model", "suite"])
-    for row in status(store, config, suites, utcnow()):
-        if row["suite"] == FINGERPRINT:  # a distance, not a pass rate: canary_fingerprint_* has it
-            continue
+    for row in rows:
         if row["mean"] is not None:
             mean.add_metric([row["model"], row["suite"]], row["mean"])
         if row["lower"] is not None:
@@ -81,11 +84,26 @@ class _StateCollector(Collector):
     def describe(self):
         return []  # no database query when the registry is built
 
+    def _rows(self, store: Store) -> list[dict] | None:
+        """`canary status`'s quality rows, or None (no config; or unreadable: logged, and the
+        pass rates fall back to each series' latest run)."""
+        if self.config is None or self.suites is None:
+            return None
+        try:
+            return series_rows(store, self.config(), self.suites())
+        except Exception as exc:
+            log.warning("metrics: baselines unreadable: %s", type(exc).__name__)
+            return None
+
     def collect(self):
         up = GaugeMetricFamily("canary_db_up", "1 when the database answered this scrape")
         try:
             store = self.store()
-            rates = latest_pass_rates(store)
+            rows = self._rows(store)
+            # the pass rate of the point status shows (pooled with its confirmation run), beside its
+            # baseline and floor; without a config, the latest run of every stored series
+            rates = latest_pass_rates(store) if rows is None else [
+                (r["model"], r["suite"], r["passed"], r["answered"]) for r in rows if r["answered"] is not None]
             successes = last_successes(store)
             with store.begin() as conn:
                 open_alerts = conn.execute(select(alerts.c.model, alerts.c.suite, alerts.c.kind)
@@ -98,9 +116,9 @@ class _StateCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        rate = GaugeMetricFamily("canary_pass_rate", "Pass rate of answered samples in the latest complete run",
-                                 labels=["model", "suite"])
-        answered = GaugeMetricFamily("canary_answered_samples", "Answered samples in the latest complete run",
+        rate = GaugeMetricFamily("canary_pass_rate", "Pass rate of answered samples in the latest point (a run "
+                                 "and its confirmation run)", labels=["model", "suite"])
+        answered = GaugeMetricFamily("canary_answered_samples", "Answered samples in the latest point",
                                      labels=["model", "suite"])
         for model, suite, passed, n in rates:
             answered.add_metric([model, suite], n)
@@ -125,11 +143,8 @@ class _StateCollector(Collector):
         for name in ("pending", "sent", "logged", "failed"):
             messages.add_metric([name], counts.get(name, 0))
         yield messages
-        if self.config is not None and self.suites is not None:
-            try:
-                yield from judgement_families(store, self.config(), self.suites())
-            except Exception as exc:  # the other families still answer
-                log.warning("metrics: baselines unreadable: %s", type(exc).__name__)
+        if rows is not None:
+            yield from judgement_families(rows)
         if self.config is not None:
             from .fingerprint.views import metric_families
             try:
