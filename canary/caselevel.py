@@ -178,11 +178,19 @@ class CaseChange:
 
     @property
     def kind(self) -> str:
-        """newly_failing (it used to pass) | always_failing (it never did) | flaky."""
-        r = self.base_rate
-        if r is None or HOPELESS < r < RELIABLE:
-            return "flaky"
-        return "newly_failing" if r >= RELIABLE else "always_failing"
+        """newly_failing (it used to pass) | always_failing (it hardly ever did) | no_baseline | flaky."""
+        return {"newly": "newly_failing", "always": "always_failing", "no_baseline": "no_baseline",
+                "often": "flaky"}[standing(self.base_passed, self.base_answered)]
+
+
+def standing(baseline_passed: int, baseline_answered: int) -> str:
+    """A failing case's record in its baseline, for every place that names it (Slack, `canary
+    failures`, the report): newly (it passed at least RELIABLE of its samples) | always (at
+    most HOPELESS) | often (in between) | no_baseline."""
+    if not baseline_answered:
+        return "no_baseline"
+    rate = baseline_passed / baseline_answered
+    return "newly" if rate >= RELIABLE else "always" if rate <= HOPELESS else "often"
 
 
 def changes(base: Sequence[RunPoint], today: RunPoint) -> list[CaseChange]:
@@ -190,5 +198,5 @@ def changes(base: Sequence[RunPoint], today: RunPoint) -> list[CaseChange]:
     now), then flaky, then those that always fail."""
     pooled = pool_cases(r.cases for r in base)
     failing = [CaseChange(c, k, n, *pooled.get(c, (0, 0))) for c, (k, n) in today.cases.items() if k < n]
-    order = {"newly_failing": 0, "flaky": 1, "always_failing": 2}
+    order = {"newly_failing": 0, "no_baseline": 1, "flaky": 1, "always_failing": 2}
     return sorted(failing, key=lambda c: (order[c.kind], -(c.base_rate or 0), c.passed / c.answered, c.case))

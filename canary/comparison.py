@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from . import compare
+from .failures import failed_checks
 from .config import Config, ModelConfig, parse_duration
 from .errors import UsageError
 from .runner import Control, Job, ProviderFactory, RunSummary, make_provider, run_jobs, utcnow
@@ -120,22 +121,13 @@ def examples(store: Store, ids_a: list[int], ids_b: list[int], c: compare.Compar
     out: dict[str, dict] = {}
     for diffs, good_ids, bad_ids, bad_is in ((c.regressed, ids_a, ids_b, "b"), (c.improved, ids_b, ids_a, "a")):
         cases = [d.case for d in diffs]
-        good = store.latest_samples(good_ids, cases, "passed")
-        bad = store.latest_samples(bad_ids, cases, "failed")
+        good = store.latest_samples(good_ids, "passed", cases)
+        bad = store.latest_samples(bad_ids, "failed", cases)
         for case in cases:
             failing = bad.get(case)
             answers = {"a": good.get(case), "b": failing} if bad_is == "b" else {"a": failing, "b": good.get(case)}
             out[case] = {"failed_checks": failed_checks(failing.turns) if failing else [],
                          **{side: answer(row) for side, row in answers.items()}}
-    return out
-
-
-def failed_checks(turns: list[dict]) -> list[str]:
-    """Every failed assertion of a sample, in words: `turn 2: icontains: ...`."""
-    out = []
-    for t, turn in enumerate(turns):
-        prefix = f"turn {t + 1}: " if len(turns) > 1 else ""
-        out += [f"{prefix}{v['type']}: {v['explanation']}" for v in turn.get("verdicts", []) if not v["passed"]]
     return out
 
 

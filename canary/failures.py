@@ -14,27 +14,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from . import detect, series
+from .caselevel import standing
 from .config import Config
 from .detect import params_of as detection_params
 from .errors import UsageError
 from .series import Point
 from .store import Store
 
-NEWLY_FAILING_FROM = 0.9  # a failing case that passed at least this often in its baseline is "newly failing"
 ANSWER_CHARS = 100  # the start of an answer, on one line
 MAX_REQUEST_IDS = 5
 
 # how a failing case stood in its baseline, in the order they are listed
 STANDINGS = {"newly": "newly failing", "no_baseline": "no baseline yet", "often": "often failing",
              "always": "always failing"}
-
-
-def standing(baseline_passed: int, baseline_answered: int) -> str:
-    """A failing case's record in its baseline: newly | often | always | no_baseline."""
-    if not baseline_answered:
-        return "no_baseline"
-    rate = baseline_passed / baseline_answered
-    return "newly" if rate >= NEWLY_FAILING_FROM else "always" if baseline_passed == 0 else "often"
 
 
 def case_rates(runs: list[detect.RunPoint]) -> dict[str, tuple[int, int]]:
@@ -68,7 +60,7 @@ def failed_checks(turns: list[dict]) -> list[str]:
     for t, turn in enumerate(turns):
         for v in turn.get("verdicts", []):
             if not v.get("passed"):
-                prefix = f"turn {t + 1}, " if len(turns) > 1 else ""
+                prefix = f"turn {t + 1}: " if len(turns) > 1 else ""
                 out.append(f"{prefix}{v['type']}: {v['explanation']}")
     return out
 

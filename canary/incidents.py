@@ -150,7 +150,8 @@ def _quality(d: dict, cases: int) -> list[str]:
     if failing or d.get("always_failing"):
         lines.append("*Failing cases, newly failing first*")
     for f in failing[:cases]:
-        label = {"newly_failing": "newly failing", "flaky": "flaky"}.get(f["kind"], "failing")
+        label = {"newly_failing": "newly failing", "flaky": "flaky", "no_baseline": "no baseline yet"}.get(
+            f["kind"], "failing")
         lines.append(f"• `{esc(f['case'])}` ({label}: {f['passed']}/{f['answered']} passed today, "
                      f"{f['base_passed']}/{f['base_answered']} before): {esc(f['explanation'] or '-')}")
     more = d.get("more_failing", 0) + max(len(failing) - cases, 0)

@@ -78,17 +78,13 @@ def assess(store: Store, config: Config, model: str, suite: str, run_id: int) ->
 
 
 def explanations(store: Store, run_ids: list[int], cases: list[str]) -> dict[str, str]:
-    """Per case, the first failed assertion's one-line explanation."""
-    found: dict[str, str] = {}
-    for case_id, turns in store.failed_turns(run_ids, cases):
-        if case_id in found:
-            continue
-        for t, turn in enumerate(turns):
-            bad = next((v for v in turn.get("verdicts", []) if not v["passed"]), None)
-            if bad:
-                prefix = f"turn {t + 1}: " if len(turns) > 1 else ""
-                found[case_id] = f"{prefix}{bad['type']}: {bad['explanation']}"[:300]
-                break
+    """Per case, the first failed check of its newest failed sample, in words."""
+    from .failures import failed_checks
+    found = {}
+    for case_id, row in store.latest_samples(run_ids, "failed", cases).items():
+        checks = failed_checks(row.turns or [])
+        if checks:
+            found[case_id] = checks[0][:300]
     return found
 
 
@@ -201,10 +197,10 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
     verdict that day: an alert is only ever opened on confirmed data. `sim`: the runs are
     the simulated model's (the messages' commands say `--sim`).
     """
-    confirm = []
+    confirm, first = [], {}
     if config.detection.confirm:
         for job, s in zip(jobs, summaries):
-            a = assess(store, config, s.model, s.suite, s.run_id)
+            a = first[s.run_id] = assess(store, config, s.model, s.suite, s.run_id)
             already_open = any(r.kind == "quality" for r in alerts.open_alerts(store, s.model, s.suite))
             if a and not control.stopping and episode.wants_confirmation(
                     a.quality, alert_open=already_open, confirm=True,
@@ -216,7 +212,9 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
     for s in summaries:
         if s.status != "complete":
             continue  # interrupted, over budget, or held by another replica: judged when complete
-        a = assess(store, config, s.model, s.suite, s.run_id)
+        confirmed = any((j.model.name, j.suite.name) == (s.model, s.suite) for j in confirm)
+        # judged again only when a confirmation run joined its point
+        a = first[s.run_id] if s.run_id in first and not confirmed else assess(store, config, s.model, s.suite, s.run_id)
         if a is None:  # e.g. a run from before the last ack: nothing to judge, ever
             judged.append(s.run_id)
             continue

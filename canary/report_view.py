@@ -160,17 +160,15 @@ def build_series(store: Store, config: Config, model: str, suite: str, loaded: S
                  alert_rows: list, upcoming: datetime | None) -> SeriesView:
     pts = series.points(store, model, suite, cases=False)
     hist = history(store, config, model, suite, points=pts)
-    costs = store.run_costs(i for p in pts for i in p.run_ids)
     share = config.detection.min_answered_share
     points = []
     for p, h in zip(pts, hist):
         judged = detect.answered_enough(p.point, share)
-        run_costs = [costs.get(i) for i in p.run_ids if costs.get(i) is not None]
         points.append(PointView(
             p.slot, p.run_ids, h["pass_rate"], h["passed"], h["answered"], h["errors"], h["mean"], h["lower"],
             h["verdict"], h["in_alert"],
             not judged or (p.point.samples > 0 and p.errors / p.point.samples >= config.alerts.error_rate),
-            judged, h["output_tokens_per_answer"], h["latency_p50_ms"], sum(run_costs) if run_costs else None))
+            judged, h["output_tokens_per_answer"], h["latency_p50_ms"], p.cost))
     open_titles = [KIND_TITLES.get(a.kind, a.kind) for a in alert_rows if a.state == "open"]
     quality_open = any(a.state == "open" and a.kind == "quality" for a in alert_rows)
     return SeriesView(
@@ -222,7 +220,7 @@ def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loade
     else:
         found = series.around(store, model, suite, params)
         standing = standings(found[0] + [found[1]], params) if found else {}
-    latest = store.latest_failed_samples([i for p in shown for i in p.run_ids])
+    latest = store.latest_samples([i for p in shown for i in p.run_ids], "failed")
     rows, clean = [], 0
     for case in case_ids:
         cells = [p.point.cases.get(case) for p in shown]

@@ -39,7 +39,7 @@ SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `c
 FINISHED = ("complete", "interrupted", "budget_exhausted")
 # what a series' point is made of (series.build): a year of a series reads only these
 POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
-                 "latency_p50_ms", "reported_model", "verdict")
+                 "latency_p50_ms", "reported_model", "cost", "verdict")
 _ECHOED = ("error_message", "request_id", "reported_model", "finish_reason", "turns")  # what an API wrote
 _LENGTHS = {c.name: c.type.length for c in samples.columns if getattr(c.type, "length", None)}
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -517,16 +517,23 @@ class Store:
                     usage.latencies_ms.append(latency)
         return out
 
-    def latest_samples(self, run_ids: Iterable[int], case_ids: Iterable[str], status: str) -> dict[str, Row]:
-        """Per case, the sample with this status that finished last (its turns: answers and verdicts)."""
-        ids, cases = list(run_ids), list(case_ids)
-        if not ids or not cases:
+    def latest_samples(self, run_ids: Iterable[int], status: str,
+                       case_ids: Iterable[str] | None = None) -> dict[str, Row]:
+        """Per case (of `case_ids`, or every case), the newest sample with this status among some
+        runs (the newest 5,000): its turns (answers and verdicts) and request id. One grouped
+        query, then those rows."""
+        ids = list(run_ids)[-5000:]
+        cond = [samples.c.run_id.in_(ids), samples.c.status == status]
+        if case_ids is not None:
+            cases = list(case_ids)
+            if not cases:
+                return {}
+            cond.append(samples.c.case_id.in_(cases))
+        if not ids:
             return {}
-        q = (select(samples).where(and_(samples.c.run_id.in_(ids), samples.c.case_id.in_(cases),
-                                        samples.c.status == status))
-             .order_by(samples.c.finished_at, samples.c.id))
+        newest = select(func.max(samples.c.id).label("id")).where(and_(*cond)).group_by(samples.c.case_id).subquery()
         with self.engine.connect() as conn:
-            return {r.case_id: r for r in conn.execute(q)}
+            return {r.case_id: r for r in conn.execute(select(samples).join(newest, samples.c.id == newest.c.id))}
 
     def error_summary(self, run_ids: Iterable[int], request_ids: int = 3) -> dict:
         """The errored samples of these runs: how many per error class and per HTTP status ("none":
@@ -540,15 +547,6 @@ class Store:
         statuses = Counter("none" if r.error_status is None else str(r.error_status) for r in rows)
         return {"classes": dict(Counter(r.error for r in rows).most_common()), "statuses": dict(statuses.most_common()),
                 "request_ids": [r.request_id for r in rows if r.request_id][:request_ids]}
-
-    def failed_turns(self, run_ids: Iterable[int], cases: Iterable[str]) -> list[tuple[str, list]]:
-        """(case id, turns) of every failed sample of these runs among these cases."""
-        q = (select(samples.c.case_id, samples.c.turns)
-             .where(and_(samples.c.run_id.in_(list(run_ids)), samples.c.status == "failed",
-                         samples.c.case_id.in_(list(cases))))
-             .order_by(samples.c.case_id, samples.c.run_id, samples.c.sample))
-        with self.engine.connect() as conn:
-            return [(r.case_id, r.turns) for r in conn.execute(q)]
 
     # --- acks ------------------------------------------------------------------------------
 
@@ -658,27 +656,6 @@ class Store:
                 out += conn.execute(select(*cols).where(and_(samples.c.run_id.in_(chunk),
                                                              samples.c.status == "failed"))).all()
         return sorted(out, key=lambda r: (-r.run_id, r.case_id, r.sample))
-
-    def latest_failed_samples(self, run_ids: Iterable[int]) -> dict[str, Row]:
-        """Per case, its newest failed sample among some runs (one grouped query, then those rows)."""
-        ids = list(run_ids)[-5000:]
-        if not ids:
-            return {}
-        newest = (select(func.max(samples.c.id).label("id"))
-                  .where(and_(samples.c.run_id.in_(ids), samples.c.status == "failed"))
-                  .group_by(samples.c.case_id).subquery())
-        q = select(samples.c.id, samples.c.run_id, samples.c.case_id, samples.c.sample, samples.c.request_id,
-                   samples.c.finished_at, samples.c.turns).join(newest, samples.c.id == newest.c.id)
-        with self.engine.connect() as conn:
-            return {r.case_id: r for r in conn.execute(q)}
-
-    def run_costs(self, run_ids: Iterable[int]) -> dict[int, float | None]:
-        """The cost of each run (None when its model has no price)."""
-        out: dict[int, float | None] = {}
-        with self.engine.connect() as conn:
-            for chunk in _chunks(list(run_ids), 5000):
-                out.update(conn.execute(select(runs.c.id, runs.c.cost).where(runs.c.id.in_(chunk))).all())
-        return out
 
     def alert_episodes(self) -> list[Row]:
         """Every alert without its details (the report shades each episode), oldest first."""

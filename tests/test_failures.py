@@ -163,6 +163,10 @@ def test_standing_of_a_failing_case():
     assert failures.standing(9, 9) == "newly" and failures.standing(27, 30) == "newly"
     assert failures.standing(20, 30) == "often" and failures.standing(0, 30) == "always"
     assert failures.standing(0, 0) == "no_baseline"
+    assert failures.standing(2, 30) == "always"  # at most 10%: the same word Slack's message uses
+    from canary.caselevel import CaseChange
+    assert [CaseChange("c", 0, 3, *b).kind for b in ((27, 30), (20, 30), (2, 30), (0, 0))] == \
+        ["newly_failing", "flaky", "always_failing", "no_baseline"]
 
 
 def test_answers_in_one_line_and_tool_calls_in_words():
@@ -172,7 +176,7 @@ def test_answers_in_one_line_and_tool_calls_in_words():
     assert failures.answer_of(turn) == "called get_weather(city='Paris', days=2)"
     turns = [{"verdicts": [{"type": "contains", "passed": True, "explanation": "ok"}]},
              {"verdicts": [{"type": "number", "passed": False, "explanation": "expected 1, the answer gives 2"}]}]
-    assert failures.failed_checks(turns) == ["turn 2, number: expected 1, the answer gives 2"]
+    assert failures.failed_checks(turns) == ["turn 2: number: expected 1, the answer gives 2"]
     assert failures.failing_turn(turns) == 1
 
 
@@ -195,11 +199,12 @@ def test_store_failed_samples_latest_per_case_costs_and_episodes(store):
     rows = store.failed_samples([a, b])
     assert [(r.run_id, r.case_id, r.sample) for r in rows] == [(b, "x", 0), (b, "x", 1), (a, "x", 0), (a, "y", 2)]
     assert rows[0].request_id == f"req_{b}_x_0" and rows[0].turns[0]["text"] == f"{b}/x/0"
-    latest = store.latest_failed_samples([a, b])
+    latest = store.latest_samples([a, b], "failed")
     assert (latest["x"].run_id, latest["x"].sample) == (b, 1) and latest["y"].run_id == a
-    assert store.latest_failed_samples([]) == {}
-    costs = store.run_costs([a, b])
-    assert abs(costs[a] - 0.03) < 1e-12 and abs(costs[b] - 0.06) < 1e-12
+    assert store.latest_samples([], "failed") == {} and store.latest_samples([a, b], "failed", []) == {}
+    from canary import series
+    costs = [p.cost for p in series.points(store, "m", "s", cases=False)]  # each point carries its run's cost
+    assert costs == [pytest.approx(0.03), pytest.approx(0.06)]
     from canary import alerts
     alerts.open_alert(store, model="m", suite="s", kind="quality", run_id=b, details={"reason": "r"},
                       message={"text": "t"}, now=T0)
