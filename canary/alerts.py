@@ -27,13 +27,14 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .config import Alerts
+from .retries import Backoff
 from .schema import alerts, outbox, outbox_alerts
 from .store import Store
 
 log = logging.getLogger("canary.alerts")
 
-BACKOFF_FIRST = timedelta(seconds=30)
-BACKOFF_MAX = timedelta(hours=1)
+OUTBOX_BACKOFF = Backoff(first=timedelta(seconds=30), most=timedelta(hours=1))  # a refused message
+BACKOFF_MAX = OUTBOX_BACKOFF.most
 CLAIM = timedelta(minutes=2)  # a sender's hold on a message while it sends it
 
 
@@ -282,8 +283,8 @@ class DeliveryReport:
 
 
 def backoff(attempts: int, retry_after: float | None) -> timedelta:
-    delay = min(BACKOFF_FIRST * (2 ** min(max(attempts - 1, 0), 20)), BACKOFF_MAX)
-    return max(delay, timedelta(seconds=retry_after or 0))
+    """The wait before the next send: the outbox's backoff, or Slack's Retry-After if longer."""
+    return max(OUTBOX_BACKOFF.delay(attempts), timedelta(seconds=retry_after or 0))
 
 
 def deliver(store: Store, notifier: Notifier | None, *, now: datetime, owner: str, limit: int = 50) -> DeliveryReport:

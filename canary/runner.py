@@ -16,10 +16,11 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from . import checks
+from .clock import utcnow
 from .config import Config, ModelConfig
 from .errors import StorageError, UsageError
 from .providers import CallError, Message, Provider, Request, provider_class
@@ -38,10 +39,6 @@ ProviderFactory = Callable[[ModelConfig], Provider]
 def owner_id() -> str:
     """A process's name in the runs table, so its heartbeat is its own: hostname:pid:random."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def make_provider(model: ModelConfig) -> Provider:

@@ -35,6 +35,7 @@ class Point:
     output_tokens: int
     latency_p50_ms: float | None
     reported_model: str | None
+    cost: float | None = None  # USD, the run's and its confirmation run's (None: no price)
     verdict: dict | None = None  # what it was judged with (runs.verdict of its first run)
 
     @property
@@ -61,9 +62,11 @@ def build(rows: Sequence, intervals: list[tuple[int, int | None]]) -> list[Point
                 parent.point = detect.pool(parent.point, replace(run_point, in_alert=parent.point.in_alert))
                 parent.errors += r.errors
                 parent.output_tokens += r.output_tokens
+                if r.cost is not None:
+                    parent.cost = (parent.cost or 0.0) + r.cost
             continue
         by_slot[r.slot] = Point([r.id], r.slot, run_point, r.errors, r.output_tokens, r.latency_p50_ms,
-                                r.reported_model, r.verdict)
+                                r.reported_model, r.cost, r.verdict)
         points.append(by_slot[r.slot])
     return points
 

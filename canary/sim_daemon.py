@@ -21,6 +21,7 @@ from .runner import endpoint_factory
 from .service import run_daemon
 from .sim import SimServer
 from .suites import load_suites
+from .workspace import FileWatch
 
 SIM_KEY = "canary-sim"  # the simulator accepts any key; the SDKs want one
 
@@ -47,42 +48,20 @@ def run_sim_daemon(config_path=None, *, once: bool = False, log_format: str = "h
         return run_daemon(config_path, once=once, log_format=log_format, make=partial(SimDaemon, server=server))
 
 
-class SuiteFiles:
-    """Notices suite files added, changed or removed in a directory (name, size, mtime), at most once a second."""
-
-    def __init__(self, directory: Path, clock: Callable[[], float] = time.monotonic, every: float = 1.0):
-        self.directory, self.clock, self.every = Path(directory), clock, every
-        self._seen, self._checked = self._scan(), clock()
-
-    def _scan(self) -> tuple:
-        out = []
-        for path in sorted(self.directory.glob("*.y*ml")):
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            out.append((path.name, st.st_mtime_ns, st.st_size))
-        return tuple(out)
-
-    def changed(self) -> bool:
-        if self.clock() - self._checked < self.every:
-            return False
-        self._checked = self.clock()
-        now = self._scan()
-        if now == self._seen:
-            return False
-        self._seen = now
-        return True
-
-
-def follow_suites(directory: Path, say: Callable[[str], None],
-                  clock: Callable[[], float] = time.monotonic) -> Callable[[SimServer], None]:
-    """For `canary sim`: reload the suites into the simulator whenever their files change."""
-    files = SuiteFiles(directory, clock)
+def follow_suites(directory: Path, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
+                  every: float = 1.0) -> Callable[[SimServer], None]:
+    """For `canary sim`: reload the suites into the simulator when their files changed and
+    settled (the daemon's `FileWatch`), looking at most once every `every` seconds."""
+    directory = Path(directory)
+    files, last = FileWatch(None, directory), [clock()]
 
     def on_idle(sim: SimServer) -> None:
-        if not files.changed():
+        if clock() - last[0] < every:
             return
+        last[0] = clock()
+        if not files.settled(directory):
+            return
+        files.applied_now(directory)
         suites, problems = load_suites(directory)
         for problem in problems:
             say(problem)

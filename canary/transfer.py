@@ -13,7 +13,7 @@ from typing import IO, Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import redact
+from . import episode, redact
 from .alerts import alert_intervals
 from .errors import ConfigError
 from .store import Store
@@ -45,7 +45,7 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
         series = (run.model, run.suite)
         if series not in intervals:
             intervals[series] = alert_intervals(store, *series, "quality")
-        in_alert = run.in_alert or any(lo <= run.id and (hi is None or run.id < hi) for lo, hi in intervals[series])
+        in_alert = run.in_alert or episode.inside(run.id, intervals[series])
         head = dumps({
             "model": run.model, "suite": run.suite, "suite_version": run.suite_version, "slot": iso(run.slot),
             "kind": run.kind, "run_status": run.status, "run_started_at": iso(run.started_at),

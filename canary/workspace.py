@@ -73,15 +73,16 @@ class FileWatch:
     is true when they changed and then stayed the same for one poll (an editor's save is not
     read half-written)."""
 
-    def __init__(self, config_path: Path, prompts_dir: Path):
-        self.config_path = config_path
+    def __init__(self, config_path: Path | None, prompts_dir: Path):
+        self.config_path = config_path  # None: the suite files alone (`canary sim`)
         self.applied = self.seen = self.snapshot(prompts_dir)
 
     def snapshot(self, folder: Path) -> tuple:
+        watched = [self.config_path, folder] if self.config_path else [folder]
         try:
-            paths = [self.config_path, folder, *sorted(folder.glob("*.y*ml"))]
+            paths = [*watched, *sorted(folder.glob("*.y*ml"))]
         except OSError:
-            paths = [self.config_path, folder]
+            paths = watched
         out = []
         for path in paths:
             try:

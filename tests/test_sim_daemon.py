@@ -12,7 +12,7 @@ from datetime import datetime
 
 from canary.sim import SimServer
 from canary.service import Service
-from canary.sim_daemon import SimDaemon, SuiteFiles, follow_suites
+from canary.sim_daemon import SimDaemon, follow_suites
 from canary.store import Store
 
 SLOT = datetime(2026, 11, 2, 6)
@@ -86,17 +86,6 @@ def test_canary_daemon_sim_once_from_the_command_line(tmp_path):
     assert not (tmp_path / "real.db").exists()
 
 
-def test_suite_files_are_noticed_at_most_once_a_second(tmp_path):
-    now = [0.0]
-    files = SuiteFiles(tmp_path, clock=lambda: now[0])
-    (tmp_path / "a.yaml").write_text(BASICS)
-    assert not files.changed()  # checked less than a second ago
-    now[0] = 1.5
-    assert files.changed() and not files.changed()
-    now[0] = 3.0
-    assert not files.changed()  # nothing new
-
-
 def test_the_standalone_simulator_picks_up_new_and_changed_suites(tmp_path):
     (tmp_path / "basics.yaml").write_text(BASICS)
     said: list[str] = []
@@ -108,7 +97,12 @@ def test_the_standalone_simulator_picks_up_new_and_changed_suites(tmp_path):
         assert status == 200 and body["content"][0]["text"] != "Mars"  # not a known case yet: a generic reply
         (tmp_path / "later.yaml").write_text(LATER)
         (tmp_path / "broken.yaml").write_text("suite: [")
+        now[0] = 0.5
+        follow(server)  # looked at less than a second ago: nothing yet
         now[0] = 2.0
+        follow(server)  # changed: noticed, and given a look more to settle (an editor's save)
+        assert set(server.suites) == set()
+        now[0] = 3.5
         follow(server)
         assert set(server.suites) == {"later", "basics"}
         assert any("broken.yaml" in line for line in said) and "suites reloaded" in said[-1]
@@ -116,8 +110,8 @@ def test_the_standalone_simulator_picks_up_new_and_changed_suites(tmp_path):
         assert status == 200 and body["content"][0]["text"] == "Mars"
         (tmp_path / "later.yaml").unlink()
         (tmp_path / "broken.yaml").unlink()
-        now[0] = 4.0
-        follow(server)
+        for now[0] in (5.0, 6.5):
+            follow(server)
         assert set(server.suites) == {"basics"}  # a removed file: its suite is gone
 
 

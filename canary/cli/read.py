@@ -45,7 +45,7 @@ def history(config_path, sim, model, suite, shown, every, as_json):
 def status(config_path, sim, as_json):
     """Per model and suite: last run, pass rate, rolling mean and band, alert state, next run."""
     from .. import render, reports
-    from ..runner import utcnow
+    from ..clock import utcnow
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     store = ws.store()
@@ -83,7 +83,7 @@ def alerts_(config_path, sim, as_json):
 def ack(config_path, sim, model, suite):
     """Accept today's level: close the open alert; the baseline restarts from the last run."""
     from .. import monitor, render
-    from ..runner import utcnow
+    from ..clock import utcnow
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     store = ws.store()
@@ -102,7 +102,7 @@ def report(config_path, sim, out: Path):
     """Write an HTML page with a chart of every series, its band and its alerts."""
     from .. import render
     from ..report_html import render_report
-    from ..runner import utcnow
+    from ..clock import utcnow
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     store = ws.store()
