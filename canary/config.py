@@ -155,11 +155,6 @@ class ModelConfig(Strict):
         return {} if value is True else None if value is False else value
 
     @property
-    def fingerprinted(self) -> Fingerprint | None:
-        """The model's fingerprint settings, or None when it has no fingerprint."""
-        return self.fingerprint
-
-    @property
     def key_env(self) -> str:
         return self.api_key_env or DEFAULT_API_KEY_ENV.get(self.provider, "API_KEY")
 

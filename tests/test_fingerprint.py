@@ -249,8 +249,8 @@ def test_rule_opens_on_the_third_deviating_probe_and_keeps_episodes_out_of_basel
 
 def test_config_validates_fingerprint_settings(tmp_path, db_url):
     from canary.errors import ConfigError
-    assert write_config(tmp_path, db_url, fingerprint="true").model("m").fingerprinted.inputs == 20
-    assert write_config(tmp_path, db_url, fingerprint="false").model("m").fingerprinted is None
+    assert write_config(tmp_path, db_url, fingerprint="true").model("m").fingerprint.inputs == 20
+    assert write_config(tmp_path, db_url, fingerprint="false").model("m").fingerprint is None
     with pytest.raises(ConfigError) as exc:
         write_config(tmp_path, db_url, fingerprint="{inputs: 0, candidates: 99999, sample: 3}")
     text = "\n".join(exc.value.problems)

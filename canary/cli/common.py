@@ -36,7 +36,7 @@ def known_series(ws, store, models: list[str], suite: str | None) -> None:
         if model not in {m.name for m in ws.config.models} and model not in {m for m, _ in stored}:
             raise UsageError(f"unknown model '{model}' (configured: {', '.join(m.name for m in ws.config.models)})")
     from ..fingerprint import SUITE as FINGERPRINT
-    if suite == FINGERPRINT and all(m.fingerprinted for m in ws.config.models if m.name in models):
+    if suite == FINGERPRINT and all(m.fingerprint for m in ws.config.models if m.name in models):
         return
     if suite is not None and suite not in ws.suites and suite not in {s for _, s in stored}:
         raise UsageError(f"unknown suite '{suite}' (loaded: {', '.join(sorted(ws.suites))})")

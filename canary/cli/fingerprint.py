@@ -10,7 +10,7 @@ from .common import EXIT_ALERT, EXIT_DOWN, EXIT_OK, config_option, json_option, 
 
 
 def _fingerprinted(ws, name: str | None):
-    models = [m for m in ws.config.models if m.fingerprinted is not None]
+    models = [m for m in ws.config.models if m.fingerprint is not None]
     if name is not None:
         if name not in {m.name for m in ws.config.models}:
             raise UsageError(f"unknown model '{name}' (configured: {', '.join(m.name for m in ws.config.models)})")
@@ -69,7 +69,7 @@ def init(config_path, model, candidates, yes, sim, sim_model_version):
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     [m] = _fingerprinted(ws, model)
-    est = phase1.estimate(m, m.fingerprinted, candidates)
+    est = phase1.estimate(m, m.fingerprint, candidates)
     cost = "" if est.cost_max is None else f", ${est.cost_typical:.4f} typical, ${est.cost_max:.4f} at most"
     render.console.print(f"{m.name}: about {est.calls_typical:,} one-token calls (at most {est.calls_max:,}, "
                          f"~{est.input_tokens:,} input tokens at most){cost}", markup=False)

@@ -175,7 +175,7 @@ class InitResult:
 async def init(store: Store, model: ModelConfig, *, candidates: int | None = None, clock: Clock = utcnow,
                provider_factory: ProviderFactory = make_provider, progress: Progress | None = None) -> InitResult:
     """Phase 1 for one model: screen, rank, sample references, store; what was found."""
-    cfg = model.fingerprinted
+    cfg = model.fingerprint
     if cfg is None:
         raise UsageError(f"model {model.name} has no fingerprint: set `fingerprint: true` on it in canary.yaml")
     provider = provider_factory(model)

@@ -65,13 +65,13 @@ def current(store: Store, model: str) -> Current | None:
 
 
 def rule_for(model: ModelConfig | None) -> RuleParams:
-    cfg = model.fingerprinted if model is not None else None
+    cfg = model.fingerprint if model is not None else None
     return replace(RULE, min_shift=cfg.min_shift) if cfg is not None else RULE
 
 
 def samples_per_input(model: ModelConfig, fp: Current) -> int:
     """`samples` if set, else the count that keeps false alarms rare at the temperature probed."""
-    cfg = model.fingerprinted
+    cfg = model.fingerprint
     if cfg is not None and cfg.samples:
         return cfg.samples
     return SAMPLES_AT_TEMPERATURE_ZERO if fp.row.temperature == 0 else SAMPLES_AT_DEFAULT_TEMPERATURE
@@ -248,7 +248,7 @@ async def probe_slot(store: Store, config: Config, model_name: str, slot: dateti
     """The daemon's hook, in a model's slot beside its suites: probe it if it has a fingerprint.
     Never raises (a failed probe is logged; the suites still run)."""
     model = next((m for m in config.models if m.name == model_name), None)
-    if model is None or model.fingerprinted is None or kind != "scheduled" or control.stopping:
+    if model is None or model.fingerprint is None or kind != "scheduled" or control.stopping:
         return None
     try:
         if current(store, model.name) is None:

@@ -30,7 +30,7 @@ def status(store: Store, config: Config, model: str, recent: int = 5) -> dict:
     m = next((m for m in config.models if m.name == model), None)
     fp = current(store, model)
     open_alerts = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
-    out = {"model": model, "configured": bool(m and m.fingerprinted), "fingerprint": None, "probes": [],
+    out = {"model": model, "configured": bool(m and m.fingerprint), "fingerprint": None, "probes": [],
            "alert": None}
     if open_alerts:
         out["alert"] = {"opened_at": open_alerts[0].opened_at, "reason": open_alerts[0].details.get("reason")}
@@ -50,7 +50,7 @@ def status_rows(store: Store, config: Config, next_run) -> list[dict]:
     """The `fingerprint` series of `canary status`: one row per fingerprinted model."""
     rows = []
     for m in config.models:
-        if m.fingerprinted is None:
+        if m.fingerprint is None:
             continue
         points = series(store, m.name, rule=rule_for(m))
         last = _row(points[-1]) if points else {}
@@ -71,7 +71,7 @@ def metric_families(store: Store, config: Config) -> list:
     upper = GaugeMetricFamily("canary_fingerprint_band_upper",
                               "The distance above which a probe deviates from its baseline", labels=["model"])
     for m in config.models:
-        if m.fingerprinted is None:
+        if m.fingerprint is None:
             continue
         points = series(store, m.name, rule=rule_for(m))
         if points and points[-1].judged.value is not None:
@@ -87,7 +87,7 @@ def report_section(store: Store, config: Config, now: datetime) -> str:
     from ..report_charts import e, epoch_minutes, mini_chart
     parts = []
     for m in config.models:
-        if m.fingerprinted is None:
+        if m.fingerprint is None:
             continue
         rows = [r for r in history(store, config, m.name) if r["distance"] is not None]
         changed = any(a.kind == "model_changed" for a in alerts.open_alerts(store, m.name, SUITE))

@@ -66,8 +66,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def daemon_page(root: Path, n: int = 10) -> tuple[float, float]:
-    """(first `/` in s, median of the next n in s) from a real `canary daemon`."""
+def daemon_page(root: Path, n: int = 10) -> tuple[float, float, float]:
+    """(first `/` in s, median of the next n in s, median `/metrics` scrape in s) from a real
+    `canary daemon`, over HTTP."""
     port = free_port()
     text = (root / "canary.yaml").read_text()
     (root / "canary.yaml").write_text(text.replace("http: 127.0.0.1:0", f"http: 127.0.0.1:{port}"))
@@ -89,7 +90,13 @@ def daemon_page(root: Path, n: int = 10) -> tuple[float, float]:
             body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60).read()
             times.append(time.perf_counter() - t0)
             assert b"<svg" in body or b"<html" in body.lower()
-        return times[0], statistics.median(times[1:])
+        scrapes = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60).read()
+            scrapes.append(time.perf_counter() - t0)
+            assert b"canary_alert_floor" in body
+        return times[0], statistics.median(times[1:]), statistics.median(scrapes)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -104,7 +111,7 @@ def measure(root: Path, samples: int, work: Path) -> dict:
     out["status"] = best(canary(root, "status"))
     out["history"] = best(canary(root, "history", "--model", "opus", "--suite", "reasoning"))
     out["report"] = best(canary(root, "report", "--out", str(work / "report.html")))
-    out["page_first"], out["page_cached"] = daemon_page(root)
+    out["page_first"], out["page_cached"], out["metrics"] = daemon_page(root)
     dump = work / "export.jsonl"
     with dump.open("w") as f:
         out["export"] = child(canary(root, "export"), stdout=f)
@@ -193,6 +200,8 @@ def main() -> None:
           f"{y['page_first'] / m['page_first']:9.2f}x")
     print(f"{'/ cached':10} {m['page_cached'] * 1000:41.1f} ms {y['page_cached'] * 1000:41.1f} ms  "
           f"{y['page_cached'] / m['page_cached']:9.2f}x  <= 50 ms")
+    print(f"{'/metrics':10} {m['metrics'] * 1000:41.1f} ms {y['metrics'] * 1000:41.1f} ms  "
+          f"{y['metrics'] / m['metrics']:9.2f}x")
     print(f"{'export':10} {m['export_rate']:38,.0f} samples/s {y['export_rate']:35,.0f} samples/s")
     print(f"{'import':10} {m['import_rate']:38,.0f} samples/s {y['import_rate']:35,.0f} samples/s")
     growth = status_growth(base, args.reuse)
