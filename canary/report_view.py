@@ -18,7 +18,7 @@ from .failures import STANDINGS, answer_of, failed_checks, failing_turn, standin
 from .messages import KIND_TITLES, anchor
 from .reports import history, next_run
 from .store import Store
-from .suites import Suite
+from .suites import Case, Suite
 
 GRID_RUNS = 60  # the case grid shows this many most recent runs; the charts show every run
 ANSWER_CHARS = 1500  # an answer or a reference beyond this is cut (the page stays light)
@@ -220,22 +220,28 @@ def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loade
     else:
         found = series.around(store, model, suite, params)
         standing = standings(found[0] + [found[1]], params) if found else {}
-    latest = store.latest_samples([i for p in shown for i in p.run_ids], "failed")
-    rows, clean = [], 0
+    rows, clean, failed_in = [], 0, set()
     for case in case_ids:
         cells = [p.point.cases.get(case) for p in shown]
         if all(c is None or (c[1] > 0 and c[0] == c[1]) for c in cells) and case not in standing:
             clean += 1
             continue
         now, rate = standing.get(case, (None, None))
-        rows.append(CaseRow(case, cells, now, rate, _failure(latest.get(case), shown, loaded, case)))
+        rows.append(CaseRow(case, cells, now, rate, None))
+        last = next((k for k in range(len(cells) - 1, -1, -1) if cells[k] and cells[k][0] < cells[k][1]), None)
+        if last is not None:  # its latest failing answer is in that point's runs
+            failed_in.update(shown[last].run_ids)
+    latest = store.latest_samples(sorted(failed_in), "failed", case_ids=[r.case for r in rows]) if failed_in else {}
+    cases = {c.id: c for c in loaded.cases} if loaded else {}
+    for r in rows:
+        r.failure = _failure(latest.get(r.case), shown, cases.get(r.case))
     order = list(STANDINGS)
     rows.sort(key=lambda r: (order.index(r.standing) if r.standing else len(order),
                              -sum(1 for c in r.cells if c is not None and c[0] < c[1]), r.case))
     return CaseGrid([p.slot for p in shown], rows, clean, len(pts) - len(shown))
 
 
-def _failure(sample, shown: list, loaded: Suite | None, case_id: str) -> Failure | None:
+def _failure(sample, shown: list, case: Case | None) -> Failure | None:
     if sample is None:
         return None
     turns = sample.turns or []
@@ -244,11 +250,10 @@ def _failure(sample, shown: list, loaded: Suite | None, case_id: str) -> Failure
     slot = next((p.slot for p in shown if sample.run_id in p.run_ids), sample.finished_at)
     return Failure(slot, sample.sample, t, len(turns), _cut(turn.get("user") or "", PROMPT_CHARS),
                    _cut(answer_of(turn), ANSWER_CHARS) if turns else "(no answer recorded)",
-                   _reference(loaded, case_id, t), failed_checks(turns), sample.request_id)
+                   _reference(case, t), failed_checks(turns), sample.request_id)
 
 
-def _reference(suite: Suite | None, case_id: str, turn: int) -> str | None:
-    case = next((c for c in suite.cases if c.id == case_id), None) if suite else None
+def _reference(case: Case | None, turn: int) -> str | None:
     if case is None or turn >= len(case.turns) or case.turns[turn].reference is None:
         return None
     ref = case.turns[turn].reference

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Sequence
 
 from . import alerts, detect, episode
-from .store import Store
+from .store import Store, passed_answered
 
 HEAD = 32  # runs read from each end of a series before widening
 
@@ -47,14 +47,14 @@ def build(rows: Sequence, intervals: list[tuple[int, int | None]]) -> list[Point
     """Points from complete runs (oldest first): each confirmation run pooled into its run."""
     points: list[Point] = []
     by_slot: dict[datetime, Point] = {}
+    with_cases = bool(rows) and "cases" in rows[0]._fields
     for r in rows:
         # the run that opened an alert and those made while it was open: never in a baseline
         # (a regression's first day would otherwise inflate the sd for `window` days)
-        in_alert = r.in_alert or episode.inside(r.id, intervals)
-        raw = r.cases if "cases" in r._fields else None
-        cases = {c: (n[0], n[0] + n[1]) for c, n in (raw or {}).items()}
-        run_point = detect.RunPoint(r.passed, r.passed + r.failed, r.passed + r.failed + r.errors,
-                                    r.suite_version, in_alert, cases)
+        in_alert = r.in_alert or (bool(intervals) and episode.inside(r.id, intervals))
+        cases = passed_answered(r.cases) if with_cases and r.cases else {}
+        answered = r.passed + r.failed
+        run_point = detect.RunPoint(r.passed, answered, answered + r.errors, r.suite_version, in_alert, cases)
         if r.kind == "confirm":  # pooled into its run, whose alert state it shares
             parent = by_slot.get(r.slot)
             if parent is not None:

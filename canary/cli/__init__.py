@@ -6,6 +6,7 @@ A subcommand's module is imported only when that subcommand runs, and every heav
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -16,6 +17,8 @@ import click
 from .. import logs
 from ..errors import CanaryError, ConfigError, StorageError
 from .common import EXIT_DATABASE, EXIT_USAGE
+
+GC_YOUNG = 50_000  # allocations between two collections of the youngest generation (Python's default: 700)
 
 # name -> "module:function" inside this package; the module is imported when the command runs
 COMMANDS = {
@@ -78,7 +81,14 @@ def entry() -> None:
     down. A command has closed its database and its threads by the time it returns; what is
     left is freeing a few hundred thousand objects one by one (SQLAlchemy's, pydantic's, the
     SDK's), a quarter of a second of CPU for nothing. The streams and the log handlers are
-    flushed first; an unexpected exception still ends the usual way, with its traceback."""
+    flushed first; an unexpected exception still ends the usual way, with its traceback.
+
+    The cyclic garbage collector runs every GC_YOUNG allocations instead of every 700: a
+    command builds tens of thousands of objects (imports, a year of points) that live until
+    it ends, and with the default it rescans them again and again (about a fifth of the
+    CPU of `canary report`). Collections still run, so memory stays flat in a long import
+    or in the daemon."""
+    gc.set_threshold(GC_YOUNG)
     try:
         main()
         code: object = 0
