@@ -49,7 +49,7 @@ def x_at(i: float, n: int) -> float:
 
 
 def _f(v: float) -> str:
-    return str(int(round(v)))
+    return f"{v:.0f}"
 
 
 def _p(v: float) -> str:
@@ -292,7 +292,7 @@ def mini_chart(title: str, values: Sequence[float | None], fmt: Callable[[float]
     steps = [lo + (hi - lo) * 0.1, lo + (hi - lo) * 0.9]
     last = [(i, v, "dot last") for i, v in enumerate(values) if v is not None][-1:]
     body = gridlines(steps, lo, hi) + polyline(n, lambda i: values[i], lo, hi, "line") + dots(n, last, lo, hi)
-    data = json.dumps([None if v is None else float(f"{v:.4g}") for v in values], separators=(",", ":"))
+    data = "[" + ",".join(f"{v:.4g}" if v is not None and math.isfinite(v) else "null" for v in values) + "]"
     return (f'<figure class="mini">{head}<div class="chart small" data-values="{data}" data-unit="{unit}">'
             f'<div class="plot"><div class="yaxis">{y_labels(steps, lo, hi, fmt)}</div>{spans(episodes, n, (kind,))}'
             f'{svg(body)}<div class="cursor" hidden></div><div class="tip" hidden></div></div>'

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
+from itertools import groupby
 
 from . import report_view
 from .config import Config
@@ -129,13 +130,11 @@ def bucket(cell: tuple[int, int] | None) -> str:
 def strip(cells: list[tuple[int, int] | None]) -> str:
     """A row of cells as one SVG path per colour, equal neighbours merged (a steady case costs one)."""
     n, shapes, i = len(cells), {}, 0
-    while i < n:
-        cls, j = bucket(cells[i]), i
-        while j + 1 < n and bucket(cells[j + 1]) == cls:
-            j += 1
+    for cls, same in groupby(map(bucket, cells)):
+        width = sum(1 for _ in same)
         if cls:
-            shapes.setdefault(cls, []).append(f"M{i} 0h{j - i + 1}v1h-{j - i + 1}z")
-        i = j + 1
+            shapes.setdefault(cls, []).append(f"M{i} 0h{width}v1h-{width}z")
+        i += width
     data = ",".join("" if c is None else f"{c[0]}/{c[1]}" for c in cells)
     paths = "".join(f'<path class="{cls}" d="{"".join(d)}"/>' for cls, d in sorted(shapes.items()))
     return f'<svg class="cells" viewBox="0 0 {n} 1" preserveAspectRatio="none" data-cells="{data}">{paths}</svg>'
