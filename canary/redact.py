@@ -32,9 +32,9 @@ _SHAPES = [
     (re.compile(r"\bxox[abeoprs]-[A-Za-z0-9-]{8,}|\bxapp-[A-Za-z0-9-]{8,}"), REDACTED),
     (re.compile(r"(?<=://)([^/\s:@]{1,200}):[^/\s@]{1,200}@"), rf"\g<1>:{REDACTED}@"),
 ]
-# what every shape contains: one search of a text decides whether the shapes need a look at it
-# (on the text lowercased: a case-insensitive alternation costs re 7 times as much per character)
-_ANY_SHAPE = re.compile(r"sk-|bearer|x-api-key|api[_-]?key|authorization|hooks\.slack\.com|xox[abeoprs]-|xapp-|://")
+# what every shape contains, lowercased: the shapes look at a text only when one of these is
+# in it (substring tests on the lowercased text: a few times faster than one regex alternation)
+_HINTS = ("sk-", "bearer", "api_key", "api-key", "apikey", "authorization", "hooks.slack.com", "xox", "xapp-", "://")
 
 
 class Redactor:
@@ -55,7 +55,8 @@ class Redactor:
         for secret in self._values:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        if _ANY_SHAPE.search(text.lower()):
+        lowered = text.lower()
+        if any(hint in lowered for hint in _HINTS):
             for pattern, replacement in _SHAPES:
                 text = pattern.sub(replacement, text)
         return text

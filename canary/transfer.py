@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import IO, Iterable, Iterator, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import episode, redact
@@ -34,35 +35,44 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
     """Every stored sample as one JSON line (the README's format), oldest run first, streamed.
 
     The run's fields are formatted once per run, and each sample's `turns` is the stored
-    JSON text spliced in as it is, so a year of history exports without parsing it. Each
-    line goes through the redaction as a whole (one scan); only a line in which it finds
-    something (a row stored before redaction existed, or a secret registered since) is
-    parsed, redacted field by field and written again, so a replacement never breaks the
-    JSON."""
+    JSON text spliced in as it is, so a year of history exports without parsing it. What
+    can hold a secret goes through the redaction: the run's fields once, a sample's texts
+    (error message, request id, model id, stop reason) and its `turns` text in one scan.
+    `turns` in which it finds something (a row stored before redaction existed, or a secret
+    registered since) is parsed, redacted string by string and written again, so a
+    replacement never breaks the JSON."""
     intervals: dict[tuple[str, str], list] = {}
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for run, rows in store.export_runs(**filters):
         series = (run.model, run.suite)
         if series not in intervals:
             intervals[series] = alert_intervals(store, *series, "quality")
         in_alert = run.in_alert or episode.inside(run.id, intervals[series])
-        head = dumps({
+        head = _dumps(redact.value({
             "model": run.model, "suite": run.suite, "suite_version": run.suite_version, "slot": iso(run.slot),
             "kind": run.kind, "run_status": run.status, "run_started_at": iso(run.started_at),
             "run_finished_at": iso(run.finished_at), "run_planned": run.planned, "run_in_alert": bool(in_alert),
             "run_verdict": run.verdict,
-        })[:-1]
+        }))[:-1]
+        text = redact.text
         for r in rows:
-            fields = dumps({
+            fields = _dumps({
                 "case": r.case_id, "sample": r.sample, "status": r.status, "passed": r.status == "passed",
-                "error": r.error, "error_status": r.error_status, "error_message": r.error_message,
-                "request_id": r.request_id, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
-                "latency_ms": r.latency_ms, "finish_reason": r.finish_reason, "reported_model": r.reported_model,
-                "cost": r.cost, "finished_at": iso(r.finished_at)})[1:-1]
-            line = f'{head},{fields},"turns":{r.turns}}}'
-            if redact.text(line) != line:
-                line = dumps(redact.value(json.loads(line)))
-            yield line + "\n"
+                "error": r.error, "error_status": r.error_status, "error_message": text(r.error_message),
+                "request_id": text(r.request_id), "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+                "latency_ms": r.latency_ms, "finish_reason": text(r.finish_reason),
+                "reported_model": text(r.reported_model), "cost": r.cost, "finished_at": iso(r.finished_at)})[1:-1]
+            turns = r.turns or "null"
+            if text(turns) != turns:
+                turns = _dumps(redact.value(json.loads(turns)))
+            yield f'{head},{fields},"turns":{turns}}}\n'
+
+
+def _dumps(value) -> str:
+    """Compact JSON, non-ASCII as it is (orjson; what it cannot write, the stdlib writes)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits, say
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def write_jsonl(lines: Iterable[str], out: IO[str]) -> int:

@@ -101,6 +101,29 @@ def test_export_then_import_round_trips(db_url, tmp_path):
     target.close()
 
 
+def test_export_redacts_rows_stored_before_redaction_and_keeps_the_json(store):
+    """A row written raw (by a canary that did not redact yet) leaves export redacted, each
+    line still valid JSON, whether the secret sits in a text field or inside `turns`."""
+    from canary import redact
+    from canary.schema import samples
+    key, known = "sk-ant-0123456789abcdefghijKLMN", "gw-credential-7f3a9c2e"
+    redact.remember([known])
+    run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0, kind="manual",
+                              planned=2, owner=None, now=T0)
+    raw = [sample_row(run_id, "a", 0, error_message=f"HTTP 401: bad key {key}"),
+           sample_row(run_id, "a", 1, turns=[{"user": f'say "{known}"', "text": f"Bearer {key}\n\"quoted\"",
+                                              "verdicts": [{"passed": True, "explanation": key}]}])]
+    with store.begin() as conn:
+        conn.execute(samples.insert(), raw)
+    store.finish_run(run_id, "complete", T0)
+    lines = list(export_lines(store))
+    records = [json.loads(line) for line in lines]
+    assert records[0]["error_message"] == "HTTP 401: bad key ***"
+    assert records[1]["turns"][0]["user"] == 'say "***"' and records[1]["turns"][0]["text"] == 'Bearer ***\n"quoted"'
+    assert records[1]["turns"][0]["verdicts"][0]["explanation"] == "***"
+    assert key not in "".join(lines) and known not in "".join(lines)
+
+
 def test_import_rejects_a_bad_line_and_writes_nothing(store):
     good = json.dumps({"model": "m", "suite": "s", "suite_version": "v", "slot": "2026-11-01T06:00:00Z",
                        "case": "a", "sample": 0, "status": "passed"})
