@@ -233,21 +233,22 @@ def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loade
             failed_in.update(shown[last].run_ids)
     latest = store.latest_samples(sorted(failed_in), "failed", case_ids=[r.case for r in rows]) if failed_in else {}
     cases = {c.id: c for c in loaded.cases} if loaded else {}
+    slots = {i: p.slot for p in shown for i in p.run_ids}
     for r in rows:
-        r.failure = _failure(latest.get(r.case), shown, cases.get(r.case))
+        r.failure = _failure(latest.get(r.case), slots, cases.get(r.case))
     order = list(STANDINGS)
     rows.sort(key=lambda r: (order.index(r.standing) if r.standing else len(order),
                              -sum(1 for c in r.cells if c is not None and c[0] < c[1]), r.case))
     return CaseGrid([p.slot for p in shown], rows, clean, len(pts) - len(shown))
 
 
-def _failure(sample, shown: list, case: Case | None) -> Failure | None:
+def _failure(sample, slots: dict[int, datetime], case: Case | None) -> Failure | None:
     if sample is None:
         return None
     turns = sample.turns or []
     t = failing_turn(turns)
     turn = turns[t] if turns else {}
-    slot = next((p.slot for p in shown if sample.run_id in p.run_ids), sample.finished_at)
+    slot = slots.get(sample.run_id, sample.finished_at)
     return Failure(slot, sample.sample, t, len(turns), _cut(turn.get("user") or "", PROMPT_CHARS),
                    _cut(answer_of(turn), ANSWER_CHARS) if turns else "(no answer recorded)",
                    _reference(case, t), failed_checks(turns), sample.request_id)
