@@ -8,7 +8,6 @@ from typing import Iterable
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 # piped output (CI logs, files) gets a width that fits the tables instead of 80 columns
@@ -92,14 +91,21 @@ def print_newly_failing(f, more: str, limit: int = 8) -> None:
     console.print(f"  more: {escape(more)}", highlight=False)
 
 
+def _bar():
+    """A transient progress bar on stderr (rich.progress is imported here: only `run` and a few
+    long commands draw one)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=errors, transient=True)
+
+
 @contextmanager
 def progress(total: int, enabled: bool = True):
     """A progress bar over `total` samples; yields a callback to call once per sample."""
     if not enabled:
         yield lambda *_: None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=errors, transient=True) as bar:
+    with _bar() as bar:
         task = bar.add_task("samples", total=total)
         yield lambda *_: bar.advance(task)
 
@@ -107,8 +113,7 @@ def progress(total: int, enabled: bool = True):
 @contextmanager
 def phases():
     """Progress over successive phases: `start(description, total)`, then `advance()` per step."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=errors, transient=True) as bar:
+    with _bar() as bar:
         class Phases:
             task = None
 

@@ -34,8 +34,11 @@ def asset(name: str) -> str:
 
 def render_report(store: Store, config: Config, suites: dict, now: datetime) -> str:
     """The page for the database's current state (what `canary report` writes and `/` serves)."""
-    from .fingerprint.views import report_section
-    return render(report_view.build(store, config, suites, now), extra=report_section(store, config, now))
+    extra = ""
+    if any(m.fingerprint for m in config.models):  # the probes' code is loaded only when some model has one
+        from .fingerprint.views import report_section
+        extra = report_section(store, config, now)
+    return render(report_view.build(store, config, suites, now), extra=extra)
 
 
 def render(view: ReportView, extra: str = "") -> str:
