@@ -11,7 +11,8 @@ failed send is retried later with backoff (Slack's `Retry-After`, in seconds or 
 date, is honoured up to the longest backoff), so a Slack outage delays a message, never
 drops it, and a message Slack accepted is not sent again, across restarts and replicas.
 A refusal that no retry can change (a 4xx other than 429: a webhook gone, a token revoked,
-a channel not found) marks the message `failed`, logged once at ERROR and never retried.
+a channel not found) marks the message `failed`, logged once at ERROR and never retried,
+until `canary alerts --resend` (once the config is fixed) makes it due again.
 """
 from __future__ import annotations
 
@@ -349,6 +350,14 @@ def _deliver_pass(store: Store, notifier: Notifier | None, *, now: datetime, own
             continue
         _settle(store, message_id, state="sent", now=now, attempts=row.attempts + 1)
         report.sent += 1
+
+
+def requeue_failed(store: Store, now: datetime) -> int:
+    """Messages refused for good, due again now (after alerts.slack was fixed): `canary alerts
+    --resend`. Each keeps its place in its alerts' order and its attempt count."""
+    with store.begin() as conn:
+        return conn.execute(update(outbox).where(outbox.c.state == "failed").values(
+            state="pending", next_attempt_at=now, claimed_by=None, claimed_until=None)).rowcount
 
 
 def _settle(store: Store, message_id: int, *, state: str, now: datetime, attempts: int | None = None) -> None:

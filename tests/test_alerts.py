@@ -257,6 +257,34 @@ def test_a_refusal_for_good_marks_the_message_failed_logged_once_never_retried(d
     store.close()
 
 
+def test_alerts_resend_sends_the_messages_refused_for_good_once_the_webhook_is_fixed(tmp_path, db_url):
+    """A webhook gone (404) marks both messages failed; once it is fixed, `canary alerts
+    --resend` sends them, in order, once: a second --resend and later passes send nothing."""
+    from slack_stub import Reply
+    store = Store(db_url)
+    t = datetime(2026, 11, 20, 6)
+    _queue(store, 2, t)
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "basics.yaml").write_text(SUITE)
+    (tmp_path / "canary.yaml").write_text(config_text(db_url, "{webhook_url_env: HOOK}"))
+    with SlackStub(script=[Reply(404, "no_service"), Reply(404, "no_service")]) as gone:
+        assert alerts.deliver(store, _notifier("webhook", gone), now=t, owner="a").dropped == 2
+    with SlackStub() as fixed:
+        env = {"HOOK": fixed.url + "/services/T/B/X"}
+        first = cli(tmp_path, "alerts", "--resend", "--json", env=env)
+        assert first.exit_code == 0, first.output
+        assert "2 message(s) refused for good queued again: 2 delivered" in first.stderr
+        assert [m["body"]["text"] for m in fixed.accepted] == ["message 0", "message 1"]
+        listed = [m for a in json.loads(first.stdout)["alerts"] for m in a["messages"]]
+        assert {m["state"] for m in listed} == {"sent"} and {m["attempts"] for m in listed} == {2}
+        again = cli(tmp_path, "alerts", "--resend", env=env)
+        assert again.exit_code == 0 and "nothing to send again" in again.stderr
+        notifier = alerts.notifier_from_config(load_config(tmp_path / "canary.yaml").alerts, env=env)
+        assert alerts.deliver(store, notifier, now=t + timedelta(days=2), owner="b").sent == 0
+        assert len(fixed.accepted) == 2
+    store.close()
+
+
 @pytest.mark.parametrize("way", ["webhook", "web_api"])
 def test_retry_after_as_an_http_date_or_inf_is_parsed_or_ignored_never_a_crash(db_url, way):
     from email.utils import format_datetime

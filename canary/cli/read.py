@@ -61,18 +61,39 @@ def status(config_path, sim, as_json):
 @config_option
 @json_option
 @sim_db_option
-def alerts_(config_path, sim, as_json):
+@click.option("--resend", is_flag=True,
+              help="send again the messages Slack refused for good (after fixing alerts.slack), then list")
+def alerts_(config_path, sim, as_json, resend):
     """Alerts, newest first, and the delivery state of their messages."""
     from .. import alerts, render
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     store = ws.store()
+    if resend:
+        _resend(ws, store)
     rows = alerts.list_alerts(store)
     store.close()
     if as_json:
         render.print_json({"alerts": rows})
     else:
         render.console.print(render.alerts_table(rows))
+
+
+def _resend(ws, store) -> None:
+    """Make the failed messages due again and deliver what is due now, with today's alerts.slack."""
+    from .. import alerts, render
+    from ..clock import utcnow
+    from ..runner import owner_id
+    now = utcnow()
+    queued = alerts.requeue_failed(store, now)
+    if not queued:
+        render.errors.print("no message was refused for good: nothing to send again")
+        return
+    report = alerts.deliver(store, alerts.notifier_from_config(ws.config.alerts), now=now, owner=owner_id())
+    delivered = report.sent + report.logged
+    render.errors.print(f"{queued} message(s) refused for good queued again: {delivered} delivered, "
+                        f"{report.dropped} refused for good again, {report.failed} refused for now "
+                        "(retried by the daemon)", highlight=False)
 
 
 @click.command()
