@@ -88,6 +88,7 @@ class Daemon:
         self._db_attempts, self._db_next = 0, clock()
         self._logged: dict[str, str] = {}  # topic -> the failure last logged (each is logged once)
         self._update_secrets()
+        self._warn(self.ws.warnings)
         self.connect()
 
     @property
@@ -432,7 +433,7 @@ class Daemon:
         if ws.config.daemon.http != old.daemon.http:
             log.warning("daemon.http changed: restart the daemon to listen on %s", ws.config.daemon.http)
         suites = {**self.ws.suites, **ws.suites} if ws.problems else ws.suites
-        self.ws = Workspace(ws.config, suites, ws.problems, ws.sim)
+        self.ws = Workspace(ws.config, suites, ws.problems, ws.sim, ws.warnings)
         self.notifier = alerts.notifier_from_config(ws.config.alerts)
         self.control.lease = ws.config.daemon.lease
         self.heartbeat.url = ws.config.daemon.heartbeat_url
@@ -443,8 +444,16 @@ class Daemon:
             self.install_jobs(self.scheduler)
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded (%s): %d models, %d suites", reason, len(ws.config.models), len(suites))
+        self._warn(ws.warnings)
         self._config_state(ws.problems)
         return True
+
+    @staticmethod
+    def _warn(warnings: list[str]) -> None:
+        """What `canary validate` warns about (a turn without a reference, a case regex slow on a
+        long reply), logged once each time the suites are loaded: they run, but may mislead."""
+        for w in warnings:
+            log.warning("suites: %s", w)
 
     def _config_state(self, problems: list[str]) -> None:
         """Log each problem; /healthz and the config_error alert say so while there are some."""

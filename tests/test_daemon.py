@@ -323,6 +323,23 @@ def test_a_bad_config_raises_one_alert_and_the_last_good_one_keeps_running(proje
     d.close()
 
 
+def test_suite_warnings_are_logged_at_start_and_at_each_reload(project, db_url, sim, caplog):
+    """What `canary validate` warns about reaches the daemon's log: a turn without a reference
+    runs, but nothing shows it can be passed."""
+    write_config(project, db_url, models=models_yaml())
+    (project / "prompts" / "noref.yaml").write_text(
+        "suite: noref\ncases:\n  - id: open\n    prompt: Say hi.\n    assert: [{type: icontains, value: hi}]\n")
+    caplog.set_level(logging.WARNING, logger="canary")
+
+    def warned():
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("suites: ")]
+    d = make_daemon(project, sim, Clock(T0))
+    [line] = warned()
+    assert "noref.yaml:" in line and "no reference" in line
+    assert d.reload("SIGHUP") is True and len(warned()) == 2 and d.ws.warnings == [line.removeprefix("suites: ")]
+    d.close()
+
+
 def test_the_outbox_is_delivered_periodically_so_a_slack_outage_is_retried(project, db_url, sim, monkeypatch):
     with SlackStub(script=[503]) as slack:
         monkeypatch.setenv("CANARY_TEST_WEBHOOK", slack.url + "/services/T/B/X")
