@@ -219,7 +219,10 @@ class Store:
     # --- lifecycle -----------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        """Apply every pending migration (serialised across replicas on PostgreSQL).
+        """Apply every pending migration, serialised across processes: an advisory lock on
+        PostgreSQL, the database's write lock on SQLite (BEGIN IMMEDIATE: the Python driver
+        would run the DDL outside a transaction, so two processes creating a new file at once
+        both created the tables and one failed). The one that waits finds nothing left to do.
 
         A database already at the head revision costs one query: alembic is imported only
         when there is something to apply."""
@@ -236,6 +239,8 @@ class Store:
                 with conn.begin():
                     if self.dialect == "postgresql":
                         conn.execute(text("SELECT pg_advisory_xact_lock(7714390215)"))
+                    else:
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
                     from alembic import command
                     command.upgrade(alembic_config(conn), "head")
                 if self.dialect == "sqlite":

@@ -46,6 +46,23 @@ def test_upgrade_is_idempotent_and_keeps_rows(db_url):
     again.close()
 
 
+def test_processes_creating_a_new_database_at_once_all_start(db_url):
+    """A daemon and a `canary run` started together on a database that does not exist yet: each
+    process migrates it or waits for the other to, none fails (SQLite ran the DDL outside a
+    transaction, so the second one found the tables already there)."""
+    import subprocess
+    import sys
+    code = f"from canary.store import Store; Store({db_url!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outcomes = [(p.wait(timeout=60), p.stderr.read()[-500:]) for p in procs]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        from canary.store import current_revisions, head_revisions
+        assert current_revisions(conn) == head_revisions()
+    store.close()
+
+
 def test_a_slot_is_claimed_once(store):
     kw = dict(model="m", suite="s", suite_version="v1", slot=T0, kind="scheduled", planned=3, owner="a", now=T0)
     first = store.create_run(**kw)
