@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from html import escape
 
+from .fmt import pct
 from .comparison import Report, SuiteResult, comparison_dict, summary
 
 W, BAR, GAP, LEFT, RIGHT = 640, 18, 6, 150, 90
@@ -24,10 +25,6 @@ table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 10px;text-align:r
 td:first-child,th:first-child{text-align:left}.case{border:1px solid #ddd;border-radius:4px;padding:.5em 1em;margin:.8em 0}
 .answers{display:grid;grid-template-columns:1fr 1fr;gap:1em}.answers pre{white-space:pre-wrap;background:#f7f7f7;
 padding:.5em;margin:.2em 0;font-size:12px;max-height:24em;overflow:auto}.checks{color:#b00;margin:.3em 0}"""
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def _bars(title: str, rows: list[tuple[str, float | None, str]], top: float) -> str:
@@ -64,11 +61,11 @@ def _rates(rows: list[tuple[str, float | None, float | None, float | None]]) -> 
         if value is None:
             parts.append(f'<text x="{LEFT + 4}" y="{mid + 4}">no data</text>')
             continue
-        text = f"{_pct(value)} ({_pct(low)} to {_pct(high)})"
+        text = f"{pct(value)} ({pct(low)} to {pct(high)})"
         parts.append(f'<line class="ci" x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{mid}" y2="{mid}" '
                      f'stroke="{COLOURS[i % 2]}"/><circle cx="{x(value):.1f}" cy="{mid}" r="5" fill="{COLOURS[i % 2]}">'
                      f'<title>{escape(label)}: {escape(text)}</title></circle>'
-                     f'<text x="{x(1.0) + 8:.1f}" y="{mid + 4}">{escape(_pct(value))}</text>')
+                     f'<text x="{x(1.0) + 8:.1f}" y="{mid + 4}">{escape(pct(value))}</text>')
     return f'<svg viewBox="0 0 {W} {height}" width="{W}" height="{height}">{"".join(parts)}</svg>'
 
 
@@ -121,9 +118,9 @@ def _numbers(data: dict) -> str:
         cost = "-" if m["cost_per_pass"] is None else f"${m['cost_per_pass']:.4f}"
         tokens = "-" if m["tokens_per_pass"] is None else f"{m['tokens_per_pass']:,.0f}"
         latency = "-" if m["latency_p50_ms"] is None else f"{m['latency_p50_ms']:.0f} ms"
-        rows.append(f"<tr><td>{escape(m['name'])}</td><td>{_pct(m['pass_rate'])}</td>"
-                    f"<td>{_pct(m['pass_rate_low'])} to {_pct(m['pass_rate_high'])}</td>"
-                    f"<td>{m['passed']}/{m['answered']}</td><td>{m['errors']} ({_pct(m['error_share'])})</td>"
+        rows.append(f"<tr><td>{escape(m['name'])}</td><td>{pct(m['pass_rate'])}</td>"
+                    f"<td>{pct(m['pass_rate_low'])} to {pct(m['pass_rate_high'])}</td>"
+                    f"<td>{m['passed']}/{m['answered']}</td><td>{m['errors']} ({pct(m['error_share'])})</td>"
                     f"<td>{tokens}</td><td>{cost}</td><td>{latency}</td><td>{m.get('runs', '-')}</td></tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 

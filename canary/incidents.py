@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .messages import KIND_TITLES, Links, context, esc, pct, section, title
+from .fmt import pct
+from .messages import KIND_TITLES, Links, context, esc, section, title
 
 MAX_SECTIONS = 40  # Slack takes 50 blocks a message: title, this many suites, the rest counted, context
 SECTION_CHARS = 2900  # Slack takes 3000 characters a section

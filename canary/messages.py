@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import redact
+from .fmt import pct
 
 KIND_TITLES = {
     "quality": "pass rate dropped",
@@ -55,10 +56,6 @@ def esc(value) -> str:
     """A value as text Slack shows literally: secrets redacted, `&`, `<` and `>` escaped."""
     text = redact.text(str(value))
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
 
 
 def section(text: str) -> dict:

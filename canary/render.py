@@ -10,21 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .fmt import money, ms, pct
+
 # piped output (CI logs, files) gets a width that fits the tables instead of 80 columns
 console = Console(width=None if sys.stdout.isatty() else 130, soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def money(x: float | None) -> str:
-    return "-" if x is None else f"${x:.4f}"
-
-
-def ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:.0f} ms"
 
 
 def print_json(data) -> None:

@@ -15,6 +15,7 @@ import math
 from datetime import datetime
 from typing import Callable, Sequence
 
+from . import fmt
 from .report_view import Episode, PointView, ReportView, SeriesView
 
 W, H = 1000.0, 1000.0  # the plot space; coordinates are written as whole numbers
@@ -26,7 +27,7 @@ def e(value) -> str:
 
 
 def pct(x: float | None, digits: int = 1) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f}%"
+    return fmt.pct(x, digits, missing="–")
 
 
 def when(dt: datetime | None) -> str:
