@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import random
+import statistics
 import textwrap
 from datetime import datetime, timedelta
 
@@ -288,8 +289,10 @@ def test_a_swapped_model_opens_one_episode_then_recovers(tmp_path, db_url, sim):
         back = [probe_day(store, config, sim, clock, notifier) for _ in range(3)]
         assert [r.events for r in back] == [[], [], ["recovered"]]  # 3 calm probes end it
         assert len(slack.accepted) == 2 and "back to normal" in slack.accepted[1]["body"]["text"]
-        # the episode's probes stay out of the baseline: the band is the quiet one
-        assert back[-1].point.judged.mean == pytest.approx(quiet[-1].point.judged.mean, abs=0.05)
+        # the episode's probes stay out of the baseline: the band is the quiet probes' own
+        last = back[-1].point.judged
+        assert last.baseline == tuple(range(10))
+        assert last.mean == pytest.approx(statistics.mean(r.point.judged.value for r in quiet))
         rows = reports.history(store, config, "m", SUITE)
         assert [r["in_alert"] for r in rows].count(True) == 4 and rows[-1]["verdict"] == "ok"
         store.close()
