@@ -277,7 +277,7 @@ def planned_samples(suite: Suite, repeat: int) -> list[tuple[Case, int]]:
     return [(case, i) for case in suite.cases for i in range(repeat)]
 
 
-async def _heartbeat(store: Store, control: Control, run_ids: set[int], clock: Clock) -> None:
+async def heartbeat(store: Store, control: Control, run_ids: set[int], clock: Clock) -> None:
     """Keep the runs this replica holds visibly alive (a quarter of the lease apart); a beat the
     database refuses is tried again at the next one."""
     while True:
@@ -333,7 +333,7 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
                                clock=clock, control=control, budget=budgets[job.model.name], on_sample=on_sample)
         results[i] = (run_id, status)
 
-    beat = asyncio.create_task(_heartbeat(store, control, held, clock))
+    beat = asyncio.create_task(heartbeat(store, control, held, clock))
     failures: list[BaseException] = []
     try:
         outcomes = await asyncio.gather(*(one(i, job) for i, job in enumerate(jobs)), return_exceptions=True)
@@ -347,7 +347,7 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
         for provider in providers.values():
             await provider.aclose()
     if failures:
-        _give_back(store, held, control, clock, failures[0])
+        give_back(store, held, control, clock, failures[0])
     summaries = []
     for run_id, status in results:
         ours = status and status != "lost" and run_id not in control.lost
@@ -356,7 +356,7 @@ async def run_jobs(store: Store, jobs: list[Job], *, clock: Clock = utcnow, cont
     return summaries
 
 
-def _give_back(store: Store, held: set[int], control: Control, clock: Clock, failure: BaseException) -> None:
+def give_back(store: Store, held: set[int], control: Control, clock: Clock, failure: BaseException) -> None:
     """After a failure: mark each run held `interrupted` (resumable; even one whose samples all ran,
     since the writer may have lost its last ones), as far as the database lets, then raise (a
     database failure as one line of StorageError)."""

@@ -11,6 +11,10 @@ asks for logprobs (OpenAI wire) the answer carries the first token's top alterna
 the log-probabilities plus a little per-call noise (`LOGPROB_NOISE`, an assumption: real
 endpoints' noise is their own).
 
+The draws are the simulator's own and reproducible: the n-th request of a prompt draws from a
+stream of (seed, prompt, n), so what each prompt is answered does not depend on the order in
+which concurrent requests arrive (nor on what other prompts were asked meanwhile).
+
 `model_version` swaps the served model: version 1 is the base, version N >= 2 the base
 moved by a swap drawn from (seed, N): every prompt's split between its two likeliest
 tokens moves by `swap_split_shift` (up or down; where that flips the likelier token, a
@@ -24,6 +28,7 @@ import hashlib
 import math
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -134,20 +139,24 @@ class FingerprintSim:
 
     def __init__(self, seed: int):
         self.seed = seed
-        self._rng = random.Random(f"fingerprint/{seed}")
+        self._asked: Counter = Counter()  # requests per prompt so far
         self._lock = threading.Lock()
 
     def answer(self, wire: str, body: dict, prompt: str, knobs: dict) -> tuple[str, list[tuple[str, float]] | None]:
         """(first token text, top logprobs if asked) for one request."""
         if body.get("reasoning_effort") or body.get("thinking"):
             return "", None  # the one output token went to reasoning
+        prompt = prompt.strip()
         model = prompt_model(self.seed, int(knobs["model_version"]), float(knobs["swap_split_shift"]),
-                             float(knobs["swap_token_change"]), prompt.strip())
+                             float(knobs["swap_token_change"]), prompt)
         temperature = body.get("temperature") if wire == "openai" else None
         with self._lock:
-            token = draw(model, temperature, self._rng)
-            k = int(body.get("top_logprobs") or 0) if wire == "openai" and body.get("logprobs") else None
-            alternatives = top_logprobs(model, max(k, 1), self._rng) if k is not None else None
+            n = self._asked[prompt]
+            self._asked[prompt] += 1
+        rnd = _rng("draw", self.seed, prompt, n)
+        token = draw(model, temperature, rnd)
+        k = int(body.get("top_logprobs") or 0) if wire == "openai" and body.get("logprobs") else None
+        alternatives = top_logprobs(model, max(k, 1), rnd) if k is not None else None
         return token, alternatives
 
 

@@ -9,6 +9,7 @@ import asyncio
 import io
 import json
 import random
+import statistics
 import textwrap
 from datetime import datetime, timedelta
 
@@ -21,15 +22,18 @@ from canary.alerts import WebhookNotifier
 from canary.cli import main
 from canary.config import load_config
 from canary.fingerprint import SUITE, phase1, rule
+from canary.errors import StorageError
 from canary.fingerprint.probe import accept, current, probe, series
-from canary.runner import endpoint_factory
+from canary.runner import Control, endpoint_factory
 from canary.schema import runs, samples
 from canary.sim import SimServer
 from canary.store import Store
+from db_faults import SqliteWriteLock, TcpProxy, pg_full, sqlite_full
 from slack_stub import SlackStub
 
 T0 = datetime(2026, 11, 2, 6)
 SMALL = "{inputs: 4, samples: 5, candidates: 300, reference: 20}"
+SIM_KEY_ENV = "CANARY_TEST_SIM_KEY"
 
 
 class Clock:
@@ -40,8 +44,11 @@ class Clock:
         return self.now
 
 
-def write_config(tmp_path, db_url, *, provider="openai", fingerprint=SMALL, params="{}", slack="", max_retries=2):
+def write_config(tmp_path, db_url, *, provider="openai", fingerprint=SMALL, params="{}", slack="", max_retries=2,
+                 base_url=None):
+    """`base_url`: the model points at it (a simulator), its key in $CANARY_TEST_SIM_KEY, as the CLI needs."""
     (tmp_path / "prompts").mkdir(exist_ok=True)
+    endpoint = f"    base_url: '{base_url}'\n    api_key_env: {SIM_KEY_ENV}\n" if base_url else ""
     (tmp_path / "canary.yaml").write_text(textwrap.dedent(f"""\
         database: {db_url}
         models:
@@ -53,7 +60,7 @@ def write_config(tmp_path, db_url, *, provider="openai", fingerprint=SMALL, para
             concurrency: 4
             fingerprint: {fingerprint}
             max_retries: {max_retries}
-        """) + slack)
+        """) + endpoint + slack)
     return load_config(tmp_path / "canary.yaml")
 
 
@@ -153,6 +160,108 @@ def test_too_few_border_inputs_are_stored_with_a_plain_warning():
     assert any(line.startswith("Too few border inputs: 2 of 20") and "only large changes" in line for line in lines)
 
 
+# --- the database failing under a probe -------------------------------------------------------------
+
+def probe_run(store):
+    """The one probe run, and the (prompt, sample) pairs it holds."""
+    with store.begin() as conn:
+        [run] = conn.execute(select(runs).where(runs.c.suite == SUITE)).all()
+    return run, store.done_samples(run.id)
+
+
+def test_a_probe_whose_database_fills_up_exits_5_marks_its_run_interrupted_then_resumes(tmp_path, db_url, sim):
+    config = write_config(tmp_path, db_url, base_url=sim.url + "/v1")
+    store, clock = Store(config.database_url), Clock(T0)
+    initialise(store, config, sim, clock)
+    sim.configure(latency=0.01)
+    full = sqlite_full(store.engine.url.database, 1) if store.dialect == "sqlite" else pg_full(db_url, after=10)
+    with full:  # SQLITE_FULL, or PostgreSQL's disk_full, after a few samples
+        got = CliRunner().invoke(main, ["fingerprint", "probe", "--config", str(tmp_path / "canary.yaml")],
+                                 env={SIM_KEY_ENV: "k"})
+    assert got.exit_code == 5, got.output
+    [line] = got.stderr.strip().splitlines()
+    assert line.startswith("canary: the database failed") and "Traceback" not in got.output
+    assert "disk is full" in line or "No space left on device" in line
+    assert line.endswith("1 run(s) marked interrupted, their stored samples kept")
+    run, kept = probe_run(store)
+    assert run.status == "interrupted" and 0 < len(kept) < 20  # not left `running`, what it stored kept
+    assert run.passed + run.failed + run.errors == len(kept)  # and its counters say what it holds
+    asked = len(sim.requests)
+    again = asyncio.run(probe(store, config, config.model("m"), slot=run.slot, kind=run.kind, clock=clock,
+                              provider_factory=endpoint_factory(sim.url, "sim-key")))  # the same probe, resumed
+    assert again.summary.run_id == run.id and again.summary.status == "complete" and again.summary.answered == 20
+    assert len(sim.requests) - asked == 20 - len(kept)  # only its missing calls were made
+    assert len(store.done_samples(run.id)) == 20 and again.point is not None
+    store.close()
+
+
+def test_a_probe_whose_database_goes_away_says_so_in_one_line_and_is_resumed_after_its_lease(tmp_path, db_url, sim):
+    """The database gone mid-probe (SQLite locked by another writer, PostgreSQL's connections cut):
+    the run cannot even be marked; the next probe of the slot takes it over once its lease passed."""
+    if db_url.startswith("sqlite"):
+        url, lock = db_url + "?timeout=0.2", SqliteWriteLock(db_url.removeprefix("sqlite:///"))
+        start, end = lock.hold, lock.release
+    else:
+        proxy = TcpProxy.in_front_of(db_url)
+        url, start, end = proxy.url(db_url), proxy.cut, proxy.restore
+    config = write_config(tmp_path, url)
+    store, clock = Store(config.database_url), Clock(T0)
+    initialise(store, config, sim, clock)
+    sim.configure(latency=0.01)
+    answered = []
+
+    def on_call():
+        answered.append(1)
+        if len(answered) == 12:
+            start()
+    control = Control(lease=config.daemon.lease, owner="a")
+    with pytest.raises(StorageError) as failed:
+        asyncio.run(probe(store, config, config.model("m"), slot=T0, kind="scheduled", clock=clock, control=control,
+                          provider_factory=endpoint_factory(sim.url, "sim-key"), on_call=on_call))
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith("the database failed")
+    assert message.endswith("0 run(s) marked interrupted, their stored samples kept; 1 could not be marked "
+                            "and show as running until the next run or daemon finds them")
+    end()
+    run, kept = probe_run(store)
+    assert run.status == "running" and run.owner == "a" and len(kept) < 20
+    asked = len(sim.requests)
+    clock.now += config.daemon.lease + timedelta(seconds=1)  # its heartbeat is stale: anyone takes it over
+    again = asyncio.run(probe(store, config, config.model("m"), slot=T0, kind="scheduled", clock=clock,
+                              control=Control(lease=config.daemon.lease, owner="b"),
+                              provider_factory=endpoint_factory(sim.url, "sim-key")))
+    assert again.summary.run_id == run.id and again.summary.status == "complete" and again.summary.answered == 20
+    assert len(sim.requests) - asked == 20 - len(kept)
+    assert store.run(run.id).owner == "b"
+    store.close()
+    if not db_url.startswith("sqlite"):
+        proxy.close()
+
+
+def test_a_probe_taken_over_by_another_replica_stops_and_leaves_it_to_the_new_owner(tmp_path, db_url, sim):
+    """Its heartbeat (a task, off the event loop) finds another owner: no new call, the run not closed."""
+    config = write_config(tmp_path, db_url, fingerprint="{inputs: 4, samples: 20, candidates: 300, reference: 20}")
+    store, clock = Store(config.database_url), Clock(T0)
+    initialise(store, config, sim, clock)
+    sim.configure(latency=0.05)
+    answered = []
+
+    def on_call():
+        answered.append(1)
+        if len(answered) == 3:  # another replica takes the run over
+            with store.begin() as conn:
+                conn.execute(runs.update().where(runs.c.suite == SUITE).values(owner="replica-b"))
+    control = Control(lease=timedelta(seconds=0.2), owner="a")  # a heartbeat every 50 ms
+    result = asyncio.run(probe(store, config, config.model("m"), slot=T0, kind="scheduled", clock=clock,
+                               control=control, provider_factory=endpoint_factory(sim.url, "sim-key"),
+                               on_call=on_call))
+    assert result.summary is None and result.point is None  # held by another replica
+    run, kept = probe_run(store)
+    assert run.status == "running" and run.owner == "replica-b"  # not closed by the replica that lost it
+    assert 3 <= len(kept) < 80
+    store.close()
+
+
 # --- the episode --------------------------------------------------------------------------------------
 
 def test_a_swapped_model_opens_one_episode_then_recovers(tmp_path, db_url, sim):
@@ -180,8 +289,10 @@ def test_a_swapped_model_opens_one_episode_then_recovers(tmp_path, db_url, sim):
         back = [probe_day(store, config, sim, clock, notifier) for _ in range(3)]
         assert [r.events for r in back] == [[], [], ["recovered"]]  # 3 calm probes end it
         assert len(slack.accepted) == 2 and "back to normal" in slack.accepted[1]["body"]["text"]
-        # the episode's probes stay out of the baseline: the band is the quiet one
-        assert back[-1].point.judged.mean == pytest.approx(quiet[-1].point.judged.mean, abs=0.05)
+        # the episode's probes stay out of the baseline: the band is the quiet probes' own
+        last = back[-1].point.judged
+        assert last.baseline == tuple(range(10))
+        assert last.mean == pytest.approx(statistics.mean(r.point.judged.value for r in quiet))
         rows = reports.history(store, config, "m", SUITE)
         assert [r["in_alert"] for r in rows].count(True) == 4 and rows[-1]["verdict"] == "ok"
         store.close()

@@ -3,7 +3,8 @@
 1. Screening: candidate single-word prompts (the shipped word list, in its fixed order),
    3 one-token calls each; a prompt with more than one distinct non-empty answer is a
    border candidate. Screening stops once it has POOL_FACTOR x `inputs` candidates (the
-   paper's early stop), or when `candidates` prompts were tried.
+   paper's early stop; the first ones in the list's order), or when `candidates` prompts
+   were tried.
 2. Ranking: each candidate is sampled up to RANK_SAMPLES answers; the `inputs` most
    balanced (second answer's count over the first's) are kept.
 3. Reference: each kept input is sampled up to `reference` answers: its distribution (and
@@ -116,11 +117,13 @@ async def find_border_inputs(caller: Caller, cfg: Fingerprint, candidates: int, 
                 continue
             for a in answers:
                 keep(a)
-            if len(distribution(a.text for a in answers)) > 1 and len(found.border) < target:
+            if len(distribution(a.text for a in answers)) > 1:
                 found.border.append(word)
 
     await asyncio.gather(*(screen() for _ in range(caller.model.concurrency)))
-    found.border.sort(key=words.index)  # the list's order, whatever order the workers finished in
+    # the first border candidates in the list's order, whatever order the workers finished in (a
+    # word is taken before any later one, so those are all screened by the time the pool is full)
+    found.border = sorted(found.border, key=words.index)[:target]
 
     async def top_up(prompts: list[str], n: int, description: str) -> None:
         work = [(p, i) for p in prompts for i in range(len(found.answers.get(p, [])), n)]

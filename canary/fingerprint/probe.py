@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from .. import alerts, messages
 from ..config import Config, ModelConfig
-from ..errors import UsageError
-from ..runner import Budget, Clock, Control, ProviderFactory, RunSummary, make_provider, owner_id, utcnow
+from ..errors import StorageError, UsageError
+from ..runner import (Budget, Clock, Control, ProviderFactory, RunSummary, give_back, heartbeat, make_provider,
+                      owner_id, utcnow)
 from ..schema import fingerprint_inputs, fingerprints, samples
 from ..store import SampleWriter, Store
 from . import SUITE
@@ -130,47 +131,73 @@ class ProbeResult:
 
 async def run_probe(store: Store, model: ModelConfig, fp: Current, *, slot: datetime, kind: str, clock: Clock,
                     control: Control, provider_factory: ProviderFactory, on_call=None) -> RunSummary | None:
-    """Claim the slot's probe run (or resume it), make its missing calls, close it."""
+    """Claim the slot's probe run (or resume it), make its missing calls, close it.
+
+    Like a suite's run (`runner.run_jobs`): a heartbeat task keeps the run visibly held (a
+    run another replica took over is left to it: None); when the database fails, the calls
+    in flight finish, the run is marked `interrupted` if the database still takes that (the
+    next probe of the slot makes only its missing calls) and StorageError says so in one line.
+    """
     n = samples_per_input(model, fp)
     plan = [(prompt, i) for prompt in fp.prompts for i in range(n)]
     provider = provider_factory(model)  # first: a key that is unset claims nothing
-    run_id = store.create_run(model=model.name, suite=SUITE, suite_version=fp.version, slot=slot, kind=kind,
-                              planned=len(plan), owner=control.owner, now=clock())
-    if run_id is None:
-        existing = store.find_run(model.name, SUITE, slot, kind)
-        if existing.status == "complete" or not store.take_over(
-                existing.id, control.owner, clock(), unless_heartbeat_after=clock() - control.lease):
-            await provider.aclose()
-            return RunSummary.of(existing) if existing.status == "complete" else None
-        run_id = existing.id
-        done = store.done_samples(run_id)
-        plan = [w for w in plan if w not in done]
-    midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
-    budget = Budget(model, *store.spent_since(model.name, midnight))
-    writer = SampleWriter(store)
-    beat = {"at": clock()}
+    try:
+        midnight = clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        budget = Budget(model, *store.spent_since(model.name, midnight))
+        run_id = store.create_run(model=model.name, suite=SUITE, suite_version=fp.version, slot=slot, kind=kind,
+                                  planned=len(plan), owner=control.owner, now=clock())
+        if run_id is None:
+            existing = store.find_run(model.name, SUITE, slot, kind)
+            if existing.status == "complete" or not store.take_over(
+                    existing.id, control.owner, clock(), unless_heartbeat_after=clock() - control.lease):
+                return RunSummary.of(existing) if existing.status == "complete" else None
+            run_id = existing.id
+    except BaseException:
+        await provider.aclose()
+        raise
+    held = {run_id}
+    failures: list[BaseException] = []
 
     def on_answer(answer) -> None:
         row = {**answer.row, "run_id": run_id}
         budget.add(row)
-        writer.put(row)
-        if (clock() - beat["at"]) > control.lease / 4:
-            beat["at"] = clock()
-            store.heartbeat(run_id, control.owner, beat["at"])
-        if on_call:
-            on_call()
+        try:
+            writer.put(row)
+            if on_call:
+                on_call()
+        except Exception as exc:  # no new call; those in flight finish
+            failures.append(exc)
 
+    def stop() -> bool:
+        return bool(failures) or control.stopping or budget.exhausted or run_id in control.lost
+
+    writer = SampleWriter(store)
+    beat = asyncio.create_task(heartbeat(store, control, held, clock))
     try:
-        await Caller(provider, model, clock).ask_all(plan, on_answer=on_answer,
-                                                     stop=lambda: control.stopping or budget.exhausted)
+        done = store.done_samples(run_id)
+        await Caller(provider, model, clock).ask_all([w for w in plan if w not in done], on_answer=on_answer,
+                                                     stop=stop)
+    except Exception as exc:
+        failures.append(exc)
     finally:
-        writer.close()
+        beat.cancel()
+        try:
+            writer.close()
+        except StorageError as exc:
+            failures.append(exc)
         await provider.aclose()
-    if len(store.done_samples(run_id)) >= len(fp.prompts) * n:
-        status = "complete"
-    else:  # stopped by a shutdown or the daily budget: resumed (its missing calls only) when claimed again
-        status = "budget_exhausted" if budget.exhausted and not control.stopping else "interrupted"
-    return RunSummary.of(store.finish_run(run_id, status, clock()))
+    if failures:
+        give_back(store, held, control, clock, failures[0])
+    if run_id in control.lost:  # taken over by a replica that found our heartbeat stale: its run now
+        return None
+    try:
+        if len(store.done_samples(run_id)) >= len(plan):
+            status = "complete"
+        else:  # stopped by a shutdown or the daily budget: resumed (its missing calls only) when claimed again
+            status = "budget_exhausted" if budget.exhausted and not control.stopping else "interrupted"
+        return RunSummary.of(store.finish_run(run_id, status, clock()))
+    except Exception as exc:  # the database failed as the run was being closed
+        give_back(store, held, control, clock, exc)
 
 
 def act(store: Store, model: str, points: list[Point], now: datetime, rule: RuleParams = RULE,
