@@ -51,7 +51,7 @@ def storable(row: dict) -> dict:
     NaN and infinities as strings (not JSON), strings clipped to their column's length."""
     out = dict(row)
     for key in _ECHOED:
-        out[key] = _clean(redact.value(out.get(key)))
+        out[key] = _clean(out.get(key))
     for key, length in _LENGTHS.items():
         if isinstance(out.get(key), str) and len(out[key]) > length:
             out[key] = out[key][: length - 1] + "…"
@@ -59,7 +59,10 @@ def storable(row: dict) -> dict:
 
 
 def _clean(value: Any) -> Any:
+    """`redact.value` and then what the database refuses replaced, in one walk of the value
+    (tuples become lists, as JSON has them)."""
     if isinstance(value, str):
+        value = redact.REDACTOR.text(value)
         if "\x00" in value:
             value = value.replace("\x00", "\ufffd")
         if not value.isascii():
@@ -68,12 +71,12 @@ def _clean(value: Any) -> Any:
             except UnicodeEncodeError:
                 value = _SURROGATE.sub("\ufffd", value)
         return value
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
     if isinstance(value, dict):
         return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     return value
 
 
