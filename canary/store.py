@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from importlib import resources
 from typing import Any, Iterable, Iterator
@@ -587,6 +588,11 @@ class Store:
 
     # --- samples -----------------------------------------------------------------------------
 
+    @cached_property
+    def _insert_samples(self):
+        """INSERT ... ON CONFLICT DO NOTHING into samples: built once, not once a commit."""
+        return self._insert(samples).on_conflict_do_nothing()
+
     def insert_samples(self, rows: list[dict], conn=None, *, count: bool = True) -> int:
         """Insert samples in one transaction; one already stored (same run, case, index) is
         skipped. Returns how many were new (`count=False`, on SQLite: not counted, which lets
@@ -598,7 +604,7 @@ class Store:
         if conn is None:
             with self.engine.begin() as conn:
                 return self.insert_samples(rows, conn, count=count)
-        stmt = self._insert(samples).on_conflict_do_nothing()
+        stmt = self._insert_samples
         if not count and self.dialect == "sqlite":
             conn.execute(stmt, [storable(r) for r in rows])
             return len(rows)
