@@ -16,7 +16,6 @@ on a long reply: it times the pattern on synthetic replies built to make backtra
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Iterable
@@ -33,14 +32,20 @@ class CheckTimeout(Exception):
     """A check ran out of its time on a reply."""
 
 
-@contextmanager
-def time_limit(seconds: float = CHECK_TIMEOUT):
-    """Everything bounded inside the block shares one deadline, `seconds` from now."""
-    token = _deadline.set(time.thread_time() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+class time_limit:
+    """`with time_limit(seconds):` everything bounded inside the block shares one deadline,
+    `seconds` from now. (A class, not a generator: it is entered a few times per sample.)"""
+
+    __slots__ = ("seconds", "_token")
+
+    def __init__(self, seconds: float = CHECK_TIMEOUT):
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(time.thread_time() + self.seconds)
+
+    def __exit__(self, *exc) -> None:
+        _deadline.reset(self._token)
 
 
 def remaining() -> float | None:

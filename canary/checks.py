@@ -429,7 +429,8 @@ def run(assertions, reply: TurnReply, answer_pattern: str | None = None,
     try:
         with bounded.time_limit(timeout):
             answer = extract_answer(scored.text, answer_pattern)
-        missing = f"no answer in the form the case asks for: {_short(scored.text)}"
+        # read only when there is no answer: not written for the replies that have one
+        missing = "" if answer is not None else f"no answer in the form the case asks for: {_short(scored.text)}"
     except CheckTimeout:
         answer, missing = None, f"{timed_out()} (extracting the answer with /{answer_pattern}/)"
         extraction_timed_out = True

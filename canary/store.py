@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from importlib import resources
 from typing import Any, Iterable, Iterator
@@ -53,7 +54,7 @@ def storable(row: dict) -> dict:
     NaN and infinities as strings (not JSON), strings clipped to their column's length."""
     out = dict(row)
     for key in _ECHOED:
-        out[key] = _clean(redact.value(out.get(key)))
+        out[key] = _clean(out.get(key))
     for key, length in _LENGTHS.items():
         if isinstance(out.get(key), str) and len(out[key]) > length:
             out[key] = out[key][: length - 1] + "…"
@@ -61,7 +62,10 @@ def storable(row: dict) -> dict:
 
 
 def _clean(value: Any) -> Any:
+    """`redact.value` and then what the database refuses replaced, in one walk of the value
+    (tuples become lists, as JSON has them)."""
     if isinstance(value, str):
+        value = redact.REDACTOR.text(value)
         if "\x00" in value:
             value = value.replace("\x00", "\ufffd")
         if not value.isascii():
@@ -70,12 +74,12 @@ def _clean(value: Any) -> Any:
             except UnicodeEncodeError:
                 value = _SURROGATE.sub("\ufffd", value)
         return value
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
     if isinstance(value, dict):
         return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     return value
 
 
@@ -607,6 +611,11 @@ class Store:
 
     # --- samples -----------------------------------------------------------------------------
 
+    @cached_property
+    def _insert_samples(self):
+        """INSERT ... ON CONFLICT DO NOTHING into samples: built once, not once a commit."""
+        return self._insert(samples).on_conflict_do_nothing()
+
     def insert_samples(self, rows: list[dict], conn=None, *, count: bool = True) -> int:
         """Insert samples in one transaction; one already stored (same run, case, index) is
         skipped. Returns how many were new (`count=False`, on SQLite: not counted, which lets
@@ -618,7 +627,7 @@ class Store:
         if conn is None:
             with self.engine.begin() as conn:
                 return self.insert_samples(rows, conn, count=count)
-        stmt = self._insert(samples).on_conflict_do_nothing()
+        stmt = self._insert_samples
         if not count and self.dialect == "sqlite":
             conn.execute(stmt, [storable(r) for r in rows])
             return len(rows)
@@ -692,13 +701,18 @@ class SampleWriter:
     """A thread that commits finished samples as they come (group commit), in order.
 
     A sample is committed at most `linger` seconds after it finished: a crash loses at most
-    those, and one commit serves every sample that finished in that window.
+    those, and one commit serves every sample that finished in that window. The thread
+    wakes once per window, not once per sample: it waits for the window's first sample,
+    sleeps out the window (`close` cuts it short) and takes what came meanwhile, so a
+    sample handed over costs the event loop an append, not a wake-up of this thread and
+    the hand-over of the GIL that follows.
     """
 
     def __init__(self, store: Store, linger: float = 0.02):
         self.store = store
         self.linger = linger
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closing = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="canary-sample-writer", daemon=True)
         self._thread.start()
@@ -712,10 +726,11 @@ class SampleWriter:
         stop = False
         while not stop:
             batch = [self._queue.get()]
-            deadline = time.monotonic() + self.linger
-            while batch[-1] is not None:  # gather what finishes in the next few ms: one commit
+            if batch[0] is not None:
+                self._closing.wait(self.linger)  # gather what finishes in the next few ms: one commit
+            while batch[-1] is not None:
                 try:
-                    batch.append(self._queue.get(timeout=max(deadline - time.monotonic(), 0)))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             stop = batch[-1] is None
@@ -728,6 +743,7 @@ class SampleWriter:
     def close(self) -> None:
         """Commit everything queued, then stop."""
         self._queue.put(None)
+        self._closing.set()
         self._thread.join()
         if self._error:
             raise StorageError(f"storing samples failed: {failure_text(self._error)}")
