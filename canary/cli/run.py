@@ -29,9 +29,8 @@ def settled(jobs):
     """While the samples run: what this process built before them (the SDKs, SQLAlchemy, the
     config: some hundred thousand objects that live until exit) is out of the cyclic garbage
     collector's sight, so its collections walk what the run allocates, not them (a few
-    hundredths of a second of CPU a run), and the youngest generation is collected every
-    10,000 allocations instead of 700 (a sample allocates a few hundred objects that die
-    young). The SDKs of the jobs' providers are imported first (the run would next); the
+    hundredths of a second of CPU a run; how often it collects is set once for every command,
+    in `entry`). The SDKs of the jobs' providers are imported first (the run would next); the
     collector is as it was afterwards, for a caller that goes on (a test)."""
     import gc
 
@@ -39,12 +38,9 @@ def settled(jobs):
     for name in {job.model.provider for job in jobs}:
         provider_class(name)
     gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(10_000, *thresholds[1:])
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
         gc.unfreeze()
 
 
