@@ -10,10 +10,11 @@ between slots, and the dates on the axis say when they were.
 from __future__ import annotations
 
 import html
-import json
 import math
 from datetime import datetime
 from typing import Callable, Sequence
+
+import orjson
 
 from . import fmt
 from .report_view import Episode, PointView, ReportView, SeriesView
@@ -130,6 +131,13 @@ def _y(v: float, lo: float, hi: float) -> float:
     return H - (v - lo) / (hi - lo) * H if hi > lo else H / 2
 
 
+def _linear(lo: float, hi: float) -> tuple[float, float]:
+    """(a, b) with `_y(v, lo, hi) == a + b * v`: the scale once per line, not once per point."""
+    if hi > lo:
+        return H + lo / (hi - lo) * H, -H / (hi - lo)
+    return H / 2, 0.0
+
+
 def _segments(n: int, value: Callable[[int], float | None]) -> list[list[tuple[int, float]]]:
     """Runs of consecutive indexes whose value is known (a missing value breaks the line)."""
     out, current = [], []
@@ -153,7 +161,8 @@ def polyline(n: int, value: Callable[[int], float | None], lo: float, hi: float,
             i, v = seg[0]
             parts.append(f"M{_f(i / n * W)} {_f(_y(v, lo, hi))}h{_f(max(W / n, 1))}")
         else:
-            parts.append("M" + "L".join(f"{_f(x_at(i, n))} {_f(_y(v, lo, hi))}" for i, v in seg))
+            a, b, sx = *_linear(lo, hi), W / n
+            parts.append("M" + "L".join(f"{(i + 0.5) * sx:.0f} {a + b * v:.0f}" for i, v in seg))
     return f'<path class="{cls}" d="{"".join(parts)}"/>' if parts else ""
 
 
@@ -166,8 +175,9 @@ def band(points: Sequence[PointView], lo: float, hi: float) -> str:
         if len(idx) == 1:
             xs = [idx[0] / n * W, (idx[0] + 1) / n * W]
             idx = idx * 2
-        top = [f"{_f(x)} {_f(_y(points[i].upper, lo, hi))}" for x, i in zip(xs, idx)]
-        bottom = [f"{_f(x)} {_f(_y(points[i].lower, lo, hi))}" for x, i in zip(xs, idx)]
+        a, b = _linear(lo, hi)
+        top = [f"{x:.0f} {a + b * points[i].upper:.0f}" for x, i in zip(xs, idx)]
+        bottom = [f"{x:.0f} {a + b * points[i].lower:.0f}" for x, i in zip(xs, idx)]
         shapes.append("M" + "L".join(top + bottom[::-1]) + "Z")
     return f'<path class="band" d="{"".join(shapes)}"/>' if shapes else ""
 
@@ -175,8 +185,9 @@ def band(points: Sequence[PointView], lo: float, hi: float) -> str:
 def dots(n: int, items: list[tuple[int, float, str]], lo: float, hi: float) -> str:
     """Dots grouped by class: one path per class (a zero-length segment per dot)."""
     by_class: dict[str, list[str]] = {}
+    a, b, sx = *_linear(lo, hi), W / n
     for i, v, cls in items:
-        by_class.setdefault(cls, []).append(f"M{_f(x_at(i, n))} {_f(_y(v, lo, hi))}h0")
+        by_class.setdefault(cls, []).append(f"M{(i + 0.5) * sx:.0f} {a + b * v:.0f}h0")
     return "".join(f'<path class="{cls}" d="{"".join(d)}"/>' for cls, d in by_class.items())
 
 
@@ -234,7 +245,7 @@ def _r(x: float | None) -> float | None:
 def epoch_minutes(slots: Sequence[datetime]) -> str:
     """The slots as minutes since 1970 (UTC), a JSON array: the x of every chart of a series."""
     epoch = datetime(1970, 1, 1)
-    return json.dumps([int((s - epoch).total_seconds() // 60) for s in slots], separators=(",", ":"))
+    return orjson.dumps([int((s - epoch).total_seconds() // 60) for s in slots]).decode()
 
 
 def point_data(p: PointView) -> list:
@@ -260,7 +271,7 @@ def pass_rate_chart(s: SeriesView, view: ReportView) -> str:
                 + columns(unjudged, n, "outage", [f"{when(pts[i].slot)}: {pts[i].errors} of {pts[i].samples} "
                                                   "samples errored, no quality verdict" for i in unjudged]))
     dense = " dense" if n > 90 else ""
-    data = json.dumps([point_data(p) for p in pts], separators=(",", ":"))
+    data = orjson.dumps([point_data(p) for p in pts]).decode()
     return (f'<div class="chart main{dense}" data-points="{data}">'
             f'<div class="plot"><div class="yaxis">{y_labels(steps, lo, hi, lambda v: pct(v, digits))}</div>'
             f'{overlays}{svg(body)}<div class="cursor" hidden></div><div class="tip" hidden></div></div>'

@@ -44,30 +44,31 @@ class Point:
 
 
 def build(rows: Sequence, intervals: list[tuple[int, int | None]]) -> list[Point]:
-    """Points from complete runs (oldest first): each confirmation run pooled into its run."""
+    """Points from complete runs (oldest first, as `Store.series_runs` reads them: the columns
+    of POINT_COLUMNS, then `cases` if asked for): each confirmation run pooled into its run.
+    A row is unpacked as a tuple: a year of points reads each field once, by position."""
     points: list[Point] = []
     by_slot: dict[datetime, Point] = {}
-    with_cases = bool(rows) and "cases" in rows[0]._fields
-    for r in rows:
+    for run_id, slot, kind, version, passed, failed, errors, in_alert, output_tokens, latency, reported, cost, \
+            verdict, *counts in rows:
         # the run that opened an alert and those made while it was open: never in a baseline
         # (a regression's first day would otherwise inflate the sd for `window` days)
-        in_alert = r.in_alert or (bool(intervals) and episode.inside(r.id, intervals))
-        cases = passed_answered(r.cases) if with_cases and r.cases else {}
-        answered = r.passed + r.failed
-        run_point = detect.RunPoint(r.passed, answered, answered + r.errors, r.suite_version, in_alert, cases)
-        if r.kind == "confirm":  # pooled into its run, whose alert state it shares
-            parent = by_slot.get(r.slot)
+        in_alert = in_alert or (bool(intervals) and episode.inside(run_id, intervals))
+        cases = passed_answered(counts[0]) if counts and counts[0] else {}
+        answered = passed + failed
+        run_point = detect.RunPoint(passed, answered, answered + errors, version, in_alert, cases)
+        if kind == "confirm":  # pooled into its run, whose alert state it shares
+            parent = by_slot.get(slot)
             if parent is not None:
-                parent.run_ids.append(r.id)
+                parent.run_ids.append(run_id)
                 parent.point = detect.pool(parent.point, replace(run_point, in_alert=parent.point.in_alert))
-                parent.errors += r.errors
-                parent.output_tokens += r.output_tokens
-                if r.cost is not None:
-                    parent.cost = (parent.cost or 0.0) + r.cost
+                parent.errors += errors
+                parent.output_tokens += output_tokens
+                if cost is not None:
+                    parent.cost = (parent.cost or 0.0) + cost
             continue
-        by_slot[r.slot] = Point([r.id], r.slot, run_point, r.errors, r.output_tokens, r.latency_p50_ms,
-                                r.reported_model, r.cost, r.verdict)
-        points.append(by_slot[r.slot])
+        point = by_slot[slot] = Point([run_id], slot, run_point, errors, output_tokens, latency, reported, cost, verdict)
+        points.append(point)
     return points
 
 

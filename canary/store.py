@@ -40,7 +40,8 @@ from .schema import alerts as alert_rows
 SAMPLE_COLUMNS = [c.name for c in samples.columns if c.name != "id"]
 SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
 FINISHED = ("complete", "interrupted", "budget_exhausted")
-# what a series' point is made of (series.build): a year of a series reads only these
+# what a series' point is made of (series.build, which unpacks them in this order): a year
+# of a series reads only these
 POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
                  "latency_p50_ms", "reported_model", "cost", "verdict")
 _ECHOED = ("error_message", "request_id", "reported_model", "finish_reason", "turns")  # what an API wrote
