@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable, Protocol
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .config import Alerts
@@ -352,12 +352,21 @@ def _deliver_pass(store: Store, notifier: Notifier | None, *, now: datetime, own
         report.sent += 1
 
 
-def requeue_failed(store: Store, now: datetime) -> int:
+def requeue_failed(store: Store, now: datetime) -> tuple[int, int]:
     """Messages refused for good, due again now (after alerts.slack was fixed): `canary alerts
-    --resend`. Each keeps its place in its alerts' order and its attempt count."""
+    --resend`. Returns (queued again, left failed). A message stays failed when one of its
+    alerts has since been reported by a later message that went out (an opening refused, then
+    its recovery sent): sending it now would tell the story out of order."""
+    mine, theirs, later = outbox_alerts.alias("mine"), outbox_alerts.alias("theirs"), outbox.alias("later")
+    overtaken = (select(later.c.id).select_from(mine.join(theirs, theirs.c.alert_id == mine.c.alert_id)
+                                                .join(later, later.c.id == theirs.c.outbox_id))
+                 .where(and_(mine.c.outbox_id == outbox.c.id, later.c.id > outbox.c.id,
+                             later.c.state.in_(["sent", "logged"]))))
     with store.begin() as conn:
-        return conn.execute(update(outbox).where(outbox.c.state == "failed").values(
+        failed = conn.execute(select(func.count()).select_from(outbox).where(outbox.c.state == "failed")).scalar()
+        queued = conn.execute(update(outbox).where(and_(outbox.c.state == "failed", ~overtaken.exists())).values(
             state="pending", next_attempt_at=now, claimed_by=None, claimed_until=None)).rowcount
+    return queued, failed - queued
 
 
 def _settle(store: Store, message_id: int, *, state: str, now: datetime, attempts: int | None = None) -> None:

@@ -273,15 +273,47 @@ def test_alerts_resend_sends_the_messages_refused_for_good_once_the_webhook_is_f
         env = {"HOOK": fixed.url + "/services/T/B/X"}
         first = cli(tmp_path, "alerts", "--resend", "--json", env=env)
         assert first.exit_code == 0, first.output
-        assert "2 message(s) refused for good queued again: 2 delivered" in first.stderr
+        assert "2 message(s) refused for good queued again: 2 sent" in first.stderr
         assert [m["body"]["text"] for m in fixed.accepted] == ["message 0", "message 1"]
         listed = [m for a in json.loads(first.stdout)["alerts"] for m in a["messages"]]
         assert {m["state"] for m in listed} == {"sent"} and {m["attempts"] for m in listed} == {2}
         again = cli(tmp_path, "alerts", "--resend", env=env)
-        assert again.exit_code == 0 and "nothing to send again" in again.stderr
+        assert again.exit_code == 0 and "no message to send again" in again.stderr
         notifier = alerts.notifier_from_config(load_config(tmp_path / "canary.yaml").alerts, env=env)
         assert alerts.deliver(store, notifier, now=t + timedelta(days=2), owner="b").sent == 0
         assert len(fixed.accepted) == 2
+    store.close()
+
+
+def test_alerts_resend_never_tells_an_opening_after_its_recovery(tmp_path, db_url):
+    """The opening was refused for good, the webhook fixed, the recovery sent: --resend leaves
+    the opening failed (it would arrive after "back to normal") and sends what is not overtaken.
+    Without Slack configured there is nowhere to send: the command says so, nothing changes."""
+    from slack_stub import Reply
+    store = Store(db_url)
+    t = datetime(2026, 11, 20, 6)
+    alert_id = alerts.open_alert(store, model="m", suite="s", kind="quality", run_id=None, details={"reason": "r"},
+                                 message={"text": "opened", "blocks": []}, now=t)
+    _queue(store, 1, t, first=5)  # another model's opening, refused too, never overtaken
+    with SlackStub(script=[Reply(404, "no_service"), Reply(404, "no_service")]) as gone:
+        assert alerts.deliver(store, _notifier("webhook", gone), now=t, owner="a").dropped == 2
+    alerts.close_alert(store, alert_id, run_id=None, by="recovered", message={"text": "recovered"}, now=t)
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "basics.yaml").write_text(SUITE)
+    (tmp_path / "canary.yaml").write_text(config_text(db_url, "null"))
+    refused = cli(tmp_path, "alerts", "--resend")
+    assert refused.exit_code == 2 and "no alerts.slack" in refused.stderr
+    (tmp_path / "canary.yaml").write_text(config_text(db_url, "{webhook_url_env: HOOK}"))
+    with SlackStub() as fixed:
+        env = {"HOOK": fixed.url + "/services/T/B/X"}
+        notifier = alerts.notifier_from_config(load_config(tmp_path / "canary.yaml").alerts, env=env)
+        assert alerts.deliver(store, notifier, now=t + timedelta(hours=1), owner="a").sent == 1  # the recovery
+        resent = cli(tmp_path, "alerts", "--resend", env=env)
+        assert resent.exit_code == 0, resent.output
+        assert "1 message(s) refused for good left as they are" in resent.stderr
+        assert [m["body"]["text"] for m in fixed.accepted] == ["recovered", "message 5"]
+    states = {m["text"]: m["state"] for a in alerts.list_alerts(store) for m in a["messages"]}
+    assert states == {"opened": "failed", "recovered": "sent", "message 5": "sent"}
     store.close()
 
 

@@ -238,6 +238,35 @@ def test_a_probe_whose_database_goes_away_says_so_in_one_line_and_is_resumed_aft
         proxy.close()
 
 
+def test_a_slot_already_probed_is_left_alone_and_its_client_closed(tmp_path, db_url, sim):
+    """Probing a slot whose probe is complete makes no call and closes the SDK client it made
+    (a replica that loses every scheduled probe slot must not leak one a day)."""
+    config = write_config(tmp_path, db_url)
+    store, clock = Store(config.database_url), Clock(T0)
+    initialise(store, config, sim, clock)
+    made = []
+
+    def factory(model):
+        provider = endpoint_factory(sim.url, "sim-key")(model)
+        closes = provider.aclose
+
+        async def aclose():
+            made[made.index(provider) + 1] = True
+            await closes()
+        made.extend([provider, False])
+        provider.aclose = aclose
+        return provider
+    for _ in range(2):
+        asyncio.run(probe(store, config, config.model("m"), slot=T0, kind="scheduled", clock=clock,
+                          provider_factory=factory))
+    calls = len(sim.requests)
+    asyncio.run(probe(store, config, config.model("m"), slot=T0, kind="scheduled", clock=clock,
+                      provider_factory=factory))
+    assert len(sim.requests) == calls  # complete: nothing asked again
+    assert made[1::2] == [True, True, True]  # every client made was closed
+    store.close()
+
+
 def test_a_probe_taken_over_by_another_replica_stops_and_leaves_it_to_the_new_owner(tmp_path, db_url, sim):
     """Its heartbeat (a task, off the event loop) finds another owner: no new call, the run not closed."""
     config = write_config(tmp_path, db_url, fingerprint="{inputs: 4, samples: 20, candidates: 300, reference: 20}")

@@ -84,14 +84,18 @@ def _resend(ws, store) -> None:
     from .. import alerts, render
     from ..clock import utcnow
     from ..runner import owner_id
+    if ws.config.alerts.slack is None:
+        raise UsageError("--resend: no alerts.slack in the config, so nowhere to send the messages to")
     now = utcnow()
-    queued = alerts.requeue_failed(store, now)
+    queued, left = alerts.requeue_failed(store, now)
+    if left:
+        render.errors.print(f"{left} message(s) refused for good left as they are: a later message about the same "
+                            "alert already went out", highlight=False)
     if not queued:
-        render.errors.print("no message was refused for good: nothing to send again")
+        render.errors.print("no message to send again")
         return
     report = alerts.deliver(store, alerts.notifier_from_config(ws.config.alerts), now=now, owner=owner_id())
-    delivered = report.sent + report.logged
-    render.errors.print(f"{queued} message(s) refused for good queued again: {delivered} delivered, "
+    render.errors.print(f"{queued} message(s) refused for good queued again: {report.sent} sent, "
                         f"{report.dropped} refused for good again, {report.failed} refused for now "
                         "(retried by the daemon)", highlight=False)
 

@@ -150,6 +150,7 @@ async def run_probe(store: Store, model: ModelConfig, fp: Current, *, slot: date
             existing = store.find_run(model.name, SUITE, slot, kind)
             if existing.status == "complete" or not store.take_over(
                     existing.id, control.owner, clock(), unless_heartbeat_after=clock() - control.lease):
+                await provider.aclose()  # the slot is done or held elsewhere: nothing to call
                 return RunSummary.of(existing) if existing.status == "complete" else None
             run_id = existing.id
     except BaseException:
