@@ -220,7 +220,7 @@ def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loade
     else:
         found = series.around(store, model, suite, params)
         standing = standings(found[0] + [found[1]], params) if found else {}
-    rows, clean, failed_in = [], 0, set()
+    rows, clean, runs_of = [], 0, {}
     for case in case_ids:
         cells = [p.point.cases.get(case) for p in shown]
         if all(c is None or (c[1] > 0 and c[0] == c[1]) for c in cells) and case not in standing:
@@ -230,8 +230,8 @@ def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loade
         rows.append(CaseRow(case, cells, now, rate, None))
         last = next((k for k in range(len(cells) - 1, -1, -1) if cells[k] and cells[k][0] < cells[k][1]), None)
         if last is not None:  # its latest failing answer is in that point's runs
-            failed_in.update(shown[last].run_ids)
-    latest = store.latest_samples(sorted(failed_in), "failed", case_ids=[r.case for r in rows]) if failed_in else {}
+            runs_of[case] = shown[last].run_ids
+    latest = store.latest_samples_by_case(runs_of, "failed")
     cases = {c.id: c for c in loaded.cases} if loaded else {}
     slots = {i: p.slot for p in shown for i in p.run_ids}
     for r in rows:

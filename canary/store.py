@@ -563,6 +563,25 @@ class Store:
         with self.engine.connect() as conn:
             return {r.case_id: r for r in conn.execute(select(samples).join(newest, samples.c.id == newest.c.id))}
 
+    def latest_samples_by_case(self, runs_of: dict[str, list[int]], status: str) -> dict[str, Row]:
+        """Per case, the newest sample with this status among that case's own runs (`runs_of`:
+        case id -> run ids). Two queries: the candidates' ids through the (run, case) index,
+        then the chosen rows by id."""
+        if not runs_of:
+            return {}
+        own = {case: set(ids) for case, ids in runs_of.items()}
+        every = sorted({i for ids in own.values() for i in ids})[-5000:]
+        newest: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            q = select(samples.c.id, samples.c.run_id, samples.c.case_id).where(and_(
+                samples.c.run_id.in_(every), samples.c.case_id.in_(list(own)), samples.c.status == status))
+            for sample_id, run_id, case in conn.execute(q):
+                if run_id in own[case] and sample_id > newest.get(case, -1):
+                    newest[case] = sample_id
+            if not newest:
+                return {}
+            return {r.case_id: r for r in conn.execute(select(samples).where(samples.c.id.in_(list(newest.values()))))}
+
     def error_summary(self, run_ids: Iterable[int], request_ids: int = 3) -> dict:
         """The errored samples of these runs: how many per error class and per HTTP status ("none":
         no response), most frequent first, and the first `request_ids` request ids (what a

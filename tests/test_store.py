@@ -118,6 +118,20 @@ def test_export_then_import_round_trips(db_url, tmp_path):
     target.close()
 
 
+def test_latest_samples_by_case_reads_each_case_from_its_own_runs(store):
+    """A case's answer comes from the runs given for it, even when another run holds a newer
+    sample of it (a resumed or imported run gets higher ids than the runs after its slot)."""
+    first, later = (store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=d),
+                                     kind="scheduled", planned=2, owner=None, now=T0) for d in (0, 1))
+    store.insert_samples([sample_row(later, "a", 0, "failed", request_id="later-a")])
+    store.insert_samples([sample_row(first, "a", 0, "failed", request_id="first-a"),  # stored after: a higher id
+                          sample_row(first, "b", 0, "failed", request_id="first-b"),
+                          sample_row(later, "b", 0, "passed")])
+    got = store.latest_samples_by_case({"a": [later], "b": [first, later]}, "failed")
+    assert {c: r.request_id for c, r in got.items()} == {"a": "later-a", "b": "first-b"}
+    assert store.latest_samples_by_case({"a": [], "c": [first]}, "failed") == {}
+
+
 def test_export_redacts_rows_stored_before_redaction_and_keeps_the_json(store):
     """A row written raw (by a canary that did not redact yet) leaves export redacted, each
     line still valid JSON, whether the secret sits in a text field or inside `turns`."""
