@@ -33,8 +33,11 @@ _SHAPES = [
     (re.compile(r"(?<=://)([^/\s:@]{1,200}):[^/\s@]{1,200}@"), rf"\g<1>:{REDACTED}@"),
 ]
 # what every shape contains, lowercased: the shapes look at a text only when one of these is
-# in it (substring tests on the lowercased text: a few times faster than one regex alternation)
-_HINTS = ("sk-", "bearer", "api_key", "api-key", "apikey", "authorization", "hooks.slack.com", "xox", "xapp-", "://")
+# in it (substring tests on the lowercased text: a few times faster than one regex alternation).
+# The case-insensitive shapes also match "ı" and "İ" for "i", which lowercase to something
+# else ("ı", "i" + U+0307): a text with either always gets the shapes' look.
+_HINTS = ("sk-", "bearer", "api_key", "api-key", "apikey", "authorization", "hooks.slack.com", "xox", "xapp-", "://",
+          "ı", "\u0307")
 
 
 class Redactor:
@@ -60,6 +63,13 @@ class Redactor:
             for pattern, replacement in _SHAPES:
                 text = pattern.sub(replacement, text)
         return text
+
+    def suspect(self, text: str) -> bool:
+        """Whether `text` may hold something to hide: a known value or a shape's hint (JSON text
+        is then worth parsing and redacting string by string, where escaped quotes cannot hide
+        a shape)."""
+        lowered = text.lower()
+        return any(secret in text for secret in self._values) or any(hint in lowered for hint in _HINTS)
 
     def value(self, value: Any) -> Any:
         """Every string inside a JSON-like value (dicts, lists) redacted; other values as they are."""

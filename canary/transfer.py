@@ -37,10 +37,10 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
     The run's fields are formatted once per run, and each sample's `turns` is the stored
     JSON text spliced in as it is, so a year of history exports without parsing it. What
     can hold a secret goes through the redaction: the run's fields once, a sample's texts
-    (error message, request id, model id, stop reason) and its `turns` text in one scan.
-    `turns` in which it finds something (a row stored before redaction existed, or a secret
-    registered since) is parsed, redacted string by string and written again, so a
-    replacement never breaks the JSON."""
+    (error message, request id, model id, stop reason), and its `turns`: a stored text in
+    which a quick scan finds a known secret or a credential shape's hint (a row stored before
+    redaction existed, or a secret registered since) is parsed, redacted string by string and
+    written again, so JSON escapes hide nothing and a replacement never breaks the JSON."""
     intervals: dict[tuple[str, str], list] = {}
     for run, rows in store.export_runs(**filters):
         series = (run.model, run.suite)
@@ -62,7 +62,7 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
                 "latency_ms": r.latency_ms, "finish_reason": text(r.finish_reason),
                 "reported_model": text(r.reported_model), "cost": r.cost, "finished_at": iso(r.finished_at)})[1:-1]
             turns = r.turns or "null"
-            if text(turns) != turns:
+            if redact.REDACTOR.suspect(turns):  # redacted string by string, where escapes hide nothing
                 turns = _dumps(redact.value(json.loads(turns)))
             yield f'{head},{fields},"turns":{turns}}}\n'
 

@@ -23,6 +23,9 @@ from canary.suites import load_suites
      "https://hooks.slack.com/*** failed"),
     ("token xoxb-123456789012-abcdefABCDEF refused", "xoxb-123456789012", "token *** refused"),
     ("cannot connect to postgresql+psycopg://canary:s3cr3t-pw@db:5432/canary", "s3cr3t-pw", "canary:***@db"),
+    # the case-insensitive shapes also match a dotless or dotted capital i, which lowercases to something else
+    ("authorızation: abcdefgh12345678", "abcdefgh12345678", "authorızation: ***"),
+    ("APİ_KEY=abcdefgh12345678", "abcdefgh12345678", "APİ_KEY=***"),
 ])
 def test_credential_shapes_are_hidden_whoever_wrote_them(text, hidden, kept):
     out = redact.text(text)

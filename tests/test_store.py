@@ -140,10 +140,13 @@ def test_export_redacts_rows_stored_before_redaction_and_keeps_the_json(store):
     key, known = "sk-ant-0123456789abcdefghijKLMN", "gw-credential-7f3a9c2e"
     redact.remember([known])
     run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0, kind="manual",
-                              planned=2, owner=None, now=T0)
+                              planned=3, owner=None, now=T0)
+    bearer = "eyJhbGciOiJIUzI1NiJ9.payload.signature"  # not sk- shaped: only the Bearer shape hides it
     raw = [sample_row(run_id, "a", 0, error_message=f"HTTP 401: bad key {key}"),
-           sample_row(run_id, "a", 1, turns=[{"user": f'say "{known}"', "text": f"Bearer {key}\n\"quoted\"",
-                                              "verdicts": [{"passed": True, "explanation": key}]}])]
+           sample_row(run_id, "a", 1, turns=[{"user": f'say "{known}"', "text": f"Bearer {bearer}\n\"quoted\"",
+                                              "verdicts": [{"passed": True, "explanation": key}]}]),
+           # alone in its sample, quoted in the reply: escaped in the stored JSON text
+           sample_row(run_id, "b", 0, turns=[{"user": "q", "text": 'use {"api_key": "gw-7f3a9c2e11d0"}', "verdicts": []}])]
     with store.begin() as conn:
         conn.execute(samples.insert(), raw)
     store.finish_run(run_id, "complete", T0)
@@ -152,7 +155,8 @@ def test_export_redacts_rows_stored_before_redaction_and_keeps_the_json(store):
     assert records[0]["error_message"] == "HTTP 401: bad key ***"
     assert records[1]["turns"][0]["user"] == 'say "***"' and records[1]["turns"][0]["text"] == 'Bearer ***\n"quoted"'
     assert records[1]["turns"][0]["verdicts"][0]["explanation"] == "***"
-    assert key not in "".join(lines) and known not in "".join(lines)
+    assert records[2]["turns"][0]["text"] == 'use {"api_key": "***"}'
+    assert all(secret not in "".join(lines) for secret in (key, known, bearer, "gw-7f3a9c2e11d0"))
 
 
 def test_import_rejects_a_bad_line_and_writes_nothing(store):
