@@ -114,10 +114,14 @@ def is_database_failure(exc: BaseException) -> bool:
     return isinstance(exc, (DBAPIError, StorageError))
 
 
-def json_loads(text: str | bytes):
-    """The JSON columns as the database hands them back: orjson (a few times the stdlib's
-    speed, which a year of verdicts and per-case counts feels), the stdlib for what orjson
-    refuses and the stdlib writes (NaN, infinities, integers beyond 64 bits)."""
+def own_json(text: str | None):
+    """JSON that canary wrote itself (a run's verdict, its per-case counts), read as text and
+    decoded with orjson: a few times the stdlib's speed, which a year of them feels. What
+    came from an API (a sample's turns) goes through the stdlib (SQLAlchemy's JSON type):
+    orjson would read an integer beyond 64 bits as a float. NaN and infinities, which the
+    stdlib writes, fall back to it."""
+    if text is None:
+        return None
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -133,11 +137,10 @@ def make_engine(url: str) -> Engine:
         raise ArgumentError(f"canary stores its results in SQLite or PostgreSQL, not {backend}")
     if url.startswith("sqlite"):
         timeout = float(make_url(url).query.get("timeout", SQLITE_BUSY_TIMEOUT))
-        engine = create_engine(url, json_deserializer=json_loads,
-                               connect_args={"check_same_thread": False, "timeout": timeout})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
         event.listen(engine, "connect", _sqlite_pragmas(timeout))
         return engine
-    return create_engine(url, json_deserializer=json_loads, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
 def _hide_password(url: str) -> str:
@@ -414,8 +417,10 @@ class Store:
         `version`; only the `first` or the `last` n of them (ix_runs_series serves both ends).
         Returns (rows, whether more exist beyond the n). A slot cut by the limit is dropped
         whole, so a run never comes without its confirmation run. `cases=False` leaves the
-        per-case counts out."""
-        cols = [runs.c[n] for n in POINT_COLUMNS] + ([runs.c.cases] if cases else [])
+        per-case counts out. A row is a tuple in POINT_COLUMNS order, then `cases`."""
+        own = ("verdict", "cases")  # JSON canary wrote: read as text, decoded with orjson (own_json)
+        cols = [cast(runs.c[n], Text).label(n) if n in own else runs.c[n] for n in POINT_COLUMNS] \
+            + ([cast(runs.c.cases, Text).label("cases")] if cases else [])
         cond = [runs.c.model == model, runs.c.suite == suite, runs.c.kind.in_(SERIES_KINDS),
                 runs.c.status == "complete"]
         if since is not None:
@@ -438,7 +443,9 @@ class Store:
         if more:
             edge = rows[limit].slot  # the first slot beyond the limit: drop it whole
             rows = [r for r in rows[:limit] if r.slot != edge]
-        return (list(reversed(rows)) if last else rows), more
+        verdict = POINT_COLUMNS.index("verdict")
+        out = [(*r[:verdict], own_json(r[verdict]), *map(own_json, r[verdict + 1:])) for r in rows]
+        return (list(reversed(out)) if last else out), more
 
     def data_version(self) -> tuple:
         """A cheap fingerprint of what the report shows: it changes when a run starts, finishes
@@ -496,11 +503,12 @@ class Store:
         with self.engine.connect() as conn:
             missing = []
             for chunk in _chunks(ids, 5000):
-                for run_id, cases in conn.execute(select(runs.c.id, runs.c.cases).where(runs.c.id.in_(chunk))):
+                for run_id, cases in conn.execute(select(runs.c.id, cast(runs.c.cases, Text))
+                                                  .where(runs.c.id.in_(chunk))):
                     if cases is None:
                         missing.append(run_id)
                     else:
-                        out[run_id] = cases
+                        out[run_id] = own_json(cases)
             if not missing:
                 return out
             q = (select(samples.c.run_id, samples.c.case_id, samples.c.status, func.count())

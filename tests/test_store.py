@@ -118,6 +118,20 @@ def test_export_then_import_round_trips(db_url, tmp_path):
     target.close()
 
 
+def test_what_an_api_wrote_reads_back_exactly_big_integers_included(store):
+    """A tool call's argument beyond 64 bits comes back as the integer it was (the fast JSON
+    decoder is kept for what canary writes itself, where it would have read a float)."""
+    run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0, kind="manual",
+                              planned=1, owner=None, now=T0)
+    turns = [{"user": "q", "text": "", "tool_calls": [{"name": "f", "arguments": {"n": 2 ** 70, "m": -(2 ** 64)}}],
+              "verdicts": []}]
+    store.insert_samples([sample_row(run_id, "a", 0, turns=turns)])
+    [row] = store.run_samples(run_id)
+    assert row.turns[0]["tool_calls"][0]["arguments"] == {"n": 2 ** 70, "m": -(2 ** 64)}
+    record = json.loads(next(export_lines(store)))
+    assert record["turns"][0]["tool_calls"][0]["arguments"]["n"] == 2 ** 70
+
+
 def test_latest_samples_by_case_reads_each_case_from_its_own_runs(store):
     """A case's answer comes from the runs given for it, even when another run holds a newer
     sample of it (a resumed or imported run gets higher ids than the runs after its slot)."""
