@@ -121,8 +121,8 @@ def examples(store: Store, ids_a: list[int], ids_b: list[int], c: compare.Compar
     out: dict[str, dict] = {}
     for diffs, good_ids, bad_ids, bad_is in ((c.regressed, ids_a, ids_b, "b"), (c.improved, ids_b, ids_a, "a")):
         cases = [d.case for d in diffs]
-        good = store.latest_samples(good_ids, "passed", cases)
-        bad = store.latest_samples(bad_ids, "failed", cases)
+        good = store.latest_samples({case: good_ids for case in cases}, "passed")
+        bad = store.latest_samples({case: bad_ids for case in cases}, "failed")
         for case in cases:
             failing = bad.get(case)
             answers = {"a": good.get(case), "b": failing} if bad_is == "b" else {"a": failing, "b": good.get(case)}

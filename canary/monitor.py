@@ -81,7 +81,7 @@ def explanations(store: Store, run_ids: list[int], cases: list[str]) -> dict[str
     """Per case, the first failed check of its newest failed sample, in words."""
     from .failures import failed_checks
     found = {}
-    for case_id, row in store.latest_samples(run_ids, "failed", cases).items():
+    for case_id, row in store.latest_samples({c: run_ids for c in cases}, "failed").items():
         checks = failed_checks(row.turns or [])
         if checks:
             found[case_id] = checks[0][:300]

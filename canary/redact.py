@@ -40,6 +40,11 @@ _HINTS = ("sk-", "bearer", "api_key", "api-key", "apikey", "authorization", "hoo
           "ı", "\u0307")
 
 
+def _hinted(text: str) -> bool:
+    lowered = text.lower()
+    return any(hint in lowered for hint in _HINTS)
+
+
 class Redactor:
     """Known secret values plus the credential shapes; `text` hides both."""
 
@@ -58,8 +63,7 @@ class Redactor:
         for secret in self._values:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        lowered = text.lower()
-        if any(hint in lowered for hint in _HINTS):
+        if _hinted(text):
             for pattern, replacement in _SHAPES:
                 text = pattern.sub(replacement, text)
         return text
@@ -68,8 +72,7 @@ class Redactor:
         """Whether `text` may hold something to hide: a known value or a shape's hint (JSON text
         is then worth parsing and redacting string by string, where escaped quotes cannot hide
         a shape)."""
-        lowered = text.lower()
-        return any(secret in text for secret in self._values) or any(hint in lowered for hint in _HINTS)
+        return any(secret in text for secret in self._values) or _hinted(text)
 
     def value(self, value: Any) -> Any:
         """Every string inside a JSON-like value (dicts, lists) redacted; other values as they are."""

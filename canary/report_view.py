@@ -231,7 +231,7 @@ def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loade
         last = next((k for k in range(len(cells) - 1, -1, -1) if cells[k] and cells[k][0] < cells[k][1]), None)
         if last is not None:  # its latest failing answer is in that point's runs
             runs_of[case] = shown[last].run_ids
-    latest = store.latest_samples_by_case(runs_of, "failed")
+    latest = store.latest_samples(runs_of, "failed")
     cases = {c.id: c for c in loaded.cases} if loaded else {}
     slots = {i: p.slot for p in shown for i in p.run_ids}
     for r in rows:

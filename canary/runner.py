@@ -24,8 +24,9 @@ from .clock import utcnow
 from .config import Config, ModelConfig
 from .errors import StorageError, UsageError
 from .providers import CallError, Message, Provider, Request, provider_class
-from .store import SampleWriter, Store, failure_text, is_database_failure
+from .store import Store, failure_text, is_database_failure
 from .suites import Case, Suite
+from .writer import SampleWriter
 
 INLINE_SCORING = 0.02  # CPU seconds a turn's checks may take on the event loop (most take microseconds)
 MAX_TOOL_ROUNDS = 5  # tool rounds per turn before the turn is scored as it stands

@@ -4,19 +4,14 @@ SQLite (WAL, a busy timeout of 30 s or the URL's `?timeout=SECONDS`) is the embe
 default; PostgreSQL (psycopg 3) is for production. A database that fails (unreachable,
 read-only, full) raises StorageError or SQLAlchemy's DBAPIError; `failure_text` says why
 in one line, without the SQL or its parameters.
-Samples are written by a `SampleWriter` thread that commits every finished sample within
-milliseconds (group commit), so the event loop never waits on the disk and a crash loses at
-most the samples in flight. What a sample holds came from an API, so it is stored as
-`storable` makes it: secrets redacted, and nothing the database would refuse.
+A run's samples reach `insert_samples` through the sample writer (writer.py); what a
+sample holds came from an API, so it is stored as `storable` (storable.py) makes it:
+secrets redacted, and nothing the database would refuse.
 """
 from __future__ import annotations
 
 import json
-import math
-import queue
 import statistics
-import threading
-import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from . import redact
+from .storable import storable
 from .errors import ConfigError, StorageError
 from .schema import acks, metadata, runs, samples, sensitivity
 from .schema import alerts as alert_rows
@@ -44,46 +40,6 @@ FINISHED = ("complete", "interrupted", "budget_exhausted")
 # of a series reads only these
 POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
                  "latency_p50_ms", "reported_model", "cost", "verdict")
-_ECHOED = ("error_message", "request_id", "reported_model", "finish_reason", "turns")  # what an API wrote
-_LENGTHS = {c.name: c.type.length for c in samples.columns if getattr(c.type, "length", None)}
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def storable(row: dict) -> dict:
-    """A sample as every database holds it: what the API wrote redacted (redact.py), NUL
-    characters and lone surrogates (which PostgreSQL and UTF-8 refuse) replaced with U+FFFD,
-    NaN and infinities as strings (not JSON), strings clipped to their column's length."""
-    out = dict(row)
-    for key in _ECHOED:
-        out[key] = _clean(out.get(key))
-    for key, length in _LENGTHS.items():
-        if isinstance(out.get(key), str) and len(out[key]) > length:
-            out[key] = out[key][: length - 1] + "…"
-    return out
-
-
-def _clean(value: Any) -> Any:
-    """`redact.value` and then what the database refuses replaced, in one walk of the value
-    (tuples become lists, as JSON has them)."""
-    if isinstance(value, str):
-        value = redact.REDACTOR.text(value)
-        if "\x00" in value:
-            value = value.replace("\x00", "\ufffd")
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                value = _SURROGATE.sub("\ufffd", value)
-        return value
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a write waits for another connection's lock
 
 
@@ -553,28 +509,11 @@ class Store:
                     usage.latencies_ms.append(latency)
         return out
 
-    def latest_samples(self, run_ids: Iterable[int], status: str,
-                       case_ids: Iterable[str] | None = None) -> dict[str, Row]:
-        """Per case (of `case_ids`, or every case), the newest sample with this status among some
-        runs (the newest 5,000): its turns (answers and verdicts) and request id. One grouped
-        query, then those rows."""
-        ids = list(run_ids)[-5000:]
-        cond = [samples.c.run_id.in_(ids), samples.c.status == status]
-        if case_ids is not None:
-            cases = list(case_ids)
-            if not cases:
-                return {}
-            cond.append(samples.c.case_id.in_(cases))
-        if not ids:
-            return {}
-        newest = select(func.max(samples.c.id).label("id")).where(and_(*cond)).group_by(samples.c.case_id).subquery()
-        with self.engine.connect() as conn:
-            return {r.case_id: r for r in conn.execute(select(samples).join(newest, samples.c.id == newest.c.id))}
-
-    def latest_samples_by_case(self, runs_of: dict[str, list[int]], status: str) -> dict[str, Row]:
+    def latest_samples(self, runs_of: dict[str, Iterable[int]], status: str) -> dict[str, Row]:
         """Per case, the newest sample with this status among that case's own runs (`runs_of`:
-        case id -> run ids). Two queries: the candidates' ids through the (run, case) index,
-        then the chosen rows by id."""
+        case id -> run ids; the newest 5,000 runs in all): its turns (answers and verdicts) and
+        request id. Two queries: the candidates' ids through the (run, case) index, then the
+        chosen rows by id."""
         if not runs_of:
             return {}
         own = {case: set(ids) for case, ids in runs_of.items()}
@@ -725,56 +664,4 @@ class Store:
             return conn.execute(select(*cols).order_by(alerts.c.id)).all()
 
 
-class SampleWriter:
-    """A thread that commits finished samples as they come (group commit), in order.
-
-    A sample is committed at most `linger` seconds after it finished: a crash loses at most
-    those, and one commit serves every sample that finished in that window. The thread
-    wakes once per window, not once per sample: it waits for the window's first sample,
-    sleeps out the window (`close` cuts it short) and takes what came meanwhile, so a
-    sample handed over costs the event loop an append, not a wake-up of this thread and
-    the hand-over of the GIL that follows.
-    """
-
-    def __init__(self, store: Store, linger: float = 0.02):
-        self.store = store
-        self.linger = linger
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._closing = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="canary-sample-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, row: dict) -> None:
-        if self._error:
-            raise StorageError(f"storing samples failed: {failure_text(self._error)}")
-        self._queue.put(row)
-
-    def _loop(self) -> None:
-        stop = False
-        while not stop:
-            batch = [self._queue.get()]
-            if batch[0] is not None:
-                self._closing.wait(self.linger)  # gather what finishes in the next few ms: one commit
-            while batch[-1] is not None:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = batch[-1] is None
-            rows = [r for r in batch if r is not None]
-            try:
-                self.store.insert_samples(rows, count=False)
-            except Exception as exc:  # kept and raised to the runner on its next put/close
-                self._error = exc
-
-    def close(self) -> None:
-        """Commit everything queued, then stop."""
-        self._queue.put(None)
-        self._closing.set()
-        self._thread.join()
-        if self._error:
-            raise StorageError(f"storing samples failed: {failure_text(self._error)}")
-
-
-__all__ = ["Store", "SampleWriter", "CaseCount", "CaseUsage", "SERIES_KINDS", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]
+__all__ = ["Store", "CaseCount", "CaseUsage", "SERIES_KINDS", "SAMPLE_COLUMNS", "metadata", "runs", "samples"]

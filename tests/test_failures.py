@@ -199,9 +199,9 @@ def test_store_failed_samples_latest_per_case_costs_and_episodes(store):
     rows = store.failed_samples([a, b])
     assert [(r.run_id, r.case_id, r.sample) for r in rows] == [(b, "x", 0), (b, "x", 1), (a, "x", 0), (a, "y", 2)]
     assert rows[0].request_id == f"req_{b}_x_0" and rows[0].turns[0]["text"] == f"{b}/x/0"
-    latest = store.latest_samples([a, b], "failed")
+    latest = store.latest_samples({"x": [a, b], "y": [a, b]}, "failed")
     assert (latest["x"].run_id, latest["x"].sample) == (b, 1) and latest["y"].run_id == a
-    assert store.latest_samples([], "failed") == {} and store.latest_samples([a, b], "failed", []) == {}
+    assert store.latest_samples({"x": []}, "failed") == {} and store.latest_samples({}, "failed") == {}
     from canary import series
     costs = [p.cost for p in series.points(store, "m", "s", cases=False)]  # each point carries its run's cost
     assert costs == [pytest.approx(0.03), pytest.approx(0.06)]

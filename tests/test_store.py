@@ -132,7 +132,7 @@ def test_what_an_api_wrote_reads_back_exactly_big_integers_included(store):
     assert record["turns"][0]["tool_calls"][0]["arguments"]["n"] == 2 ** 70
 
 
-def test_latest_samples_by_case_reads_each_case_from_its_own_runs(store):
+def test_latest_samples_reads_each_case_from_its_own_runs(store):
     """A case's answer comes from the runs given for it, even when another run holds a newer
     sample of it (a resumed or imported run gets higher ids than the runs after its slot)."""
     first, later = (store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=d),
@@ -141,9 +141,9 @@ def test_latest_samples_by_case_reads_each_case_from_its_own_runs(store):
     store.insert_samples([sample_row(first, "a", 0, "failed", request_id="first-a"),  # stored after: a higher id
                           sample_row(first, "b", 0, "failed", request_id="first-b"),
                           sample_row(later, "b", 0, "passed")])
-    got = store.latest_samples_by_case({"a": [later], "b": [first, later]}, "failed")
+    got = store.latest_samples({"a": [later], "b": [first, later]}, "failed")
     assert {c: r.request_id for c, r in got.items()} == {"a": "later-a", "b": "first-b"}
-    assert store.latest_samples_by_case({"a": [], "c": [first]}, "failed") == {}
+    assert store.latest_samples({"a": [], "c": [first]}, "failed") == {}
 
 
 def test_export_redacts_rows_stored_before_redaction_and_keeps_the_json(store):

@@ -25,7 +25,8 @@ from ..errors import StorageError, UsageError
 from ..runner import (Budget, Clock, Control, ProviderFactory, RunSummary, give_back, heartbeat, make_provider,
                       owner_id, utcnow)
 from ..schema import fingerprint_inputs, fingerprints, samples
-from ..store import SampleWriter, Store
+from ..store import Store
+from ..writer import SampleWriter
 from . import SUITE
 from .calls import Caller, turn_logprobs
 from .phase1 import Found, save

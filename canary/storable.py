@@ -1,0 +1,49 @@
+"""A sample as every database holds it: what an API wrote redacted (redact.py), and nothing
+the database would refuse (NUL characters, lone surrogates, NaN in JSON, over-long strings)."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from . import redact
+from .schema import samples
+
+_ECHOED = ("error_message", "request_id", "reported_model", "finish_reason", "turns")  # what an API wrote
+_LENGTHS = {c.name: c.type.length for c in samples.columns if getattr(c.type, "length", None)}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(row: dict) -> dict:
+    """A sample as every database holds it: what the API wrote redacted (redact.py), NUL
+    characters and lone surrogates (which PostgreSQL and UTF-8 refuse) replaced with U+FFFD,
+    NaN and infinities as strings (not JSON), strings clipped to their column's length."""
+    out = dict(row)
+    for key in _ECHOED:
+        out[key] = _clean(out.get(key))
+    for key, length in _LENGTHS.items():
+        if isinstance(out.get(key), str) and len(out[key]) > length:
+            out[key] = out[key][: length - 1] + "…"
+    return out
+
+
+def _clean(value: Any) -> Any:
+    """`redact.value` and then what the database refuses replaced, in one walk of the value
+    (tuples become lists, as JSON has them)."""
+    if isinstance(value, str):
+        value = redact.REDACTOR.text(value)
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = _SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
