@@ -106,7 +106,10 @@ class Verdict:
 
     @classmethod
     def from_stored(cls, data: Mapping) -> "Verdict":
-        return cls(**{k: data.get(k) for k in STORED if k in data})
+        try:
+            return cls(**data)  # what `stored` wrote (a report reads a year of them)
+        except TypeError:  # a key this version does not keep
+            return cls(**{k: data[k] for k in STORED if k in data})
 
 
 STORED = ("status", "method", "rate", "mean", "sd", "lower", "baseline_runs", "reason", "upper", "statistic", "check")

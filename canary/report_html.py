@@ -130,15 +130,22 @@ def bucket(cell: tuple[int, int] | None) -> str:
     return "c0" if share == 1 else "c1" if share >= 0.75 else "c2" if share >= 0.5 else "c3" if share >= 0.25 else "c4"
 
 
+@lru_cache(maxsize=4096)
+def _cell(cell: tuple[int, int] | None) -> tuple[str, str]:
+    """(colour class, "passed/answered") of a cell: a grid repeats a few dozen kinds of cell."""
+    return bucket(cell), "" if cell is None else f"{cell[0]}/{cell[1]}"
+
+
 def strip(cells: list[tuple[int, int] | None]) -> str:
     """A row of cells as one SVG path per colour, equal neighbours merged (a steady case costs one)."""
     n, shapes, i = len(cells), {}, 0
-    for cls, same in groupby(map(bucket, cells)):
+    looks = list(map(_cell, cells))
+    for cls, same in groupby(look[0] for look in looks):
         width = sum(1 for _ in same)
         if cls:
             shapes.setdefault(cls, []).append(f"M{i} 0h{width}v1h-{width}z")
         i += width
-    data = ",".join("" if c is None else f"{c[0]}/{c[1]}" for c in cells)
+    data = ",".join(look[1] for look in looks)
     paths = "".join(f'<path class="{cls}" d="{"".join(d)}"/>' for cls, d in sorted(shapes.items()))
     return f'<svg class="cells" viewBox="0 0 {n} 1" preserveAspectRatio="none" data-cells="{data}">{paths}</svg>'
 

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 import re
-from sqlalchemy import Text, and_, cast, create_engine, event, func, inspect, select, text, update
+from sqlalchemy import Text, and_, bindparam, cast, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
@@ -40,6 +40,7 @@ FINISHED = ("complete", "interrupted", "budget_exhausted")
 # of a series reads only these
 POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
                  "latency_p50_ms", "reported_model", "cost", "verdict")
+LATEST_GROUPS = 200  # (runs, cases) groups per query of latest_samples (SQLite bounds an OR's depth)
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a write waits for another connection's lock
 
 
@@ -511,23 +512,29 @@ class Store:
 
     def latest_samples(self, runs_of: dict[str, Iterable[int]], status: str) -> dict[str, Row]:
         """Per case, the newest sample with this status among that case's own runs (`runs_of`:
-        case id -> run ids; the newest 5,000 runs in all): its turns (answers and verdicts) and
-        request id. Two queries: the candidates' ids through the (run, case) index, then the
-        chosen rows by id."""
-        if not runs_of:
-            return {}
-        own = {case: set(ids) for case, ids in runs_of.items()}
-        every = sorted({i for ids in own.values() for i in ids})[-5000:]
-        newest: dict[str, int] = {}
+        case id -> run ids, the newest 5,000 of them): its turns (answers and verdicts) and
+        request id. Cases sharing a set of runs are asked together, each group through the
+        (run, case) index, and the newest id per case is chosen in SQL, so only the rows
+        returned are read. (The groups are written as SQL text: a report asks for a few
+        hundred of them, and as expressions they cost more to build than to run.)"""
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for case, ids in runs_of.items():
+            if ids := tuple(sorted(set(ids))[-5000:]):
+                groups.setdefault(ids, []).append(case)
+        chosen: list[int] = []
         with self.engine.connect() as conn:
-            q = select(samples.c.id, samples.c.run_id, samples.c.case_id).where(and_(
-                samples.c.run_id.in_(every), samples.c.case_id.in_(list(own)), samples.c.status == status))
-            for sample_id, run_id, case in conn.execute(q):
-                if run_id in own[case] and sample_id > newest.get(case, -1):
-                    newest[case] = sample_id
-            if not newest:
+            for chunk in _chunks(list(groups.items()), LATEST_GROUPS):
+                params: dict[str, Any] = {"status": status}
+                where = []
+                for k, (ids, cases) in enumerate(chunk):
+                    params[f"r{k}"], params[f"c{k}"] = list(ids), cases
+                    where.append(f"(run_id IN :r{k} AND case_id IN :c{k})")
+                q = text(f"SELECT max(id) FROM samples WHERE ({' OR '.join(where)}) AND status = :status "
+                         "GROUP BY case_id").bindparams(*(bindparam(n, expanding=True) for n in params if n != "status"))
+                chosen += conn.execute(q, params).scalars()
+            if not chosen:
                 return {}
-            return {r.case_id: r for r in conn.execute(select(samples).where(samples.c.id.in_(list(newest.values()))))}
+            return {r.case_id: r for r in conn.execute(select(samples).where(samples.c.id.in_(chosen)))}
 
     def error_summary(self, run_ids: Iterable[int], request_ids: int = 3) -> dict:
         """The errored samples of these runs: how many per error class and per HTTP status ("none":

@@ -183,12 +183,17 @@ class _Builder:
 
     def scalar(self, node: yaml.Node) -> Any:
         """YAML's own rules for scalars ("1", "yes", "null", dates); a value they refuse is a problem."""
+        if node.tag == _STR:  # most values: the text itself (what the constructor would return)
+            return node.value
         try:
             return _SCALARS.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             reason = (getattr(exc, "problem", None) or str(exc)).split(";")[0][:100]
             self.problems.append(f"{self.path}:{node.start_mark.line + 1}: cannot read {str(node.value)[:40]!r}: {reason}")
             return None
+        finally:  # the constructor remembers every node it built: a daemon reloading for months would keep them all
+            _SCALARS.constructed_objects.clear()
 
 
 _SCALARS = yaml.SafeLoader("")
+_STR = "tag:yaml.org,2002:str"

@@ -111,3 +111,14 @@ def test_validate_warns_about_a_regex_that_would_time_out_on_a_long_reply(projec
     assert line.startswith(f"{path}:3: case a: warning: regex /(a|aa)+$/ runs out of its 1 s on a synthetic "
                            "reply of 100,000 characters ('a' x 99,999 then '!')")
     assert canary(project, "validate", "--strict").exit_code == 2
+
+
+def test_a_loaded_file_leaves_nothing_behind_and_keeps_yaml_types(tmp_path):
+    """Scalars keep YAML's own types (a quoted number stays text), and the shared scalar
+    constructor forgets each node it built (a daemon reloads its files for months)."""
+    path = tmp_path / "doc.yaml"
+    path.write_text("a: x\nb: '1'\nc: 1\nd: yes\ne: null\nf: |\n  two\n  lines\ng: 2.5\n")
+    doc = yamlfile.load(path)
+    assert doc.data == {"a": "x", "b": "1", "c": 1, "d": True, "e": None, "f": "two\nlines\n", "g": 2.5}
+    assert doc.where(("f",)) == f"{path}:6"
+    assert not yamlfile._SCALARS.constructed_objects

@@ -8,6 +8,7 @@ import pytest
 from canary.detect import (
     DetectionParams,
     RunPoint,
+    Verdict,
     band,
     baseline,
     evaluate,
@@ -211,3 +212,11 @@ def test_a_confirmation_pools_per_case_counts_too():
     a = RunPoint(3, 4, 4, "v1", cases={"x": (2, 2), "y": (1, 2)})
     b = RunPoint(1, 3, 4, "v1", cases={"x": (0, 1), "y": (1, 2)})
     assert pool(a, b).cases == {"x": (2, 3), "y": (2, 4)}
+
+
+def test_a_stored_verdict_reads_back_whatever_keys_it_was_kept_with():
+    v = Verdict("breach", "sigma", 0.7, 0.9, 0.05, 0.8, 14, "why", statistic=-4.0, check="reference")
+    assert Verdict.from_stored(v.stored()) == v
+    older = {k: val for k, val in v.stored().items() if k != "check"}  # kept before `check` existed
+    assert Verdict.from_stored(older).check == "rolling"  # the default
+    assert Verdict.from_stored({**v.stored(), "retired_key": 1}) == v

@@ -5,10 +5,12 @@ import io
 import json
 from datetime import datetime, timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
+import canary.store as store_module
 from canary.schema import metadata
 from canary.store import Store
 from canary.transfer import export_lines, import_jsonl, write_jsonl
@@ -132,9 +134,12 @@ def test_what_an_api_wrote_reads_back_exactly_big_integers_included(store):
     assert record["turns"][0]["tool_calls"][0]["arguments"]["n"] == 2 ** 70
 
 
-def test_latest_samples_reads_each_case_from_its_own_runs(store):
+@pytest.mark.parametrize("per_query", [1, 200])
+def test_latest_samples_reads_each_case_from_its_own_runs(store, monkeypatch, per_query):
     """A case's answer comes from the runs given for it, even when another run holds a newer
-    sample of it (a resumed or imported run gets higher ids than the runs after its slot)."""
+    sample of it (a resumed or imported run gets higher ids than the runs after its slot);
+    the same when each group of cases is a query of its own."""
+    monkeypatch.setattr(store_module, "LATEST_GROUPS", per_query)
     first, later = (store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=d),
                                      kind="scheduled", planned=2, owner=None, now=T0) for d in (0, 1))
     store.insert_samples([sample_row(later, "a", 0, "failed", request_id="later-a")])

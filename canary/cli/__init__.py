@@ -46,25 +46,30 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
 
     def invoke(self, ctx):
-        from .. import render
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             for problem in exc.problems:
-                render.errors.print(problem, markup=False, highlight=False)
+                _say(problem)
             sys.exit(EXIT_USAGE)
         except StorageError as exc:
-            render.errors.print(f"canary: {exc}", markup=False, highlight=False)
+            _say(f"canary: {exc}")
             sys.exit(EXIT_DATABASE)
         except CanaryError as exc:
-            render.errors.print(f"canary: {exc}", markup=False, highlight=False)
+            _say(f"canary: {exc}")
             sys.exit(EXIT_USAGE)
         except Exception as exc:  # SQLAlchemy's errors: the database failed under a command
             from ..store import failure_text, is_database_failure
             if not is_database_failure(exc):
                 raise
-            render.errors.print(f"canary: the database failed: {failure_text(exc)}", markup=False, highlight=False)
+            _say(f"canary: the database failed: {failure_text(exc)}")
             sys.exit(EXIT_DATABASE)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, as written (rich is loaded only when there is something to say)."""
+    from .. import render
+    render.errors.print(line, markup=False, highlight=False)
 
 
 @click.group(cls=LazyGroup)
