@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 from datetime import datetime
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import orjson
@@ -48,6 +49,13 @@ def day(dt: datetime) -> str:
 
 def x_at(i: float, n: int) -> float:
     return (i + 0.5) / n * W
+
+
+@lru_cache(maxsize=64)
+def _xs(n: int) -> list[str]:
+    """The x of each of n runs' centres, written out once per chart width (a series' charts
+    share it; a year is 365 of them a line)."""
+    return [str(round(x_at(i, n))) for i in range(n)]
 
 
 def _f(v: float) -> str:
@@ -161,8 +169,8 @@ def polyline(n: int, value: Callable[[int], float | None], lo: float, hi: float,
             i, v = seg[0]
             parts.append(f"M{_f(i / n * W)} {_f(_y(v, lo, hi))}h{_f(max(W / n, 1))}")
         else:
-            a, b, sx = *_linear(lo, hi), W / n
-            parts.append("M" + "L".join(f"{(i + 0.5) * sx:.0f} {a + b * v:.0f}" for i, v in seg))
+            (a, b), xs = _linear(lo, hi), _xs(n)
+            parts.append("M" + "L".join([f"{xs[i]} {round(a + b * v)}" for i, v in seg]))
     return f'<path class="{cls}" d="{"".join(parts)}"/>' if parts else ""
 
 
@@ -171,13 +179,13 @@ def band(points: Sequence[PointView], lo: float, hi: float) -> str:
     n, shapes = len(points), []
     for seg in _segments(n, lambda i: points[i].lower if points[i].upper is not None else None):
         idx = [i for i, _ in seg]
-        xs = [x_at(i, n) for i in idx]
+        xs = [_xs(n)[i] for i in idx]
         if len(idx) == 1:
-            xs = [idx[0] / n * W, (idx[0] + 1) / n * W]
+            xs = [_f(idx[0] / n * W), _f((idx[0] + 1) / n * W)]
             idx = idx * 2
         a, b = _linear(lo, hi)
-        top = [f"{x:.0f} {a + b * points[i].upper:.0f}" for x, i in zip(xs, idx)]
-        bottom = [f"{x:.0f} {a + b * points[i].lower:.0f}" for x, i in zip(xs, idx)]
+        top = [f"{x} {round(a + b * points[i].upper)}" for x, i in zip(xs, idx)]
+        bottom = [f"{x} {round(a + b * points[i].lower)}" for x, i in zip(xs, idx)]
         shapes.append("M" + "L".join(top + bottom[::-1]) + "Z")
     return f'<path class="band" d="{"".join(shapes)}"/>' if shapes else ""
 
@@ -185,9 +193,9 @@ def band(points: Sequence[PointView], lo: float, hi: float) -> str:
 def dots(n: int, items: list[tuple[int, float, str]], lo: float, hi: float) -> str:
     """Dots grouped by class: one path per class (a zero-length segment per dot)."""
     by_class: dict[str, list[str]] = {}
-    a, b, sx = *_linear(lo, hi), W / n
+    (a, b), xs = _linear(lo, hi), _xs(n)
     for i, v, cls in items:
-        by_class.setdefault(cls, []).append(f"M{(i + 0.5) * sx:.0f} {a + b * v:.0f}h0")
+        by_class.setdefault(cls, []).append(f"M{xs[i]} {round(a + b * v)}h0")
     return "".join(f'<path class="{cls}" d="{"".join(d)}"/>' for cls, d in by_class.items())
 
 
