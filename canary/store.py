@@ -15,7 +15,7 @@ import statistics
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from datetime import datetime
 from importlib import resources
 from typing import Any, Iterable, Iterator
@@ -141,6 +141,21 @@ class CaseUsage(CaseCount):
 
 
 _CASE_FIELD = {"passed": 0, "failed": 1}  # runs.cases: [passed, failed, errors]
+
+
+SAMPLE_COLUMNS = [c for c in samples.columns if c.name != "id"]
+SQLITE_ROWS_PER_INSERT = 500  # x 16 values, well under SQLite's 32,766 variables a statement
+
+
+@lru_cache(maxsize=None)
+def _sqlite_insert(n: int) -> str:
+    """INSERT of n samples in one statement, ON CONFLICT DO NOTHING. The sample writer's way on
+    SQLite: one statement is one step of the engine, so the writer thread gives up and takes
+    back the GIL once a commit, not once a sample (executemany: once a row, each time taken
+    back from the busy event loop)."""
+    row = f"({', '.join('?' * len(SAMPLE_COLUMNS))})"
+    return (f"INSERT INTO samples ({', '.join(c.name for c in SAMPLE_COLUMNS)}) VALUES "
+            f"{', '.join([row] * n)} ON CONFLICT DO NOTHING")
 
 
 def _chunks(items: list, size: int):
@@ -585,6 +600,17 @@ class Store:
 
     # --- samples -----------------------------------------------------------------------------
 
+    def _sqlite_values(self, row: dict) -> Iterator:
+        """A sample's values in SAMPLE_COLUMNS order, as SQLAlchemy's column types would bind them."""
+        for name, process in self._sqlite_binds:
+            value = row[name]
+            yield value if process is None or value is None else process(value)
+
+    @cached_property
+    def _sqlite_binds(self) -> list:
+        dialect = self.engine.dialect
+        return [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in SAMPLE_COLUMNS]
+
     @cached_property
     def _insert_samples(self):
         """INSERT ... ON CONFLICT DO NOTHING into samples: built once, not once a commit."""
@@ -601,10 +627,12 @@ class Store:
         if conn is None:
             with self.engine.begin() as conn:
                 return self.insert_samples(rows, conn, count=count)
-        stmt = self._insert_samples
         if not count and self.dialect == "sqlite":
-            conn.execute(stmt, [storable(r) for r in rows])
+            for chunk in _chunks(rows, SQLITE_ROWS_PER_INSERT):
+                conn.exec_driver_sql(_sqlite_insert(len(chunk)),
+                                     tuple(v for r in chunk for v in self._sqlite_values(storable(r))))
             return len(rows)
+        stmt = self._insert_samples
         return len(conn.execute(stmt.returning(samples.c.id), [storable(r) for r in rows]).all())
 
     # --- export / import ---------------------------------------------------------------------

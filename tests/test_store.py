@@ -89,6 +89,31 @@ def test_samples_are_stored_once_and_aggregated(store):
     assert run.reported_model == "m-1"
 
 
+def test_the_writers_insert_stores_what_the_counted_insert_stores(store):
+    """The sample writer inserts a commit's samples as one statement (count=False): every
+    column holds what the counted insert (SQLAlchemy's types) stores, awkward values included;
+    a sample already stored is skipped, not doubled."""
+    runs = [store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=d), kind="manual",
+                             planned=3, owner=None, now=T0) for d in range(2)]
+
+    def rows(run_id):
+        return [sample_row(run_id, "a", 0, turns=[{"user": "q\u00e9 \x00", "text": "sk-" + "x" * 20,
+                                                    "verdicts": [{"passed": True, "n": 2 ** 70}]}]),
+                sample_row(run_id, "a", 1, "failed", cost=float("nan"), latency_ms=1.5,
+                           finished_at=datetime(2026, 11, 1, 6, 0, 0, 123456)),
+                sample_row(run_id, "b", 0, "error", error="overloaded", error_status=529, latency_ms=None, cost=None)]
+
+    assert store.insert_samples(rows(runs[0])) == 3
+    written = rows(runs[1])
+    assert store.insert_samples(written, count=False) == 3
+    store.insert_samples(written[:1], count=False)  # already stored: nothing doubled
+    with store.engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT * FROM samples ORDER BY run_id, case_id, sample").all()
+    by_run = {r: [tuple(row)[2:] for row in raw if row[1] == r] for r in runs}  # without id and run_id
+    assert len(by_run[runs[1]]) == 3
+    assert repr(by_run[runs[0]]) == repr(by_run[runs[1]])  # repr: NaN equals itself
+
+
 def test_export_then_import_round_trips(db_url, tmp_path):
     source = Store(db_url)
     for day in range(3):
