@@ -9,6 +9,13 @@ from .errors import StorageError
 from .store import Store, failure_text
 
 
+# seconds a finished sample may wait for its commit. Against 20 ms: a third of the commits,
+# and of the writer's CPU time about half (0.23 -> 0.13 s for 2,000 samples at concurrency 32),
+# with the context switches of the event loop and this thread a fourth as many (4,100 -> 1,200).
+# A crash loses what finished in the window, next to the samples in flight it always loses.
+LINGER = 0.1
+
+
 class SampleWriter:
     """A thread that commits finished samples as they come (group commit), in order.
 
@@ -20,9 +27,9 @@ class SampleWriter:
     the hand-over of the GIL that follows.
     """
 
-    def __init__(self, store: Store, linger: float = 0.02):
+    def __init__(self, store: Store, linger: float | None = None):
         self.store = store
-        self.linger = linger
+        self.linger = LINGER if linger is None else linger
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closing = threading.Event()
         self._error: BaseException | None = None
@@ -39,7 +46,7 @@ class SampleWriter:
         while not stop:
             batch = [self._queue.get()]
             if batch[0] is not None:
-                self._closing.wait(self.linger)  # gather what finishes in the next few ms: one commit
+                self._closing.wait(self.linger)  # gather what finishes in the window: one commit
             while batch[-1] is not None:
                 try:
                     batch.append(self._queue.get_nowait())

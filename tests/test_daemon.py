@@ -846,7 +846,8 @@ def test_a_slot_failing_until_catch_up_ends_is_given_up_and_alerted_and_the_hear
     d.close()
 
 
-def test_a_run_whose_database_fills_up_is_marked_interrupted_then_resumed(project, db_url, sim):
+def test_a_run_whose_database_fills_up_is_marked_interrupted_then_resumed(project, db_url, sim, monkeypatch):
+    monkeypatch.setattr("canary.writer.LINGER", 0.02)  # commits small enough that some land before the disk fills
     (project / "prompts" / "basics.yaml").write_text(BASICS.replace("repeat: 2", "repeat: 20"))
     (project / "prompts" / "more.yaml").unlink()
     write_config(project, db_url, top="schedule: '0 6 * * *'\n", models=models_yaml().splitlines()[0] + "\n")
@@ -1046,8 +1047,9 @@ def test_database_failures_exit_5_in_one_line(project, db_url, spawn, sim):
     assert "canary: cannot open the database" in out and "Traceback" not in out
 
 
-def test_disk_full_during_canary_run_exits_5_and_marks_the_run_interrupted(project, db_url, sim):
+def test_disk_full_during_canary_run_exits_5_and_marks_the_run_interrupted(project, db_url, sim, monkeypatch):
     from click.testing import CliRunner
+    monkeypatch.setattr("canary.writer.LINGER", 0.02)  # commits small enough that some land before the disk fills
     from canary.cli import main
     (project / "prompts" / "basics.yaml").write_text(BASICS.replace("repeat: 2", "repeat: 20"))
     (project / "prompts" / "more.yaml").unlink()
