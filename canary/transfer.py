@@ -1,34 +1,28 @@
-"""Export and import of stored samples as JSONL, one sample an object (format in the README).
+"""Export and import of stored samples as JSONL, one sample an object (format in the README),
+then one line a stored fingerprint (fingerprint/transfer.py).
 
 Import is idempotent: a sample already stored (same model, suite, slot, kind, case, index)
-is skipped, so the same file can be loaded twice, or history moved between databases.
+is skipped, and so is a fingerprint already stored, so the same file can be loaded twice,
+or history moved between databases.
 Every exported record passes through the redaction (redact.py), so a key stored by a
 version of canary that did not redact yet is not printed either.
 """
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import IO, Iterable, Iterator, Literal
+from datetime import datetime
+from typing import IO, Iterable, Iterator, Literal, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import episode, redact
 from .alerts import alert_intervals
+from .clock import iso, parse_time
 from .errors import ConfigError
+from .fingerprint.transfer import RECORD as FINGERPRINT_RECORD
+from .fingerprint.transfer import FingerprintRecord, export_records, import_record
 from .store import Store
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() + "Z" if dt else None  # stored times are naive UTC
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """ISO 8601 (a trailing Z or an offset allowed) to naive UTC."""
-    if value is None:
-        return None
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return dt.astimezone(timezone.utc).replace(tzinfo=None) if dt.tzinfo else dt
 
 
 def export_lines(store: Store, **filters) -> Iterator[str]:
@@ -65,6 +59,8 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
             if redact.REDACTOR.suspect(turns):  # redacted string by string, where escapes hide nothing
                 turns = _dumps(redact.value(json.loads(turns)))
             yield f'{head},{fields},"turns":{turns}}}\n'
+    for record in export_records(store, model=filters.get("model"), suite=filters.get("suite")):
+        yield _dumps(redact.value(record)) + "\n"
 
 
 def _dumps(value) -> str:
@@ -125,8 +121,10 @@ class Record(BaseModel):
         return 0 if value is None else value
 
 
-def _parse(line: str, where: str) -> Record:
+def _parse(line: str, where: str) -> Record | FingerprintRecord:
     try:
+        if '"record"' in line and _record_kind(line) == FINGERPRINT_RECORD:
+            return FingerprintRecord.model_validate_json(line)
         return Record.model_validate_json(line)
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -135,13 +133,28 @@ def _parse(line: str, where: str) -> Record:
         raise ConfigError([f"{where}: {message}"]) from None
 
 
-def import_jsonl(store: Store, lines: Iterable[str], name: str = "<stdin>", batch: int = 2000) -> tuple[int, int]:
-    """Load exported samples; (added, skipped as already stored).
+def _record_kind(line: str) -> str | None:
+    """The `record` field of a line (None for a sample's line, which has none)."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None  # the sample parser says what is wrong with it
+    return value.get("record") if isinstance(value, dict) else None
+
+
+class Imported(NamedTuple):
+    added: int  # samples
+    skipped: int  # samples already stored
+    fingerprints: int = 0  # fingerprints added (one already stored is skipped)
+
+
+def import_jsonl(store: Store, lines: Iterable[str], name: str = "<stdin>", batch: int = 2000) -> Imported:
+    """Load exported samples and fingerprints.
 
     Streamed: lines are checked and written a batch at a time inside one transaction, so
     memory stays flat whatever the file's size, and a bad line anywhere rolls everything
     back (nothing is written). Runs whose samples changed get their counters recomputed."""
-    added = seen = 0
+    added = seen = fingerprints = 0
     with store.begin() as conn:
         run_ids: dict[tuple, int] = {}
         touched: set[int] = set()
@@ -159,6 +172,9 @@ def import_jsonl(store: Store, lines: Iterable[str], name: str = "<stdin>", batc
             if not line.strip():
                 continue
             rec = _parse(line, f"{name}:{i}")
+            if isinstance(rec, FingerprintRecord):
+                fingerprints += import_record(conn, rec)
+                continue
             seen += 1
             key = (rec.model, rec.suite, rec.slot, rec.kind)
             if key not in run_ids:
@@ -179,4 +195,4 @@ def import_jsonl(store: Store, lines: Iterable[str], name: str = "<stdin>", batc
                 flush()
         flush()
         store.refresh_runs(conn, touched)
-    return added, seen - added
+    return Imported(added, seen - added, fingerprints)

@@ -111,8 +111,56 @@ def test_init_keeps_balanced_border_inputs_and_a_probe_is_a_run(tmp_path, db_url
     assert all(r.turns[0]["text"] and r.turns[0]["top_logprobs"] for r in rows) and rows[0].cost > 0
     out = io.StringIO()  # export sees the probe like any run
     from canary.transfer import export_lines, write_jsonl
-    assert write_jsonl(export_lines(store, suite=SUITE), out) == 20
-    assert json.loads(out.getvalue().splitlines()[0])["turns"][0]["top_logprobs"]
+    assert write_jsonl(export_lines(store, suite=SUITE), out) == 20 + 1  # and the fingerprint, last
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0]["turns"][0]["top_logprobs"]
+    assert (lines[-1]["record"], lines[-1]["version"], len(lines[-1]["inputs"])) == ("fingerprint", fp.version, 4)
+    assert write_jsonl(export_lines(store, suite="another"), io.StringIO()) == 0
+    store.close()
+
+
+def test_a_fingerprinted_model_moved_to_another_database_keeps_its_reference(tmp_path, db_url, sim):
+    """`canary export` then `canary import` carry the model's fingerprints with its probes, so
+    after the move the probes are judged against the same reference (a new `init` there could
+    reference a model already swapped); importing twice adds nothing, and the newest by
+    creation stays current whatever order the lines come in."""
+    config = write_config(tmp_path, db_url)
+    store, clock = Store(config.database_url), Clock(T0)
+    initialise(store, config, sim, clock)
+    probe_day(store, config, sim, clock)
+    initialise(store, config, sim, clock)  # a second fingerprint, the current one
+    for _ in range(3):
+        probe_day(store, config, sim, clock)
+    cli = CliRunner()
+    exported = cli.invoke(main, ["export", "--config", str(tmp_path / "canary.yaml")])
+    assert exported.exit_code == 0, exported.output
+    dump = tmp_path / "history.jsonl"
+    dump.write_text(exported.stdout)
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    write_config(moved, f"sqlite:///{moved / 'canary.db'}")
+    for expected in ("imported 80 samples, 2 fingerprint(s), skipped 0 already stored",
+                     "imported 0 samples, skipped 80 already stored"):
+        got = cli.invoke(main, ["import", str(dump), "--config", str(moved / "canary.yaml")])
+        assert got.exit_code == 0 and expected in got.output, got.output
+    target = Store(f"sqlite:///{moved / 'canary.db'}")
+    here, there = current(store, "m"), current(target, "m")
+    assert (there.version, there.prompts, there.references, there.logprobs, there.row.created_at) == \
+        (here.version, here.prompts, here.references, here.logprobs, here.row.created_at)
+    assert [(p.judged.value, p.judged.status) for p in series(target, "m")] == \
+        [(p.judged.value, p.judged.status) for p in series(store, "m")]
+    target.close()
+
+    reversed_ = tmp_path / "reversed.db"  # the current fingerprint's line first
+    lines = dump.read_text().splitlines()
+    fingerprint_lines = [line for line in lines if '"record":"fingerprint"' in line]
+    assert len(fingerprint_lines) == 2
+    other = Store(f"sqlite:///{reversed_}")
+    from canary.transfer import import_jsonl
+    assert import_jsonl(other, io.StringIO("\n".join(fingerprint_lines[::-1]))) == (0, 0, 2)
+    assert current(other, "m").version == here.version
+    other.close()
     store.close()
 
 

@@ -134,8 +134,8 @@ def test_export_then_import_round_trips(db_url, tmp_path):
     source.close()
 
     target = Store(f"sqlite:///{tmp_path / 'other.db'}")
-    assert import_jsonl(target, io.StringIO(out.getvalue())) == (6, 0)
-    assert import_jsonl(target, io.StringIO(out.getvalue())) == (0, 6)  # idempotent
+    assert import_jsonl(target, io.StringIO(out.getvalue())) == (6, 0, 0)
+    assert import_jsonl(target, io.StringIO(out.getvalue())) == (0, 6, 0)  # idempotent
     again = io.StringIO()
     write_jsonl(export_lines(target), again)
     assert again.getvalue() == out.getvalue()
@@ -217,6 +217,20 @@ def test_import_rejects_a_bad_line_and_writes_nothing(store):
     assert store.series("m", "s") == []
 
 
+def test_import_names_the_line_of_a_bad_fingerprint_and_writes_nothing(store):
+    good = json.dumps({"model": "m", "suite": "s", "suite_version": "v", "slot": "2026-11-01T06:00:00Z",
+                       "case": "a", "sample": 0, "status": "passed"})
+    fingerprint = {"record": "fingerprint", "model": "m", "version": "abc", "created_at": "2026-11-01T06:00:00Z",
+                   "inputs": [{"prompt": "tea", "reference": {"yes": 12, "no": 8}}]}
+    for bad, message in (({"inputs": []}, "h.jsonl:2: inputs:"), ({"created_at": None}, "h.jsonl:2: created_at:"),
+                         ({"inputs": [{"prompt": "tea", "reference": {"yes": "many"}}]}, "h.jsonl:2: inputs.0.reference")):
+        with pytest.raises(Exception) as got:
+            import_jsonl(store, io.StringIO(good + "\n" + json.dumps({**fingerprint, **bad}) + "\n"), name="h.jsonl")
+        assert message in str(got.value)
+    assert store.series("m", "s") == []  # the good line before it was rolled back too
+    assert import_jsonl(store, io.StringIO(good + "\n" + json.dumps(fingerprint))) == (1, 0, 1)
+
+
 def test_import_checks_types_and_tolerates_missing_latency(store):
     base = {"model": "m", "suite": "s", "suite_version": "v", "slot": "2026-11-01T06:00:00Z", "case": "a",
             "status": "passed"}
@@ -229,7 +243,7 @@ def test_import_checks_types_and_tolerates_missing_latency(store):
         else:
             raise AssertionError(f"{bad} must be refused")
     lines = [json.dumps({**base, "sample": 0, "latency_ms": 80.0}), json.dumps({**base, "sample": 1})]
-    assert import_jsonl(store, io.StringIO("\n".join(lines))) == (2, 0)
+    assert import_jsonl(store, io.StringIO("\n".join(lines))) == (2, 0, 0)
     [run] = store.series("m", "s")
     assert run.latency_p50_ms == 80.0
 

@@ -37,6 +37,7 @@ def import_(config_path, sim, file):
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     store = ws.store()
-    added, skipped = import_jsonl(store, file, name=getattr(file, "name", "<stdin>"))
+    done = import_jsonl(store, file, name=getattr(file, "name", "<stdin>"))
     store.close()
-    render.console.print(f"imported {added} samples, skipped {skipped} already stored")
+    fingerprints = f", {done.fingerprints} fingerprint(s)" if done.fingerprints else ""
+    render.console.print(f"imported {done.added} samples{fingerprints}, skipped {done.skipped} already stored")

@@ -9,7 +9,7 @@ the answers from the references, judged against a trailing baseline (`rule`).
 
 Modules: `words` (the candidate list), `rule` (pure: distances, selection, the judgement),
 `calls` (one-token calls as stored samples), `phase1` (init), `probe` (a probe, its episode,
-ack), `views` (status, history, metrics, the report's section). This package imports no
-heavy library at import time.
+ack), `views` (status, history, metrics, the report's section), `transfer` (its lines in the
+JSONL export, and back). This package imports no heavy library at import time.
 """
 SUITE = "fingerprint"  # the series name of every probe run: runs.suite, alerts.suite

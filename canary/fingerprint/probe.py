@@ -55,9 +55,10 @@ class Current:
 
 
 def current(store: Store, model: str) -> Current | None:
+    """The model's newest fingerprint (by when it was made: one imported later may be older)."""
     with store.begin() as conn:
         row = conn.execute(select(fingerprints).where(fingerprints.c.model == model)
-                           .order_by(fingerprints.c.id.desc()).limit(1)).first()
+                           .order_by(fingerprints.c.created_at.desc(), fingerprints.c.id.desc()).limit(1)).first()
         if row is None:
             return None
         inputs = conn.execute(select(fingerprint_inputs).where(fingerprint_inputs.c.fingerprint_id == row.id)
