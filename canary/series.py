@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Sequence
 
 from . import alerts, detect, episode
-from .store import Store, passed_answered
+from .queries import passed_answered
+from .store import Store
 
 HEAD = 32  # runs read from each end of a series before widening
 

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-import canary.store as store_module
+import canary.queries as queries_module
 from canary.schema import metadata
 from canary.store import Store
 from canary.transfer import export_lines, import_jsonl, write_jsonl
@@ -164,7 +164,7 @@ def test_latest_samples_reads_each_case_from_its_own_runs(store, monkeypatch, pe
     """A case's answer comes from the runs given for it, even when another run holds a newer
     sample of it (a resumed or imported run gets higher ids than the runs after its slot);
     the same when each group of cases is a query of its own."""
-    monkeypatch.setattr(store_module, "LATEST_GROUPS", per_query)
+    monkeypatch.setattr(queries_module, "LATEST_GROUPS", per_query)
     first, later = (store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=d),
                                      kind="scheduled", planned=2, owner=None, now=T0) for d in (0, 1))
     store.insert_samples([sample_row(later, "a", 0, "failed", request_id="later-a")])
@@ -288,7 +288,7 @@ def test_upgrading_an_old_database_keeps_its_rows(db_url):
 
 
 def test_case_counts_per_run_and_case(store):
-    from canary.store import CaseCount
+    from canary.queries import CaseCount
     now = datetime(2026, 11, 2, 6)
     a = store.create_run(model="m", suite="s", suite_version="v", slot=now, kind="scheduled", planned=4,
                          owner="o", now=now)
@@ -303,7 +303,7 @@ def test_case_counts_per_run_and_case(store):
 
 
 def test_finished_runs_keep_their_case_counts_and_budgets_read_the_day(store):
-    from canary.store import CaseCount
+    from canary.queries import CaseCount
     run_id = store.create_run(model="m", suite="s", suite_version="v", slot=T0, kind="scheduled", planned=3,
                               owner="o", now=T0)
     store.insert_samples([sample_row(run_id, "x", 0), sample_row(run_id, "x", 1, "error"),
