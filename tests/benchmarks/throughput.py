@@ -134,19 +134,19 @@ asyncio.run(bare_sdk(port, n, c, provider))
 """
 
 
-def process(args: list[str], env=None) -> tuple[float, float]:
-    """(wall s, CPU s) of a child process from start to exit."""
+def process(args: list[str], env=None) -> tuple[float, float, int]:
+    """(wall s, CPU s, voluntary context switches) of a child process from start to exit."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{args[:4]} failed: {proc.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_nvcsw
 
 
 def end_to_end(root: Path, port: int, n: int, c: int, provider: str) -> tuple[tuple, tuple]:
-    """((wall, CPU) of `canary run`, (wall, CPU) of a bare SDK process), each start to exit."""
+    """((wall, CPU, switches) of `canary run`, the same of a bare SDK process), each start to exit."""
     ours = process([sys.executable, "-m", "canary.cli", "run", "--config", str(root / "canary.yaml"),
                     "--repeat", str(n // SUITE_CASES), "--json"])
     bare = process([sys.executable, "-c", BARE_SCRIPT, str(n), str(c), str(port), provider,
@@ -197,6 +197,8 @@ def main() -> None:
             print(f"    bare SDK process     {bw:7.2f} s wall {bc:6.2f} s CPU")
             print(f"    canary run           {cw:7.2f} s wall {cc:6.2f} s CPU")
             print(f"    canary / bare        {cw / bw:7.2f}x wall {cc / bc:5.2f}x CPU  (target <= 1.2 both)")
+            print(f"    voluntary context switches: bare {med([b[2] for _, b in e2e]):,.0f}, "
+                  f"canary {med([o[2] for o, _ in e2e]):,.0f} (each a thread waiting: for the GIL, a lock, I/O)")
             print("  in process (the run alone):")
             print(f"  ideal N*latency/C      {ideal:7.2f} s")
             print(f"  bare official SDK loop {bare:7.2f} s   ({bare / ideal:.2f}x ideal)")
