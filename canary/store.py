@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from . import redact
 from .errors import ConfigError, StorageError
-from .queries import CASE_FIELD, HistoryQueries, chunks
+from .queries import CASE_FIELD, HistoryQueries
 from .schema import acks, metadata, runs, samples, sensitivity
 from .storable import storable
 
@@ -87,15 +87,25 @@ def alembic_config(connection=None):
 
 
 SAMPLE_COLUMNS = [c for c in samples.columns if c.name != "id"]
-SQLITE_ROWS_PER_INSERT = 500  # x 16 values, well under SQLite's 32,766 variables a statement
+SQLITE_ROWS_PER_INSERT = 256  # a power of two; x 16 values, well under SQLite's 32,766 variables
+
+
+def _pieces(n: int) -> Iterator[int]:
+    """n rows as statements of powers of two, largest first (14: 8, 4, 2). The driver keeps
+    the statements it prepared, per connection: with one statement per batch size, a busy
+    daemon's commits of every size from 1 to 500 held some 115 MB of them; these are 9."""
+    while n:
+        size = min(SQLITE_ROWS_PER_INSERT, 1 << (n.bit_length() - 1))
+        yield size
+        n -= size
 
 
 @lru_cache(maxsize=None)
 def _sqlite_insert(n: int) -> str:
     """INSERT of n samples in one statement, ON CONFLICT DO NOTHING. The sample writer's way on
     SQLite: one statement is one step of the engine, so the writer thread gives up and takes
-    back the GIL once a commit, not once a sample (executemany: once a row, each time taken
-    back from the busy event loop)."""
+    back the GIL a few times a commit, not once a sample (executemany: once a row, each time
+    taken back from the busy event loop)."""
     row = f"({', '.join('?' * len(SAMPLE_COLUMNS))})"
     return (f"INSERT INTO samples ({', '.join(c.name for c in SAMPLE_COLUMNS)}) VALUES "
             f"{', '.join([row] * n)} ON CONFLICT DO NOTHING")
@@ -352,7 +362,7 @@ class Store(HistoryQueries):
         """A sample's values in SAMPLE_COLUMNS order, as SQLAlchemy's column types would bind them."""
         for name, process in self._sqlite_binds:
             value = row[name]
-            yield value if process is None or value is None else process(value)
+            yield value if process is None else process(value)
 
     @cached_property
     def _sqlite_binds(self) -> list:
@@ -375,9 +385,11 @@ class Store(HistoryQueries):
             with self.engine.begin() as conn:
                 return self.insert_samples(rows, conn, count=count)
         if not count and self.dialect == "sqlite":
-            for chunk in chunks(rows, SQLITE_ROWS_PER_INSERT):
-                conn.exec_driver_sql(_sqlite_insert(len(chunk)),
-                                     tuple(v for r in chunk for v in self._sqlite_values(storable(r))))
+            start = 0
+            for size in _pieces(len(rows)):
+                conn.exec_driver_sql(_sqlite_insert(size), tuple(
+                    v for r in rows[start:start + size] for v in self._sqlite_values(storable(r))))
+                start += size
             return len(rows)
         stmt = self._insert_samples
         return len(conn.execute(stmt.returning(samples.c.id), [storable(r) for r in rows]).all())

@@ -59,8 +59,8 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
             if redact.REDACTOR.suspect(turns):  # redacted string by string, where escapes hide nothing
                 turns = _dumps(redact.value(json.loads(turns)))
             yield f'{head},{fields},"turns":{turns}}}\n'
-    for record in export_records(store, model=filters.get("model"), suite=filters.get("suite")):
-        yield _dumps(redact.value(record)) + "\n"
+    for record in export_records(store, model=filters.get("model"), suite=filters.get("suite")):  # redacted there
+        yield _dumps(record) + "\n"
 
 
 def _dumps(value) -> str:

@@ -112,6 +112,9 @@ def test_the_writers_insert_stores_what_the_counted_insert_stores(store):
     by_run = {r: [tuple(row)[2:] for row in raw if row[1] == r] for r in runs}  # without id and run_id
     assert len(by_run[runs[1]]) == 3
     assert repr(by_run[runs[0]]) == repr(by_run[runs[1]])  # repr: NaN equals itself
+    many = [sample_row(runs[1], f"c{i}", 0) for i in range(300)]  # statements of 256, 32, 8 and 4 rows
+    assert store.insert_samples(many, count=False) == 300
+    assert len(store.done_samples(runs[1])) == 303
 
 
 def test_export_then_import_round_trips(db_url, tmp_path):
@@ -228,7 +231,11 @@ def test_import_names_the_line_of_a_bad_fingerprint_and_writes_nothing(store):
             import_jsonl(store, io.StringIO(good + "\n" + json.dumps({**fingerprint, **bad}) + "\n"), name="h.jsonl")
         assert message in str(got.value)
     assert store.series("m", "s") == []  # the good line before it was rolled back too
+    # a logprob mean that was not finite is exported as null (JSON has no -inf): left out
+    fingerprint["inputs"][0]["logprobs"] = {"yes": -0.2, "no": None}
     assert import_jsonl(store, io.StringIO(good + "\n" + json.dumps(fingerprint))) == (1, 0, 1)
+    from canary.fingerprint.probe import current
+    assert current(store, "m").logprobs == {"tea": {"yes": -0.2}}
 
 
 def test_import_checks_types_and_tolerates_missing_latency(store):

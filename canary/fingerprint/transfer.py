@@ -15,6 +15,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, select
 
+from .. import redact
 from ..clock import iso, parse_time
 from ..schema import fingerprint_inputs, fingerprints
 from ..store import Store
@@ -26,7 +27,9 @@ RECORD = "fingerprint"  # the `record` field of a fingerprint's line (a sample's
 def export_records(store: Store, *, model: str | None = None, suite: str | None = None) -> Iterator[dict]:
     """Every stored fingerprint of the model (or of all), oldest first, as a JSON-ready dict;
     none when the export is of another suite. Whole whatever `--since`: a probe after that
-    date is judged against a reference made before it."""
+    date is judged against a reference made before it. What an API wrote (the tokens of the
+    references and logprobs) is redacted; a prompt is an id, as a sample's case is (its
+    probes' case ids), and is kept as it is."""
     if suite is not None and suite != SUITE:
         return
     q = select(fingerprints).order_by(fingerprints.c.created_at, fingerprints.c.id)
@@ -38,9 +41,9 @@ def export_records(store: Store, *, model: str | None = None, suite: str | None 
         for i in conn.execute(select(fingerprint_inputs).where(fingerprint_inputs.c.fingerprint_id.in_(
                 [r.id for r in rows])).order_by(fingerprint_inputs.c.fingerprint_id, fingerprint_inputs.c.position)):
             inputs.setdefault(i.fingerprint_id, []).append(
-                {"prompt": i.prompt, "reference": i.reference, "logprobs": i.logprobs})
+                {"prompt": i.prompt, **redact.value({"reference": i.reference, "logprobs": i.logprobs})})
     for r in rows:
-        yield {"record": RECORD, "model": r.model, "version": r.version, "origin": r.origin,
+        yield {"record": RECORD, **redact.value({"model": r.model, "version": r.version, "origin": r.origin}),
                "created_at": iso(r.created_at), "temperature": r.temperature, "logprobs": r.logprobs,
                "candidates": r.candidates, "border": r.border, "calls": r.calls, "input_tokens": r.input_tokens,
                "output_tokens": r.output_tokens, "cost": r.cost, "inputs": inputs.get(r.id, [])}
@@ -50,7 +53,8 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="ignore")
     prompt: str = Field(min_length=1, max_length=200)
     reference: dict[str, int]
-    logprobs: dict[str, float] | None = None
+    # a mean that was not finite (a token given -inf) is exported as null: left out on import
+    logprobs: dict[str, float | None] | None = None
 
 
 class FingerprintRecord(BaseModel):
@@ -89,6 +93,7 @@ def import_record(conn, rec: FingerprintRecord) -> bool:
         calls=rec.calls, input_tokens=rec.input_tokens, output_tokens=rec.output_tokens, cost=rec.cost)
         .returning(fingerprints.c.id)).scalar()
     conn.execute(fingerprint_inputs.insert(), [
-        {"fingerprint_id": fp_id, "position": n, "prompt": i.prompt, "reference": i.reference, "logprobs": i.logprobs}
+        {"fingerprint_id": fp_id, "position": n, "prompt": i.prompt, "reference": i.reference,
+         "logprobs": None if i.logprobs is None else {t: v for t, v in i.logprobs.items() if v is not None}}
         for n, i in enumerate(rec.inputs)])
     return True
