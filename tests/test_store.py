@@ -112,7 +112,7 @@ def test_the_writers_insert_stores_what_the_counted_insert_stores(store):
     by_run = {r: [tuple(row)[2:] for row in raw if row[1] == r] for r in runs}  # without id and run_id
     assert len(by_run[runs[1]]) == 3
     assert repr(by_run[runs[0]]) == repr(by_run[runs[1]])  # repr: NaN equals itself
-    many = [sample_row(runs[1], f"c{i}", 0) for i in range(300)]  # statements of 256, 32, 8 and 4 rows
+    many = [sample_row(runs[1], f"c{i}", 0) for i in range(300)]  # statements of 256 and 44 rows
     assert store.insert_samples(many, count=False) == 300
     assert len(store.done_samples(runs[1])) == 303
 
