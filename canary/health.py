@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, func, select
-
 from . import alerts, messages
 from .config import Config
 from .retries import SlotFailure, SlotRetries
-from .schema import outbox, runs
 from .slots import latest_fire, model_trigger
 from .store import Store, failure_text
 
@@ -75,13 +72,7 @@ class Health:
 
 def undelivered(store: Store, now: datetime) -> list[str]:
     """Alert messages Slack refused for good since the last one it took, and those waiting too long."""
-    with store.begin() as conn:
-        last_sent = conn.execute(select(func.max(outbox.c.sent_at)).where(outbox.c.state == "sent")).scalar()
-        failed = conn.execute(select(outbox.c.id, outbox.c.last_error).where(and_(
-            outbox.c.state == "failed", outbox.c.created_at >= (last_sent or datetime.min)))
-            .order_by(outbox.c.id)).all()
-        waiting = conn.execute(select(outbox.c.id, outbox.c.last_error).where(and_(
-            outbox.c.state == "pending", outbox.c.created_at < now - WAITING_TOO_LONG)).order_by(outbox.c.id)).all()
+    failed, waiting = store.undelivered(now - WAITING_TOO_LONG)
     out = []
     if failed:
         out.append(f"{len(failed)} alert message(s) undeliverable, refused for good ({failed[-1].last_error}); "
@@ -95,9 +86,7 @@ def undelivered(store: Store, now: datetime) -> list[str]:
 def late_slots(store: Store, config: Config, now: datetime, started_at: datetime) -> list[str]:
     """Models whose latest slot due `late_after` ago (and this daemon's to run) is not done."""
     d = config.daemon
-    with store.begin() as conn:
-        done = dict(conn.execute(select(runs.c.model, func.max(runs.c.slot)).where(and_(
-            runs.c.kind == "scheduled", runs.c.status.in_(DONE))).group_by(runs.c.model)).all())
+    done = store.last_done_slots(DONE)
     out = []
     for m in config.models:
         expected = latest_fire(model_trigger(config, m), now - d.late_after, started_at - d.catch_up)

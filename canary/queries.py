@@ -1,6 +1,7 @@
 """The reads of the stored history: a series' runs, per-case counts, the latest failing
-answers, error summaries, alert episodes, acks, sensitivities and the export's stream: what
-detection, `status`, `history`, the report, `/`, `compare` and `failures` ask. Store
+answers, error summaries, alert episodes, acks, sensitivities, the export's stream, and what
+/metrics and /healthz read: what detection, `status`, `history`, the report, `/`,
+`compare`, `failures` and the daemon's health ask. Store
 (store.py) inherits them; each reads what its question needs, through an index, whatever
 the length of the history.
 """
@@ -16,7 +17,8 @@ import orjson
 from sqlalchemy import Text, and_, bindparam, cast, func, select, text
 from sqlalchemy.engine import Row
 
-from .schema import acks, runs, samples, sensitivity
+from .fingerprint import SUITE as FINGERPRINT
+from .schema import acks, outbox, runs, samples, sensitivity
 from .schema import alerts as alert_rows
 
 SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
@@ -317,3 +319,53 @@ class HistoryQueries:
         cols = [c for c in alerts.columns if c.name != "details"]
         with self.engine.connect() as conn:
             return conn.execute(select(*cols).order_by(alerts.c.id)).all()
+
+    # --- what /metrics and /healthz read ------------------------------------------------------
+
+    def latest_pass_rates(self) -> list[tuple[str, str, int, int]]:
+        """(model, suite, passed, answered) of the latest complete scheduled or manual run of
+        each quality series (a scrape without a config)."""
+        kinds = ("scheduled", "manual")
+        newest = (select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id"))
+                  .where(and_(runs.c.status == "complete", runs.c.kind.in_(kinds), runs.c.suite != FINGERPRINT))
+                  .group_by(runs.c.model, runs.c.suite).subquery())
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(runs.c.model, runs.c.suite, runs.c.passed, runs.c.passed + runs.c.failed)
+                .join(newest, runs.c.id == newest.c.id))]
+
+    def last_successes(self) -> list[tuple[str, datetime]]:
+        """(model, finished_at) of the latest complete scheduled run of each model."""
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(runs.c.model, func.max(runs.c.finished_at))
+                .where(and_(runs.c.kind == "scheduled", runs.c.status == "complete")).group_by(runs.c.model))]
+
+    def last_done_slots(self, statuses: Iterable[str]) -> dict[str, datetime]:
+        """Per model, the latest slot of a scheduled run that ended with one of these statuses."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(runs.c.model, func.max(runs.c.slot)).where(and_(
+                runs.c.kind == "scheduled", runs.c.status.in_(list(statuses)))).group_by(runs.c.model)).all())
+
+    def open_alert_keys(self) -> list[Row]:
+        """(model, suite, kind) of every open alert."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(alert_rows.c.model, alert_rows.c.suite, alert_rows.c.kind)
+                                .where(alert_rows.c.state == "open")).all()
+
+    def outbox_counts(self) -> list[Row]:
+        """(state, count) of the alert messages in the outbox."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
+
+    def undelivered(self, waiting_since: datetime) -> tuple[list[Row], list[Row]]:
+        """(id, last_error) of the alert messages Slack refused for good since the last one it
+        took, and of those pending since before `waiting_since`, oldest first."""
+        with self.engine.connect() as conn:
+            last_sent = conn.execute(select(func.max(outbox.c.sent_at)).where(outbox.c.state == "sent")).scalar()
+            failed = conn.execute(select(outbox.c.id, outbox.c.last_error).where(and_(
+                outbox.c.state == "failed", outbox.c.created_at >= (last_sent or datetime.min)))
+                .order_by(outbox.c.id)).all()
+            waiting = conn.execute(select(outbox.c.id, outbox.c.last_error).where(and_(
+                outbox.c.state == "pending", outbox.c.created_at < waiting_since)).order_by(outbox.c.id)).all()
+        return failed, waiting

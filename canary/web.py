@@ -19,35 +19,11 @@ from typing import Any, Callable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, func, select
-
-from .fingerprint import SUITE as FINGERPRINT
-from .schema import alerts, outbox, runs
 from .store import Store
 
 log = logging.getLogger("canary.web")
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
-
-
-def latest_pass_rates(store: Store) -> list[tuple[str, str, int, int]]:
-    """(model, suite, passed, answered) of the latest complete scheduled or manual run of each series."""
-    kinds = ("scheduled", "manual")
-    newest = (select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id"))
-              .where(and_(runs.c.status == "complete", runs.c.kind.in_(kinds), runs.c.suite != FINGERPRINT))
-              .group_by(runs.c.model, runs.c.suite).subquery())
-    with store.begin() as conn:
-        return [tuple(r) for r in conn.execute(
-            select(runs.c.model, runs.c.suite, runs.c.passed, runs.c.passed + runs.c.failed)
-            .join(newest, runs.c.id == newest.c.id))]
-
-
-def last_successes(store: Store) -> list[tuple[str, object]]:
-    """(model, finished_at) of the latest complete scheduled run of each model."""
-    with store.begin() as conn:
-        return [tuple(r) for r in conn.execute(
-            select(runs.c.model, func.max(runs.c.finished_at))
-            .where(and_(runs.c.kind == "scheduled", runs.c.status == "complete")).group_by(runs.c.model))]
 
 
 def series_rows(store: Store, config, suites: dict) -> list[dict]:
@@ -102,13 +78,11 @@ class _StateCollector(Collector):
             rows = self._rows(store)
             # the pass rate of the point status shows (pooled with its confirmation run), beside its
             # baseline and floor; without a config, the latest run of every stored series
-            rates = latest_pass_rates(store) if rows is None else [
+            rates = store.latest_pass_rates() if rows is None else [
                 (r["model"], r["suite"], r["passed"], r["answered"]) for r in rows if r["answered"] is not None]
-            successes = last_successes(store)
-            with store.begin() as conn:
-                open_alerts = conn.execute(select(alerts.c.model, alerts.c.suite, alerts.c.kind)
-                                           .where(alerts.c.state == "open")).all()
-                box = conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
+            successes = store.last_successes()
+            open_alerts = store.open_alert_keys()
+            box = store.outbox_counts()
         except Exception as exc:  # the scrape still answers, saying the database did not
             log.warning("metrics: database unreachable: %s", type(exc).__name__)
             up.add_metric([], 0)

@@ -17,7 +17,6 @@ from canary.config import load_config
 from canary.slots import abandoned_runs
 from canary.store import Store
 from canary.suites import load_suites
-from canary.web import latest_pass_rates
 
 MODELS = """\
 database: sqlite:///canary.db
@@ -234,7 +233,7 @@ def test_compare_runs_never_enter_a_series_or_a_baseline(tmp_path, db_url):
     assert monitor.assess(store, config, "a", "s", today).quality.mean == pytest.approx((6 + PRIOR) / (6 + 2 * PRIOR))
     assert [p["pass_rate"] for p in reports.history(store, config, "a", "s")] == [1.0] * 7
     assert [r.kind for r in store.latest_runs()] == ["scheduled"]
-    assert latest_pass_rates(store) == [("a", "s", 4, 4)]
+    assert store.latest_pass_rates() == [("a", "s", 4, 4)]
     assert abandoned_runs(store, config, DAY + timedelta(days=6, hours=2)) == []  # nobody resumes a compare run
     store.close()
 
