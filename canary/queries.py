@@ -1,7 +1,7 @@
 """The reads of the stored history: a series' runs, per-case counts, the latest failing
 answers, error summaries, alert episodes, acks, sensitivities, the export's stream, and what
-/metrics and /healthz read: what detection, `status`, `history`, the report, `/`,
-`compare`, `failures` and the daemon's health ask. Store
+/metrics, /healthz and the slots read: what detection, `status`, `history`, the report,
+`/`, `compare`, `failures`, the daemon's health and its slots ask. Store
 (store.py) inherits them; each reads what its question needs, through an index, whatever
 the length of the history.
 """
@@ -319,6 +319,30 @@ class HistoryQueries:
         cols = [c for c in alerts.columns if c.name != "details"]
         with self.engine.connect() as conn:
             return conn.execute(select(*cols).order_by(alerts.c.id)).all()
+
+    # --- what the slots read (slots.py) --------------------------------------------------------
+
+    def unfinished_runs(self, models: list[str] | None, kinds: Iterable[str], *, since: datetime | None = None,
+                        statuses: Iterable[str] = ("running", "interrupted")) -> list[Row]:
+        """(id, model, slot, kind, status, owner, heartbeat_at) of the runs of these kinds (and
+        models: None, every one) still running or interrupted, with a slot at or after `since`."""
+        cond = [runs.c.kind.in_(list(kinds)), runs.c.status.in_(list(statuses))]
+        if models is not None:
+            cond.append(runs.c.model.in_(models))
+        if since is not None:
+            cond.append(runs.c.slot >= since)
+        q = select(runs.c.id, runs.c.model, runs.c.slot, runs.c.kind, runs.c.status, runs.c.owner,
+                   runs.c.heartbeat_at).where(and_(*cond))
+        with self.engine.connect() as conn:
+            return conn.execute(q).all()
+
+    def latest_interrupted(self, model: str, suite: str, suite_version: str) -> Row | None:
+        """The latest interrupted manual run of a model and suite version (`canary run --resume`)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(runs).where(and_(
+                runs.c.model == model, runs.c.suite == suite, runs.c.kind == "manual",
+                runs.c.status == "interrupted", runs.c.suite_version == suite_version))
+                .order_by(runs.c.slot.desc()).limit(1)).first()
 
     # --- what /metrics and /healthz read ------------------------------------------------------
 

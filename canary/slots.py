@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
 from sqlalchemy.engine import make_url
 
 from .config import Config, ModelConfig, cron_trigger
 from .errors import UsageError
 from .runner import Clock, Job, planned_samples, utcnow
-from .schema import runs
 from .store import Store
 
 OwnerGone = Callable[[str | None, str], bool]  # (owner, kind of run) -> gone?
@@ -177,21 +175,16 @@ def abandoned_runs(store: Store, config: Config, now: datetime,
                    gone: OwnerGone = lambda owner, kind: False) -> list[tuple[str, datetime, str]]:
     """(model, slot, kind) of unfinished scheduled or confirm runs within `catch_up` that no live replica holds."""
     d = config.daemon
-    q = select(runs.c.model, runs.c.slot, runs.c.kind, runs.c.status, runs.c.owner, runs.c.heartbeat_at).where(and_(
-        runs.c.kind.in_(["scheduled", "confirm"]), runs.c.slot >= now - d.catch_up,
-        runs.c.model.in_([m.name for m in config.models]), runs.c.status.in_(["running", "interrupted"])))
-    with store.begin() as conn:
-        found = {(r.model, r.slot, r.kind) for r in conn.execute(q) if _abandoned(r, now, d.lease, gone)}
+    unfinished = store.unfinished_runs([m.name for m in config.models], ("scheduled", "confirm"), since=now - d.catch_up)
+    found = {(r.model, r.slot, r.kind) for r in unfinished if _abandoned(r, now, d.lease, gone)}
     return sorted(found, key=lambda r: (r[1], r[2] != "scheduled", r[0]))  # a slot before its confirmation
 
 
 def interrupt_orphans(store: Store, now: datetime, lease: timedelta, gone: OwnerGone) -> list:
     """Mark `interrupted` (its counters computed from its samples) every manual run left `running`
     by a process that is gone or silent for longer than the lease; returns those runs."""
-    q = select(runs.c.id, runs.c.kind, runs.c.status, runs.c.owner, runs.c.heartbeat_at).where(and_(
-        runs.c.kind == "manual", runs.c.status == "running"))
-    with store.begin() as conn:
-        orphans = [r for r in conn.execute(q) if _abandoned(r, now, lease, gone)]
+    orphans = [r for r in store.unfinished_runs(None, ("manual",), statuses=("running",))
+               if _abandoned(r, now, lease, gone)]
     return [row for r in orphans if (row := store.interrupt(r.id, r.owner, now)) is not None]
 
 
@@ -200,11 +193,7 @@ def resumable(store: Store, jobs: list[Job]) -> list[tuple[Job, object]]:
     any: the job then continues that run (its slot, its repeat), running only missing samples."""
     out = []
     for job in jobs:
-        with store.begin() as conn:
-            row = conn.execute(select(runs).where(and_(
-                runs.c.model == job.model.name, runs.c.suite == job.suite.name, runs.c.kind == "manual",
-                runs.c.status == "interrupted", runs.c.suite_version == job.suite.version))
-                .order_by(runs.c.slot.desc()).limit(1)).first()
+        row = store.latest_interrupted(job.model.name, job.suite.name, job.suite.version)
         if row is not None:
             cases = len(job.suite.cases)
             repeat = row.planned // cases if cases and row.planned % cases == 0 else job.repeat
