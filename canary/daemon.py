@@ -35,6 +35,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import DBAPIError
 
 from . import alerts, logs, redact
+from .clock import iso
 from .config import Config, ModelConfig, find_config
 from .errors import CanaryError, ConfigError, StorageError, UsageError
 from .fingerprint.probe import probe_slot
@@ -398,13 +399,12 @@ class Daemon:
         verdict = self.health.check(self.store, self.config, now)
         return verdict.code, {
             "status": verdict.status, "reasons": verdict.reasons, "db": verdict.status != "db_unreachable",
-            "last_tick": self.last_tick.isoformat() + "Z" if self.last_tick else None,
+            "last_tick": iso(self.last_tick),
             "tick_age_s": round((now - self.last_tick).total_seconds(), 3) if self.last_tick else None,
             "owner": self.owner, "config": str(self.config_path), "config_ok": self.config_ok,
             "failing": [f.describe() for f in self.retries.slots.values()],
             "running": sorted(f"{m} {s.isoformat()} {k}" for m, s, k in list(self._active)),
-            "next_runs": {m.name: (n.isoformat() + "Z") if (n := next_run(self.config, m, now)) else None
-                          for m in self.config.models},
+            "next_runs": {m.name: iso(next_run(self.config, m, now)) for m in self.config.models},
         }
 
     # --- reload -------------------------------------------------------------------------------
