@@ -13,6 +13,7 @@ Every pattern runs in linear time, so redacting a 200,000-character reply costs 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -33,16 +34,18 @@ _SHAPES = [
     (re.compile(r"(?<=://)([^/\s:@]{1,200}):[^/\s@]{1,200}@"), rf"\g<1>:{REDACTED}@"),
 ]
 # what every shape contains, lowercased: the shapes look at a text only when one of these is
-# in it (substring tests on the lowercased text: a few times faster than one regex alternation).
-# The case-insensitive shapes also match "ı" and "İ" for "i", which lowercase to something
-# else ("ı", "i" + U+0307): a text with either always gets the shapes' look.
-_HINTS = ("sk-", "bearer", "api_key", "api-key", "apikey", "authorization", "hooks.slack.com", "xox", "xapp-", "://",
-          "ı", "\u0307")
+# in it. Written out as substring tests joined by `or`: three times faster than `any` over a
+# tuple of them, and twice as fast as one regex alternation on a reply's length, which export
+# and import feel (a few texts a sample). The case-insensitive shapes also match "ı" and "İ" for "i",
+# which lowercase to something else ("ı", "i" + U+0307): a text with either always gets the
+# shapes' look.
 
 
 def _hinted(text: str) -> bool:
-    lowered = text.lower()
-    return any(hint in lowered for hint in _HINTS)
+    t = text.lower()
+    return ("sk-" in t or "bearer" in t or "api_key" in t or "api-key" in t or "apikey" in t or "authorization" in t
+            or "hooks.slack.com" in t or "xox" in t or "xapp-" in t or "://" in t
+            or (not t.isascii() and ("ı" in t or "\u0307" in t)))
 
 
 class Redactor:
@@ -50,6 +53,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: tuple[str, ...] = ()
+        self._escaped = False  # a value holds a character JSON escapes (a quote, a backslash, ...)
         self._lock = threading.Lock()
 
     def remember(self, values: Iterable[str | None]) -> None:
@@ -58,6 +62,7 @@ class Redactor:
             known = set(self._values) | {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
             # longest first, so a secret that contains another is replaced whole
             self._values = tuple(sorted(known, key=len, reverse=True))
+            self._escaped = any(json.dumps(v, ensure_ascii=False)[1:-1] != v for v in known)
 
     def text(self, text: str) -> str:
         for secret in self._values:
@@ -73,6 +78,13 @@ class Redactor:
         is then worth parsing and redacting string by string, where escaped quotes cannot hide
         a shape)."""
         return any(secret in text for secret in self._values) or _hinted(text)
+
+    def suspect_json(self, text: str) -> bool:
+        """`suspect` for the JSON text of a value (json.dumps, ensure_ascii=False): a hint or a
+        known value inside any of its strings is in that text as it is, since JSON escapes no
+        character of a hint; only a known value holding a quote, a backslash or a control
+        character is not, and then every JSON text is suspect."""
+        return self._escaped or self.suspect(text)
 
     def value(self, value: Any) -> Any:
         """Every string inside a JSON-like value (dicts, lists) redacted; other values as they are."""

@@ -106,10 +106,10 @@ def _pieces(n: int) -> Iterator[int]:
 
 @lru_cache(maxsize=None)
 def _sqlite_insert(n: int) -> str:
-    """INSERT of n samples in one statement, ON CONFLICT DO NOTHING. The sample writer's way on
-    SQLite: one statement is one step of the engine, so the writer thread gives up and takes
+    """INSERT of n samples in one statement, ON CONFLICT DO NOTHING: how samples go in on SQLite.
+    One statement is one step of the engine, so the sample writer's thread gives up and takes
     back the GIL a few times a commit, not once a sample (executemany: once a row, each time
-    taken back from the busy event loop)."""
+    taken back from the busy event loop), and an import pays one statement, not one a row."""
     row = f"({', '.join('?' * len(SAMPLE_COLUMNS))})"
     return (f"INSERT INTO samples ({', '.join(c.name for c in SAMPLE_COLUMNS)}) VALUES "
             f"{', '.join([row] * n)} ON CONFLICT DO NOTHING")
@@ -363,38 +363,40 @@ class Store(HistoryQueries):
     # --- samples -----------------------------------------------------------------------------
 
     def _sqlite_values(self, row: dict) -> Iterator:
-        """A sample's values in SAMPLE_COLUMNS order, as SQLAlchemy's column types would bind them."""
-        for name, process in self._sqlite_binds:
-            value = row[name]
+        """A sample's values in SAMPLE_COLUMNS order, as SQLAlchemy's insert would bind them (a
+        column left out: its default, else NULL)."""
+        for name, process, default in self._sqlite_binds:
+            value = row.get(name, default)
             yield value if process is None else process(value)
 
     @cached_property
     def _sqlite_binds(self) -> list:
         dialect = self.engine.dialect
-        return [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in SAMPLE_COLUMNS]
+        return [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect),
+                 c.default.arg if c.default is not None and c.default.is_scalar else None) for c in SAMPLE_COLUMNS]
 
     @cached_property
     def _insert_samples(self):
         """INSERT ... ON CONFLICT DO NOTHING into samples: built once, not once a commit."""
         return self._insert(samples).on_conflict_do_nothing()
 
-    def insert_samples(self, rows: list[dict], conn=None, *, count: bool = True) -> int:
+    def insert_samples(self, rows: list[dict], conn=None) -> int:
         """Insert samples in one transaction; one already stored (same run, case, index) is
-        skipped. Returns how many were new (`count=False`, on SQLite: not counted, which lets
-        them go in as one multi-row INSERT, the sample writer's way; psycopg would pipeline
-        an executemany, whose errors surface late and noisily, so PostgreSQL keeps RETURNING)."""
+        skipped. Returns how many were new. On SQLite they go in as multi-row INSERTs, counted
+        by the driver's rowcount (the rows a statement added); psycopg would pipeline an
+        executemany, whose errors surface late and noisily, so PostgreSQL counts by RETURNING."""
         if not rows:
             return 0
         if conn is None:
             with self.engine.begin() as conn:
-                return self.insert_samples(rows, conn, count=count)
-        if not count and self.dialect == "sqlite":
-            start = 0
+                return self.insert_samples(rows, conn)
+        if self.dialect == "sqlite":
+            start = added = 0
             for size in _pieces(len(rows)):
-                conn.exec_driver_sql(_sqlite_insert(size), tuple(
-                    v for r in rows[start:start + size] for v in self._sqlite_values(storable(r))))
+                added += conn.exec_driver_sql(_sqlite_insert(size), tuple(
+                    v for r in rows[start:start + size] for v in self._sqlite_values(storable(r)))).rowcount
                 start += size
-            return len(rows)
+            return added
         stmt = self._insert_samples
         return len(conn.execute(stmt.returning(samples.c.id), [storable(r) for r in rows]).all())
 

@@ -55,7 +55,7 @@ class SampleWriter:
             stop = batch[-1] is None
             rows = [r for r in batch if r is not None]
             try:
-                self.store.insert_samples(rows, count=False)
+                self.store.insert_samples(rows)
             except Exception as exc:  # kept and raised to the runner on its next put/close
                 self._error = exc
 

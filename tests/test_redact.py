@@ -97,3 +97,26 @@ def test_log_records_go_through_the_same_redaction():
     record = logging.makeLogRecord({"msg": "call failed: %s", "args": ("invalid x-api-key: sk-ant-api03-Zz9Yy8Xx7Ww6Vv5",)})
     logs.RedactSecrets().filter(record)  # a key nobody configured: hidden by its shape
     assert record.getMessage() == "call failed: invalid x-api-key: ***"
+
+
+def test_the_json_shortcut_stores_what_the_walk_stores(monkeypatch):
+    """storable looks at a sample's turns as one JSON text and walks them only when that text
+    shows something to change: whatever the value, it stores what the walk alone stores."""
+    from canary import storable
+    monkeypatch.setattr(redact, "REDACTOR", redact.Redactor())
+    values = [
+        [{"user": "q", "text": "391", "verdicts": [{"passed": True, "n": 2 ** 70}]}],
+        [{"user": "q", "text": "a\x00b"}], [{"user": "q", "text": "x\ud800y"}], [{"x": float("nan")}],
+        [{"user": "q", "text": "Bearer abcdefghijklmnop1234"}], [{"text": "authorızation: abcdefgh12345678"}],
+        [{"sk-ant-0123456789abcdefghij": 1}], {"k": ["a", 'use {"api_key": "gw-7f3a9c2e11d0"}']},
+        [{"user": "a backslash and u0000: \\u0000"}], {"t": ("in", "a tuple")}, [{"t": "nothing here"}],
+        [{"t": 'x pa"ss\\word1 y'}],
+    ]
+
+    def stored(clean):  # as the JSON column writes it
+        return [json.dumps(clean(v)) for v in values]
+    assert stored(storable._clean_json) == stored(storable._clean)
+    assert "***" in stored(storable._clean_json)[4]  # the Bearer token
+    redact.remember(["gw-credential-7f3a9c2e", 'pa"ss\\word1'])  # the second one JSON escapes
+    assert stored(storable._clean_json) == stored(storable._clean)
+    assert storable._clean_json(values[-1]) == [{"t": "x *** y"}]

@@ -89,10 +89,12 @@ def test_samples_are_stored_once_and_aggregated(store):
     assert run.reported_model == "m-1"
 
 
-def test_the_writers_insert_stores_what_the_counted_insert_stores(store):
-    """The sample writer inserts a commit's samples as one statement (count=False): every
-    column holds what the counted insert (SQLAlchemy's types) stores, awkward values included;
-    a sample already stored is skipped, not doubled."""
+def test_insert_samples_stores_what_sqlalchemys_insert_stores_and_counts_only_new_rows(store):
+    """insert_samples (on SQLite, multi-row statements with each column's bind processor): every
+    column holds what SQLAlchemy's own insert of the same storable rows stores, awkward values
+    included; a sample already stored is skipped, not doubled, and not counted."""
+    from canary.schema import samples
+    from canary.storable import storable
     runs = [store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=d), kind="manual",
                              planned=3, owner=None, now=T0) for d in range(2)]
 
@@ -103,18 +105,20 @@ def test_the_writers_insert_stores_what_the_counted_insert_stores(store):
                            finished_at=datetime(2026, 11, 1, 6, 0, 0, 123456)),
                 sample_row(run_id, "b", 0, "error", error="overloaded", error_status=529, latency_ms=None, cost=None)]
 
-    assert store.insert_samples(rows(runs[0])) == 3
+    with store.begin() as conn:
+        conn.execute(samples.insert(), [storable(r) for r in rows(runs[0])])
     written = rows(runs[1])
-    assert store.insert_samples(written, count=False) == 3
-    store.insert_samples(written[:1], count=False)  # already stored: nothing doubled
+    assert store.insert_samples(written) == 3
+    assert store.insert_samples(written[:1]) == 0  # already stored: nothing doubled, nothing counted
     with store.engine.connect() as conn:
         raw = conn.exec_driver_sql("SELECT * FROM samples ORDER BY run_id, case_id, sample").all()
     by_run = {r: [tuple(row)[2:] for row in raw if row[1] == r] for r in runs}  # without id and run_id
     assert len(by_run[runs[1]]) == 3
     assert repr(by_run[runs[0]]) == repr(by_run[runs[1]])  # repr: NaN equals itself
     many = [sample_row(runs[1], f"c{i}", 0) for i in range(300)]  # statements of 256 and 44 rows
-    assert store.insert_samples(many, count=False) == 300
-    assert len(store.done_samples(runs[1])) == 303
+    assert store.insert_samples(many) == 300
+    assert store.insert_samples(many[250:] + [sample_row(runs[1], "d", 0)]) == 1  # 50 stored, 1 new
+    assert len(store.done_samples(runs[1])) == 304
 
 
 def test_export_then_import_round_trips(db_url, tmp_path):
