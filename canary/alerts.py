@@ -248,14 +248,6 @@ def open_alerts(store: Store, model: str | None = None, suite: str | None = None
         return conn.execute(q.order_by(alerts.c.id)).all()
 
 
-def alert_intervals(store: Store, model: str, suite: str, kind: str) -> list[tuple[int, int | None]]:
-    """(opening run id, closing run id or None while open) of every alert of one series."""
-    with store.begin() as conn:
-        return [tuple(r) for r in conn.execute(select(alerts.c.opened_run_id, alerts.c.closed_run_id).where(and_(
-            alerts.c.model == model, alerts.c.suite == suite, alerts.c.kind == kind,
-            alerts.c.opened_run_id.is_not(None))))]
-
-
 def list_alerts(store: Store, limit: int = 100) -> list[dict]:
     """Alerts, newest first, each with the messages that carry its events and their delivery state."""
     with store.begin() as conn:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from . import detect, series
 from .caselevel import standing
@@ -19,7 +20,9 @@ from .config import Config
 from .detect import params_of as detection_params
 from .errors import UsageError
 from .series import Point
-from .store import Store
+
+if TYPE_CHECKING:
+    from .store import Store
 
 ANSWER_CHARS = 100  # the start of an answer, on one line
 MAX_REQUEST_IDS = 5

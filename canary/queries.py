@@ -1,52 +1,26 @@
-"""The reads of the stored history: a series' runs, per-case counts, the latest failing
-answers, error summaries, alert episodes, acks, sensitivities, the export's stream, and what
-/metrics, /healthz and the slots read: what detection, `status`, `history`, the report,
-`/`, `compare`, `failures`, the daemon's health and its slots ask. Store
-(store.py) inherits them; each reads what its question needs, through an index, whatever
-the length of the history.
+"""The reads of the stored history beyond a series' own (those are reads.py's, in plain SQL):
+per-case usage, the latest failing answers, error summaries, alert episodes, the export's
+stream, and what /metrics, /healthz and the slots read: what detection, the report, `/`,
+`compare`, `failures`, the daemon's health and its slots ask. Store (store.py) inherits
+them; each reads what its question needs, through an index, whatever the length of the
+history.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-import orjson
 from sqlalchemy import Text, and_, bindparam, cast, func, select, text
 from sqlalchemy.engine import Row
 
 from .fingerprint import SUITE as FINGERPRINT
-from .schema import acks, outbox, runs, samples, sensitivity
+from .reads import SERIES_KINDS, SeriesReads, chunks
+from .schema import acks, outbox, runs, samples
 from .schema import alerts as alert_rows
 
-SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
 FINISHED = ("complete", "interrupted", "budget_exhausted")
-# what a series' point is made of (series.build, which unpacks them in this order): a year
-# of a series reads only these
-POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
-                 "latency_p50_ms", "reported_model", "cost", "verdict")
-LATEST_GROUPS = 200  # (runs, cases) groups per query of latest_samples (SQLite bounds an OR's depth)
-
-
-def passed_answered(counts: dict[str, list[int]]) -> dict[str, tuple[int, int]]:
-    """Per case, (passed, answered) from the stored [passed, failed, errors] (runs.cases)."""
-    return {case: (p, p + f) for case, (p, f, _e) in counts.items()}
-
-
-def own_json(text: str | None):
-    """JSON that canary wrote itself (a run's verdict, its per-case counts), read as text and
-    decoded with orjson: a few times the stdlib's speed, which a year of them feels. What
-    came from an API (a sample's turns) goes through the stdlib (SQLAlchemy's JSON type):
-    orjson would read an integer beyond 64 bits as a float. NaN and infinities, which the
-    stdlib writes, fall back to it."""
-    if text is None:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 @dataclass
@@ -74,59 +48,14 @@ class CaseUsage(CaseCount):
     latencies_ms: list[float] = field(default_factory=list)
 
 
-CASE_FIELD = {"passed": 0, "failed": 1}  # runs.cases: [passed, failed, errors]
-
-
 # a sample as export reads it: every column but the id, `turns` last, as its stored JSON text
 ExportedSample = namedtuple("ExportedSample", [c.name for c in samples.columns if c.name not in ("id", "turns")]
                             + ["turns"])
 
 
-def chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-class HistoryQueries:
-    """Read-only queries over `self.engine` (Store's)."""
-
-    def series_runs(self, model: str, suite: str, *, since: int | None = None, until: datetime | None = None,
-                    version: str | None = None, first: int | None = None, last: int | None = None,
-                    cases: bool = True) -> tuple[list[Row], bool]:
-        """Complete runs of one series (scheduled, manual and confirmation runs), oldest first:
-        runs from id `since` on (the last ack's run), with slot <= `until`, of one suite
-        `version`; only the `first` or the `last` n of them (ix_runs_series serves both ends).
-        Returns (rows, whether more exist beyond the n). A slot cut by the limit is dropped
-        whole, so a run never comes without its confirmation run. `cases=False` leaves the
-        per-case counts out. A row is a tuple in POINT_COLUMNS order, then `cases`."""
-        own = ("verdict", "cases")  # JSON canary wrote: read as text, decoded with orjson (own_json)
-        cols = [cast(runs.c[n], Text).label(n) if n in own else runs.c[n] for n in POINT_COLUMNS] \
-            + ([cast(runs.c.cases, Text).label("cases")] if cases else [])
-        cond = [runs.c.model == model, runs.c.suite == suite, runs.c.kind.in_(SERIES_KINDS),
-                runs.c.status == "complete"]
-        if since is not None:
-            cond.append(runs.c.id >= since)
-        if until is not None:
-            cond.append(runs.c.slot <= until)
-        if version is not None:
-            cond.append(runs.c.suite_version == version)
-        q = select(*cols).where(and_(*cond))
-        limit = first or last
-        if last:
-            q = q.order_by(runs.c.slot.desc(), runs.c.id.desc())
-        else:
-            q = q.order_by(runs.c.slot, runs.c.id)
-        if limit:
-            q = q.limit(limit + 1)
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        more = bool(limit) and len(rows) > limit
-        if more:
-            edge = rows[limit].slot  # the first slot beyond the limit: drop it whole
-            rows = [r for r in rows[:limit] if r.slot != edge]
-        verdict = POINT_COLUMNS.index("verdict")
-        out = [(*r[:verdict], own_json(r[verdict]), *map(own_json, r[verdict + 1:])) for r in rows]
-        return (list(reversed(out)) if last else out), more
+class HistoryQueries(SeriesReads):
+    """Read-only queries over `self.engine` (Store's); those `status` and `history` start from
+    are SeriesReads' (reads.py), in plain SQL."""
 
     def data_version(self) -> tuple:
         """A cheap fingerprint of what the report shows: it changes when a run starts, finishes
@@ -149,14 +78,6 @@ class HistoryQueries:
         with self.engine.connect() as conn:
             return list(reversed(conn.execute(q).all()))
 
-    def latest_runs(self) -> list[Row]:
-        """The latest run of every (model, suite) series (`compare` runs are no series)."""
-        newest = select(runs.c.model, runs.c.suite, func.max(runs.c.id).label("id")) \
-            .where(runs.c.kind.in_(SERIES_KINDS)).group_by(runs.c.model, runs.c.suite).subquery()
-        with self.engine.connect() as conn:
-            return conn.execute(select(runs).join(newest, runs.c.id == newest.c.id)
-                                .order_by(runs.c.model, runs.c.suite)).all()
-
     def case_counts(self, run_ids: Iterable[int]) -> dict[int, dict[str, CaseCount]]:
         """Per run, per case: how many samples passed, failed and errored (cases are the unit
         that compare, detection and `canary failures` reason about, not pooled samples).
@@ -164,34 +85,6 @@ class HistoryQueries:
         A finished run keeps these in its `cases` column; a run still going is counted
         from its samples."""
         return {r: {c: CaseCount(*n) for c, n in cases.items()} for r, cases in self._cases(run_ids).items()}
-
-    def case_results(self, run_ids: Iterable[int]) -> dict[int, dict[str, tuple[int, int]]]:
-        """Per run, per case: (passed, answered), as a detector reads them."""
-        return {r: passed_answered(cases) for r, cases in self._cases(run_ids).items()}
-
-    def _cases(self, run_ids: Iterable[int]) -> dict[int, dict[str, list[int]]]:
-        """Per run, per case: [passed, failed, errors] (runs.cases, or counted from the samples)."""
-        out: dict[int, dict[str, list[int]]] = {}
-        ids = list(run_ids)
-        if not ids:
-            return out
-        with self.engine.connect() as conn:
-            missing = []
-            for chunk in chunks(ids, 5000):
-                for run_id, cases in conn.execute(select(runs.c.id, cast(runs.c.cases, Text))
-                                                  .where(runs.c.id.in_(chunk))):
-                    if cases is None:
-                        missing.append(run_id)
-                    else:
-                        out[run_id] = own_json(cases)
-            if not missing:
-                return out
-            q = (select(samples.c.run_id, samples.c.case_id, samples.c.status, func.count())
-                 .where(samples.c.run_id.in_(missing))
-                 .group_by(samples.c.run_id, samples.c.case_id, samples.c.status))
-            for run_id, case_id, status, n in conn.execute(q):
-                out.setdefault(run_id, {}).setdefault(case_id, [0, 0, 0])[CASE_FIELD.get(status, 2)] += n
-        return out
 
     def run_ids(self, model: str, suite: str, *, suite_version: str, since: datetime,
                 kinds: Iterable[str], statuses: Iterable[str] = FINISHED) -> list[int]:
@@ -228,32 +121,6 @@ class HistoryQueries:
                     usage.latencies_ms.append(latency)
         return out
 
-    def latest_samples(self, runs_of: dict[str, Iterable[int]], status: str) -> dict[str, Row]:
-        """Per case, the newest sample with this status among that case's own runs (`runs_of`:
-        case id -> run ids, the newest 5,000 of them): its turns (answers and verdicts) and
-        request id. Cases sharing a set of runs are asked together, each group through the
-        (run, case) index, and the newest id per case is chosen in SQL, so only the rows
-        returned are read. (The groups are written as SQL text: a report asks for a few
-        hundred of them, and as expressions they cost more to build than to run.)"""
-        groups: dict[tuple[int, ...], list[str]] = {}
-        for case, ids in runs_of.items():
-            if ids := tuple(sorted(set(ids))[-5000:]):
-                groups.setdefault(ids, []).append(case)
-        chosen: list[int] = []
-        with self.engine.connect() as conn:
-            for chunk in chunks(list(groups.items()), LATEST_GROUPS):
-                params: dict[str, Any] = {"status": status}
-                where = []
-                for k, (ids, cases) in enumerate(chunk):
-                    params[f"r{k}"], params[f"c{k}"] = list(ids), cases
-                    where.append(f"(run_id IN :r{k} AND case_id IN :c{k})")
-                q = text(f"SELECT max(id) FROM samples WHERE ({' OR '.join(where)}) AND status = :status "
-                         "GROUP BY case_id").bindparams(*(bindparam(n, expanding=True) for n in params if n != "status"))
-                chosen += conn.execute(q, params).scalars()
-            if not chosen:
-                return {}
-            return {r.case_id: r for r in conn.execute(select(samples).where(samples.c.id.in_(chosen)))}
-
     def error_summary(self, run_ids: Iterable[int], request_ids: int = 3) -> dict:
         """The errored samples of these runs: how many per error class and per HTTP status ("none":
         no response), most frequent first, and the first `request_ids` request ids (what a
@@ -266,17 +133,6 @@ class HistoryQueries:
         statuses = Counter("none" if r.error_status is None else str(r.error_status) for r in rows)
         return {"classes": dict(Counter(r.error for r in rows).most_common()), "statuses": dict(statuses.most_common()),
                 "request_ids": [r.request_id for r in rows if r.request_id][:request_ids]}
-
-    def last_ack(self, model: str, suite: str) -> int | None:
-        """The run the series' last `canary ack` accepted (its baseline and reference restart there)."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(acks.c.run_id).where(and_(acks.c.model == model, acks.c.suite == suite))
-                                .order_by(acks.c.id.desc()).limit(1)).scalar()
-
-    def sensitivities(self) -> dict[tuple[str, str, str, str], Row]:
-        """Every cached sensitivity, by (model, suite, suite_version, settings)."""
-        with self.engine.connect() as conn:
-            return {(r.model, r.suite, r.suite_version, r.settings): r for r in conn.execute(select(sensitivity))}
 
     def run_samples(self, run_id: int) -> list[Row]:
         with self.engine.connect() as conn:
@@ -321,13 +177,6 @@ class HistoryQueries:
                 out += conn.execute(select(*cols).where(and_(samples.c.run_id.in_(chunk),
                                                              samples.c.status == "failed"))).all()
         return sorted(out, key=lambda r: (-r.run_id, r.case_id, r.sample))
-
-    def alert_episodes(self) -> list[Row]:
-        """Every alert without its details (the report shades each episode), oldest first."""
-        from .schema import alerts
-        cols = [c for c in alerts.columns if c.name != "details"]
-        with self.engine.connect() as conn:
-            return conn.execute(select(*cols).order_by(alerts.c.id)).all()
 
     # --- what the slots read (slots.py) --------------------------------------------------------
 
@@ -379,12 +228,6 @@ class HistoryQueries:
         with self.engine.connect() as conn:
             return dict(conn.execute(select(runs.c.model, func.max(runs.c.slot)).where(and_(
                 runs.c.kind == "scheduled", runs.c.status.in_(list(statuses)))).group_by(runs.c.model)).all())
-
-    def open_alert_keys(self) -> list[Row]:
-        """(model, suite, kind) of every open alert."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(alert_rows.c.model, alert_rows.c.suite, alert_rows.c.kind)
-                                .where(alert_rows.c.state == "open")).all()
 
     def outbox_counts(self) -> list[Row]:
         """(state, count) of the alert messages in the outbox."""

@@ -18,6 +18,7 @@ import os
 import re
 import threading
 from typing import Any, Iterable, Mapping
+from urllib.parse import unquote, urlsplit
 
 REDACTED = "***"
 MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words
@@ -113,14 +114,14 @@ def value(obj: Any) -> Any:
 
 
 def database_password(url: str | None) -> str | None:
-    """The password in a database URL, if any (None for a URL SQLAlchemy cannot read)."""
+    """The password in a database URL, if any, as the driver receives it (percent-decoded)."""
     if not url:
         return None
     try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).password
-    except Exception:  # not a URL SQLAlchemy understands: nothing to hide in it
+        password = urlsplit(url).password
+    except ValueError:  # not a URL: nothing to hide in it
         return None
+    return unquote(password) if password else None
 
 
 def secret_env_names(config) -> list[str]:

@@ -11,12 +11,15 @@ from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from . import report_view
 from .config import Config
 from .report_charts import day, e, epoch_minutes, pass_rate_chart, pct, short, small_charts, when, x_labels
 from .report_view import CaseGrid, CaseRow, ReportView, SeriesView
-from .store import Store
+
+if TYPE_CHECKING:
+    from .reads import SeriesReads
 
 STATES = {  # state -> (badge class, words)
     "alert": ("bad", "alert open"), "breach": ("bad", "below the floor"), "ok": ("good", "inside the band"),
@@ -32,7 +35,7 @@ def asset(name: str) -> str:
     return (resources.files("canary") / name).read_text(encoding="utf-8")
 
 
-def render_report(store: Store, config: Config, suites: dict, now: datetime) -> str:
+def render_report(store: SeriesReads, config: Config, suites: dict, now: datetime) -> str:
     """The page for the database's current state (what `canary report` writes and `/` serves)."""
     extra = ""
     if any(m.fingerprint for m in config.models):  # the probes' code is loaded only when some model has one

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from . import detect, series
 from .config import Config
@@ -17,8 +18,10 @@ from .detect import params_of as detection_params
 from .failures import STANDINGS, answer_of, failed_checks, failing_turn, standings
 from .messages import KIND_TITLES, anchor
 from .reports import history, next_run
-from .store import Store
 from .suites import Case, Suite
+
+if TYPE_CHECKING:
+    from .reads import SeriesReads
 
 GRID_RUNS = 60  # the case grid shows this many most recent runs; the charts show every run
 ANSWER_CHARS = 1500  # an answer or a reference beyond this is cut (the page stays light)
@@ -140,7 +143,7 @@ class ReportView:
     series: list[SeriesView] = field(default_factory=list)
 
 
-def build(store: Store, config: Config, suites: dict[str, Suite], now: datetime) -> ReportView:
+def build(store: SeriesReads, config: Config, suites: dict[str, Suite], now: datetime) -> ReportView:
     """The whole report: every configured (model, suite), in config order."""
     view = ReportView(now, config.detection.method, config.detection.sigma, config.detection.window,
                       config.detection.confirm, config.alerts.error_rate)
@@ -156,7 +159,7 @@ def build(store: Store, config: Config, suites: dict[str, Suite], now: datetime)
     return view
 
 
-def build_series(store: Store, config: Config, model: str, suite: str, loaded: Suite | None, last_run,
+def build_series(store: SeriesReads, config: Config, model: str, suite: str, loaded: Suite | None, last_run,
                  alert_rows: list, upcoming: datetime | None) -> SeriesView:
     pts = series.points(store, model, suite, cases=False)
     hist = history(store, config, model, suite, points=pts)
@@ -208,7 +211,7 @@ def _episodes(rows: list, pts: list) -> list[Episode]:
     return out
 
 
-def _grid(store: Store, config: Config, model: str, suite: str, pts: list, loaded: Suite | None) -> CaseGrid:
+def _grid(store: SeriesReads, config: Config, model: str, suite: str, pts: list, loaded: Suite | None) -> CaseGrid:
     """The last GRID_RUNS points, case by case (their per-case counts read for them alone)."""
     shown = series.with_cases(store, pts[-GRID_RUNS:])
     case_ids = sorted({c for p in shown for c in p.point.cases})

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from . import alerts, detect, power, series
+from . import detect, power, series
 from .config import Config, ModelConfig, cron_trigger
 from .detect import params_of as detection_params
 from .fingerprint import SUITE as FINGERPRINT
 from .series import Point
-from .store import Store
+
+if TYPE_CHECKING:
+    from .reads import SeriesReads
 
 log = logging.getLogger("canary.reports")
 
@@ -22,7 +25,7 @@ def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | No
     return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
 
 
-def history(store: Store, config: Config, model: str, suite: str,
+def history(store: SeriesReads, config: Config, model: str, suite: str,
             points: list[Point] | None = None) -> list[dict]:
     """Every point of the series (since the last ack) with the verdict it was judged with: the
     one monitor kept on its run, or, for a point without one, judged now from its context (and
@@ -39,7 +42,7 @@ def history(store: Store, config: Config, model: str, suite: str,
     return [row(p, v) for p, v in zip(pts, verdicts)]
 
 
-def keep(store: Store, judged: dict[int, dict]) -> None:
+def keep(store: SeriesReads, judged: dict[int, dict]) -> None:
     """Keep verdicts judged at read time (a cache: a read-only database just judges again)."""
     try:
         for run_id, verdict in judged.items():
@@ -59,7 +62,7 @@ def row(p: Point, v: detect.Verdict) -> dict:
     }
 
 
-def latest(store: Store, config: Config, model: str, suite: str) -> dict:
+def latest(store: SeriesReads, config: Config, model: str, suite: str) -> dict:
     """The series' latest point with its verdict, reading only what that verdict needs: the
     point's own rows when its verdict was kept, else what judging it reads."""
     point = series.last(store, model, suite)
@@ -79,12 +82,12 @@ def latest(store: Store, config: Config, model: str, suite: str) -> dict:
     return row(today, verdict)
 
 
-def status(store: Store, config: Config, suites: dict, now: datetime, *, fingerprint: bool = True) -> list[dict]:
+def status(store: SeriesReads, config: Config, suites: dict, now: datetime, *, fingerprint: bool = True) -> list[dict]:
     """Per configured model and suite: last run, pass rate, band, alert state, next run; then the
     fingerprint series' rows (`fingerprint=False`: the quality series only)."""
     latest_runs = {(r.model, r.suite): r for r in store.latest_runs()}
     open_by_series: dict[tuple, list[str]] = {}
-    for a in alerts.open_alerts(store):
+    for a in store.open_alert_keys():
         open_by_series.setdefault((a.model, a.suite), []).append(a.kind)
     sensitivity = store.sensitivities()
     params = detection_params(config.detection)
@@ -108,7 +111,7 @@ def status(store: Store, config: Config, suites: dict, now: datetime, *, fingerp
                 "catches": catches.min_drop if catches else None, "catches_simulated": catches is not None,
                 "next_run": upcoming,
             })
-    if not fingerprint:
+    if not fingerprint or not any(m.fingerprint for m in config.models):
         return rows
     from .fingerprint.views import status_rows
     return rows + status_rows(store, config, lambda c, m: next_run(c, m, now))

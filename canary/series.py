@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from . import alerts, detect, episode
-from .queries import passed_answered
-from .store import Store
+from . import detect, episode
+from .reads import passed_answered
+
+if TYPE_CHECKING:
+    from .reads import SeriesReads
 
 HEAD = 32  # runs read from each end of a series before widening
 
@@ -45,7 +47,7 @@ class Point:
 
 
 def build(rows: Sequence, intervals: list[tuple[int, int | None]]) -> list[Point]:
-    """Points from complete runs (oldest first, as `Store.series_runs` reads them: the columns
+    """Points from complete runs (oldest first, as `SeriesReads.series_runs` reads them: the columns
     of POINT_COLUMNS, then `cases` if asked for): each confirmation run pooled into its run.
     A row is unpacked as a tuple: a year of points reads each field once, by position."""
     points: list[Point] = []
@@ -73,21 +75,21 @@ def build(rows: Sequence, intervals: list[tuple[int, int | None]]) -> list[Point
     return points
 
 
-def points(store: Store, model: str, suite: str, *, cases: bool = True) -> list[Point]:
+def points(store: SeriesReads, model: str, suite: str, *, cases: bool = True) -> list[Point]:
     """The whole series since the last ack, oldest first (`cases=False`: without the per-case
     counts, which only judging and the case grid read)."""
     rows, _ = store.series_runs(model, suite, since=store.last_ack(model, suite), cases=cases)
-    return build(rows, alerts.alert_intervals(store, model, suite, "quality"))
+    return build(rows, store.alert_intervals(model, suite, "quality"))
 
 
-def last(store: Store, model: str, suite: str) -> Point | None:
+def last(store: SeriesReads, model: str, suite: str) -> Point | None:
     """The series' latest point alone, without per-case counts: two rows at most."""
     rows, _ = store.series_runs(model, suite, since=store.last_ack(model, suite), last=2, cases=False)
-    pts = build(rows, alerts.alert_intervals(store, model, suite, "quality"))
+    pts = build(rows, store.alert_intervals(model, suite, "quality"))
     return pts[-1] if pts else None
 
 
-def with_cases(store: Store, pts: list[Point]) -> list[Point]:
+def with_cases(store: SeriesReads, pts: list[Point]) -> list[Point]:
     """The points with their per-case counts (read for those points only)."""
     counts = store.case_results(i for p in pts for i in p.run_ids)
     out = []
@@ -98,17 +100,18 @@ def with_cases(store: Store, pts: list[Point]) -> list[Point]:
     return out
 
 
-def around(store: Store, model: str, suite: str, params: detect.DetectionParams,
+def around(store: SeriesReads, model: str, suite: str, params: detect.DetectionParams,
            run_id: int | None = None) -> tuple[list[Point], Point] | None:
     """(the points before it that its judgement reads, the point): the point holding `run_id`,
-    or the series' latest. None when there is no such point in the series.
+    or the series' latest. None when there is no such point in the series. (A `run_id` is
+    looked up with `Store.run`: monitor's way, through the Store.)
 
     Read from the two ends of the series: the runs just before the point (widened until they
     hold the rolling baseline, the slide guard's recent runs and the drift bands' runs: see
     `_tail_holds`), and, when those do not reach back to the series' start, its reference
     (the first `window` eligible runs of the point's suite version after the ack)."""
     since = store.last_ack(model, suite)
-    intervals = alerts.alert_intervals(store, model, suite, "quality")
+    intervals = store.alert_intervals(model, suite, "quality")
     until = None
     if run_id is not None:
         row = store.run(run_id)
@@ -160,7 +163,7 @@ def _tail_holds(history: list[Point], today: Point, params: detect.DetectionPara
     return False
 
 
-def _reference(store: Store, model: str, suite: str, since: int | None, today: Point,
+def _reference(store: SeriesReads, model: str, suite: str, since: int | None, today: Point,
                params: detect.DetectionParams, intervals) -> list[Point]:
     """The series' first points of today's suite version, up to its reference's last run."""
     n = HEAD

@@ -1,5 +1,5 @@
 """The database: its connection, migrations and every write (runs, samples, acks, import).
-The reads of the stored history are in queries.py, which Store inherits.
+The reads of the stored history are in queries.py and reads.py, which Store inherits.
 
 SQLite (WAL, a busy timeout of 30 s or the URL's `?timeout=SECONDS`) is the embedded
 default; PostgreSQL (psycopg 3) is for production. A database that fails (unreachable,
@@ -11,7 +11,6 @@ secrets redacted, and nothing the database would refuse.
 """
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 from contextlib import contextmanager
@@ -27,11 +26,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from . import redact
 from .errors import ConfigError, StorageError
-from .queries import CASE_FIELD, HistoryQueries
+from .dbapi import SQLITE_BUSY_TIMEOUT, head_revisions
+from .queries import HistoryQueries
+from .reads import CASE_FIELD, driver_sql
 from .schema import acks, metadata, runs, samples, sensitivity
 from .storable import storable
 
-SQLITE_BUSY_TIMEOUT = 30.0  # seconds a write waits for another connection's lock
 
 
 def _sqlite_pragmas(busy_timeout: float):
@@ -115,19 +115,6 @@ def _sqlite_insert(n: int) -> str:
             f"{', '.join([row] * n)} ON CONFLICT DO NOTHING")
 
 
-_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([^'\"\s]*)['\"]?", re.M)
-
-
-def head_revisions() -> set[str]:
-    """The head revision(s) of migrations/, read from the scripts' text without importing alembic."""
-    revisions, parents = set(), set()
-    for script in (resources.files("canary.migrations") / "versions").iterdir():
-        if script.name.endswith(".py") and not script.name.startswith("_"):
-            for key, value in _REVISION.findall(script.read_text(encoding="utf-8")):
-                (revisions if key == "revision" else parents).add(value)
-    return revisions - parents
-
-
 def current_revisions(conn) -> set[str]:
     """The revision(s) the database is at (empty for a new database)."""
     if not inspect(conn).has_table("alembic_version"):
@@ -150,6 +137,14 @@ class Store(HistoryQueries):
         self.dialect = self.engine.dialect.name
         if upgrade:
             self.upgrade()
+
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql(driver_sql(sql, self.dialect), params or None).all()
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(driver_sql(sql, self.dialect), params)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -335,12 +330,6 @@ class Store(HistoryQueries):
                 conn.execute(update(runs).where(runs.c.id == run_id).values(
                     status="interrupted", finished_at=now, **self._aggregates(conn, run_id)))
         return len(ids)
-
-    def save_verdict(self, run_id: int, verdict: dict) -> None:
-        """Keep the quality verdict a point was judged with on its run (history, status and the
-        report read it instead of judging every point again)."""
-        with self.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(verdict=verdict))
 
     # --- acks ------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import episode, redact
-from .alerts import alert_intervals
 from .clock import iso, parse_time
 from .errors import ConfigError
 from .fingerprint.transfer import RECORD as FINGERPRINT_RECORD
@@ -40,7 +39,7 @@ def export_lines(store: Store, **filters) -> Iterator[str]:
     for run, rows in store.export_runs(**filters):
         series = (run.model, run.suite)
         if series not in intervals:
-            intervals[series] = alert_intervals(store, *series, "quality")
+            intervals[series] = store.alert_intervals(*series, "quality")
         in_alert = run.in_alert or episode.inside(run.id, intervals[series])
         head = _dumps(redact.value({
             "model": run.model, "suite": run.suite, "suite_version": run.suite_version, "slot": iso(run.slot),

@@ -12,13 +12,17 @@ import shutil
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import redact
 from .config import Config, load_config
 from .errors import ConfigError
 from .fingerprint import SUITE as FINGERPRINT
-from .store import Store
 from .suites import Suite, load_suites, reference_problems, reference_warnings, regex_warnings
+
+if TYPE_CHECKING:
+    from .reads import SeriesReads
+    from .store import Store
 
 
 @dataclass
@@ -39,7 +43,18 @@ class Workspace:
 
     def store(self) -> Store:
         """The database, migrated to the current schema."""
+        from .store import Store
         return Store(self.database_url)
+
+    def reader(self) -> SeriesReads:
+        """The database for `status` and `history`: through its driver alone (dbapi.py, no
+        SQLAlchemy to import) when it is at the current schema and no model has a fingerprint
+        (whose reads go through the Store); else the Store, which migrates it first."""
+        if not any(m.fingerprint for m in self.config.models):
+            from .dbapi import open_reader
+            if (reader := open_reader(self.database_url)) is not None:
+                return reader
+        return self.store()
 
 
 def open_workspace(config_path: str | os.PathLike | None = None, *, thorough: bool = False,

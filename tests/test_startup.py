@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from canary.store import head_revisions
+from canary.dbapi import head_revisions
 
 HEAVY = ("sqlalchemy", "numpy", "scipy", "alembic", "rich", "pydantic", "jsonschema", "apscheduler",
          "anthropic", "openai", "slack_sdk", "prometheus_client", "yaml")
@@ -42,6 +42,24 @@ def test_read_commands_load_no_sdk_numpy_or_alembic(tmp_path, command):
     assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
     assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(tmp_path / "canary.yaml")]).exit_code == 0
     assert not loaded_after(command + ["--config", str(tmp_path / "canary.yaml")], tmp_path) & set(NEVER_FOR_READS)
+
+
+def test_status_history_and_report_do_not_load_sqlalchemy(tmp_path):
+    """On a database at the current schema, the commands that read a series go through the
+    driver alone (dbapi.Reader): SQLAlchemy's import would cost them more than their reads."""
+    from click.testing import CliRunner
+    from canary.cli import main
+    from canary.config import load_config
+    assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    config = tmp_path / "canary.yaml"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    model = load_config(config).models[0].name
+    suite = sorted(tmp_path.joinpath("prompts").glob("*.yaml"))[0].stem
+    report = ["report", "--out", str(tmp_path / "r.html")]
+    for command in (["status"], ["history", "--model", model, "--suite", suite], report):
+        args = command + ["--config", str(config)]
+        assert "sqlalchemy" not in loaded_after(args, tmp_path), command
+        assert CliRunner().invoke(main, args).exit_code == 0, command
 
 
 def test_head_revision_read_from_the_scripts_is_alembics():

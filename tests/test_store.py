@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-import canary.queries as queries_module
+from canary import reads
 from canary.schema import metadata
 from canary.store import Store
 from canary.transfer import export_lines, import_jsonl, write_jsonl
@@ -171,7 +171,7 @@ def test_latest_samples_reads_each_case_from_its_own_runs(store, monkeypatch, pe
     """A case's answer comes from the runs given for it, even when another run holds a newer
     sample of it (a resumed or imported run gets higher ids than the runs after its slot);
     the same when each group of cases is a query of its own."""
-    monkeypatch.setattr(queries_module, "LATEST_GROUPS", per_query)
+    monkeypatch.setattr(reads, "LATEST_GROUPS", per_query)
     first, later = (store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=d),
                                      kind="scheduled", planned=2, owner=None, now=T0) for d in (0, 1))
     store.insert_samples([sample_row(later, "a", 0, "failed", request_id="later-a")])

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
+from ..fingerprint import SUITE as FINGERPRINT
 from .common import config_option, json_option, known_series, sim_db_option
 
 
@@ -23,7 +24,7 @@ def history(config_path, sim, model, suite, shown, every, as_json):
     from .. import render, reports
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
-    store = ws.store()
+    store = ws.store() if suite == FINGERPRINT else ws.reader()
     known_series(ws, store, [model], suite)
     data = reports.history(store, ws.config, model, suite)
     store.close()
@@ -48,7 +49,7 @@ def status(config_path, sim, as_json):
     from ..clock import utcnow
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
-    store = ws.store()
+    store = ws.reader()
     rows = reports.status(store, ws.config, ws.suites, utcnow())
     store.close()
     if as_json:
@@ -129,7 +130,7 @@ def report(config_path, sim, out: Path):
     from ..clock import utcnow
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
-    store = ws.store()
+    store = ws.reader()
     page = render_report(store, ws.config, ws.suites, utcnow())
     try:
         out.write_text(page, encoding="utf-8")

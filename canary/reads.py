@@ -1,0 +1,240 @@
+"""The reads `status`, `history` and `report` make (a series' runs, its acks and alerts, the
+per-case counts, the latest failing answers), written once as SQL that SQLite and PostgreSQL
+both run, over one primitive, `_rows` (a statement and its parameters in, tuples out).
+
+Store (store.py) runs them through its SQLAlchemy engine; `Reader` (dbapi.py) through the
+driver alone, so those commands never import SQLAlchemy, whose import costs more than they
+spend reading a year of history. What the drivers hand back differently is evened out here:
+SQLite keeps times as text, written as SQLAlchemy writes them (`_time`, `_at`), and
+booleans as 0 or 1; JSON columns are read as text and decoded by `own_json`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import namedtuple
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Iterable
+
+import orjson
+
+SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
+# what a series' point is made of (series.build, which unpacks them in this order): a year
+# of a series reads only these
+POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
+                 "latency_p50_ms", "reported_model", "cost", "verdict")
+CASE_FIELD = {"passed": 0, "failed": 1}  # runs.cases: [passed, failed, errors]
+LATEST_GROUPS = 200  # (runs, cases) groups per query of latest_samples (SQLite bounds an OR's depth)
+
+LatestRun = namedtuple("LatestRun", "id model suite slot kind status passed failed errors")
+Sensitivity = namedtuple("Sensitivity", "model suite suite_version settings min_drop trials source computed_at")
+AlertKey = namedtuple("AlertKey", "model suite kind")
+AlertSpan = namedtuple("AlertSpan", "id model suite kind state opened_at opened_run_id closed_at closed_run_id closed_by")
+LatestSample = namedtuple("LatestSample", "id run_id case_id sample status request_id finished_at turns")
+
+
+def own_json(text: str | None):
+    """JSON that canary wrote itself (a run's verdict, its per-case counts), read as text and
+    decoded with orjson: a few times the stdlib's speed, which a year of them feels. What
+    came from an API (a sample's turns) goes through the stdlib (SQLAlchemy's JSON type):
+    orjson would read an integer beyond 64 bits as a float. NaN and infinities, which the
+    stdlib writes, fall back to it."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=512)
+def driver_sql(sql: str, dialect: str) -> str:
+    """A statement written with `:name` parameters in the driver's style: as it is for sqlite3,
+    `%(name)s` for psycopg."""
+    return sql if dialect == "sqlite" else _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def passed_answered(counts: dict[str, list[int]]) -> dict[str, tuple[int, int]]:
+    """Per case, (passed, answered) from the stored [passed, failed, errors] (runs.cases)."""
+    return {case: (p, p + f) for case, (p, f, _e) in counts.items()}
+
+
+def chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _listed(prefix: str, values: Iterable, params: dict[str, Any]) -> str:
+    """`:prefix0, :prefix1, ...` for an IN list, its values added to `params`."""
+    names = []
+    for i, value in enumerate(values):
+        params[f"{prefix}{i}"] = value
+        names.append(f":{prefix}{i}")
+    return ", ".join(names)
+
+
+_KINDS = ", ".join(f"'{k}'" for k in SERIES_KINDS)
+
+
+class SeriesReads:
+    """What the series' reads ask of a database, whatever holds the connection."""
+
+    dialect: str  # "sqlite" | "postgresql"
+
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+        raise NotImplementedError
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> None:
+        """A statement that writes, committed."""
+        raise NotImplementedError
+
+    # --- the drivers' differences ------------------------------------------------------------
+
+    def _time(self, value) -> datetime | None:
+        """A stored time as a naive UTC datetime (SQLite hands back the text SQLAlchemy wrote)."""
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    def _at(self, value: datetime):
+        """A time as a parameter compared with stored ones (on SQLite: the text SQLAlchemy writes)."""
+        return f"{value:%Y-%m-%d %H:%M:%S.%f}" if self.dialect == "sqlite" else value
+
+    # --- the reads ---------------------------------------------------------------------------
+
+    def series_runs(self, model: str, suite: str, *, since: int | None = None, until: datetime | None = None,
+                    version: str | None = None, first: int | None = None, last: int | None = None,
+                    cases: bool = True) -> tuple[list[tuple], bool]:
+        """Complete runs of one series (scheduled, manual and confirmation runs), oldest first:
+        runs from id `since` on (the last ack's run), with slot <= `until`, of one suite
+        `version`; only the `first` or the `last` n of them (ix_runs_series serves both ends).
+        Returns (rows, whether more exist beyond the n). A slot cut by the limit is dropped
+        whole, so a run never comes without its confirmation run. `cases=False` leaves the
+        per-case counts out. A row is a tuple in POINT_COLUMNS order, then `cases`."""
+        own = ("verdict", "cases")  # JSON canary wrote: read as text, decoded with orjson (own_json)
+        cols = [f"CAST({n} AS TEXT)" if n in own else n for n in POINT_COLUMNS] + (["CAST(cases AS TEXT)"] if cases else [])
+        params: dict[str, Any] = {"model": model, "suite": suite}
+        where = f"model = :model AND suite = :suite AND kind IN ({_KINDS}) AND status = 'complete'"
+        if since is not None:
+            where += " AND id >= :since"
+            params["since"] = since
+        if until is not None:
+            where += " AND slot <= :until"
+            params["until"] = self._at(until)
+        if version is not None:
+            where += " AND suite_version = :version"
+            params["version"] = version
+        order = "slot DESC, id DESC" if last else "slot, id"
+        limit = first or last
+        sql = f"SELECT {', '.join(cols)} FROM runs WHERE {where} ORDER BY {order}"
+        if limit:
+            sql += f" LIMIT {int(limit) + 1}"
+        rows = self._rows(sql, params)
+        more = bool(limit) and len(rows) > limit
+        if more:
+            edge = rows[limit][1]  # the first slot beyond the limit: drop it whole
+            rows = [r for r in rows[:limit] if r[1] != edge]
+        time, verdict = self._time, POINT_COLUMNS.index("verdict")
+        out = [(r[0], time(r[1]), *r[2:7], bool(r[7]), *r[8:verdict], own_json(r[verdict]),
+                *map(own_json, r[verdict + 1:])) for r in rows]
+        return (list(reversed(out)) if last else out), more
+
+    def last_ack(self, model: str, suite: str) -> int | None:
+        """The run the series' last `canary ack` accepted (its baseline and reference restart there)."""
+        rows = self._rows("SELECT run_id FROM acks WHERE model = :model AND suite = :suite ORDER BY id DESC LIMIT 1",
+                          {"model": model, "suite": suite})
+        return rows[0][0] if rows else None
+
+    def latest_runs(self) -> list[LatestRun]:
+        """The latest run of every (model, suite) series (`compare` runs are no series)."""
+        rows = self._rows(
+            f"SELECT {', '.join('runs.' + f for f in LatestRun._fields)} FROM runs JOIN "
+            f"(SELECT max(id) AS id FROM runs WHERE kind IN ({_KINDS}) GROUP BY model, suite) AS newest "
+            "ON runs.id = newest.id ORDER BY runs.model, runs.suite")
+        return [LatestRun(*r[:3], self._time(r[3]), *r[4:]) for r in rows]
+
+    def alert_intervals(self, model: str, suite: str, kind: str) -> list[tuple[int, int | None]]:
+        """(opening run id, closing run id or None while open) of every alert of one series."""
+        return [tuple(r) for r in self._rows(
+            "SELECT opened_run_id, closed_run_id FROM alerts WHERE model = :model AND suite = :suite "
+            "AND kind = :kind AND opened_run_id IS NOT NULL", {"model": model, "suite": suite, "kind": kind})]
+
+    def open_alert_keys(self) -> list[AlertKey]:
+        """(model, suite, kind) of every open alert, oldest first."""
+        return [AlertKey(*r) for r in self._rows("SELECT model, suite, kind FROM alerts WHERE state = 'open' ORDER BY id")]
+
+    def sensitivities(self) -> dict[tuple[str, str, str, str], Sensitivity]:
+        """Every cached sensitivity, by (model, suite, suite_version, settings)."""
+        out = {}
+        for r in self._rows(f"SELECT {', '.join(Sensitivity._fields)} FROM sensitivity"):
+            s = Sensitivity(*r[:-1], self._time(r[-1]))
+            out[(s.model, s.suite, s.suite_version, s.settings)] = s
+        return out
+
+    def case_results(self, run_ids: Iterable[int]) -> dict[int, dict[str, tuple[int, int]]]:
+        """Per run, per case: (passed, answered), as a detector reads them."""
+        return {r: passed_answered(cases) for r, cases in self._cases(run_ids).items()}
+
+    def _cases(self, run_ids: Iterable[int]) -> dict[int, dict[str, list[int]]]:
+        """Per run, per case: [passed, failed, errors] (runs.cases, or counted from the samples
+        of a run still going)."""
+        out: dict[int, dict[str, list[int]]] = {}
+        missing = []
+        for chunk in chunks(list(run_ids), 5000):
+            params: dict[str, Any] = {}
+            for run_id, cases in self._rows(
+                    f"SELECT id, CAST(cases AS TEXT) FROM runs WHERE id IN ({_listed('r', chunk, params)})", params):
+                if cases is None:
+                    missing.append(run_id)
+                else:
+                    out[run_id] = own_json(cases)
+        for chunk in chunks(missing, 5000):
+            params = {}
+            for run_id, case_id, status, n in self._rows(
+                    "SELECT run_id, case_id, status, count(*) FROM samples "
+                    f"WHERE run_id IN ({_listed('r', chunk, params)}) GROUP BY run_id, case_id, status", params):
+                out.setdefault(run_id, {}).setdefault(case_id, [0, 0, 0])[CASE_FIELD.get(status, 2)] += n
+        return out
+
+    def alert_episodes(self) -> list[AlertSpan]:
+        """Every alert without its details (the report shades each episode), oldest first."""
+        time = self._time
+        return [AlertSpan(*r[:5], time(r[5]), r[6], time(r[7]), *r[8:])
+                for r in self._rows(f"SELECT {', '.join(AlertSpan._fields)} FROM alerts ORDER BY id")]
+
+    def latest_samples(self, runs_of: dict[str, Iterable[int]], status: str) -> dict[str, LatestSample]:
+        """Per case, the newest sample with this status among that case's own runs (`runs_of`:
+        case id -> run ids, the newest 5,000 of them): its turns (answers and verdicts) and
+        request id. Cases sharing a set of runs are asked together, each group through the
+        (run, case) index, and the newest id per case is chosen in SQL, so only the rows
+        returned are read. A sample's turns came from an API: decoded by the stdlib, which
+        keeps an integer beyond 64 bits whole."""
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for case, ids in runs_of.items():
+            if ids := tuple(sorted(set(ids))[-5000:]):
+                groups.setdefault(ids, []).append(case)
+        chosen: list[int] = []
+        for chunk in chunks(list(groups.items()), LATEST_GROUPS):
+            params: dict[str, Any] = {"status": status}
+            where = " OR ".join(f"(run_id IN ({_listed(f'r{k}_', ids, params)}) "
+                                f"AND case_id IN ({_listed(f'c{k}_', cases, params)}))"
+                                for k, (ids, cases) in enumerate(chunk))
+            chosen += [r[0] for r in self._rows(
+                f"SELECT max(id) FROM samples WHERE ({where}) AND status = :status GROUP BY case_id", params)]
+        out = {}
+        for chunk in chunks(chosen, 5000):
+            params = {}
+            for r in self._rows(f"SELECT {', '.join(LatestSample._fields[:-1])}, CAST(turns AS TEXT) FROM samples "
+                                f"WHERE id IN ({_listed('i', chunk, params)})", params):
+                out[r[2]] = LatestSample(*r[:6], self._time(r[6]), None if r[7] is None else json.loads(r[7]))
+        return out
+
+    # --- the one write a read makes ----------------------------------------------------------
+
+    def save_verdict(self, run_id: int, verdict: dict) -> None:
+        """Keep the quality verdict a point was judged with on its run (history, status and the
+        report read it instead of judging every point again)."""
+        value = "CAST(:verdict AS JSONB)" if self.dialect == "postgresql" else ":verdict"
+        self._execute(f"UPDATE runs SET verdict = {value} WHERE id = :id", {"verdict": json.dumps(verdict), "id": run_id})

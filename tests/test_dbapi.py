@@ -1,0 +1,97 @@
+"""The read commands' database without SQLAlchemy (dbapi.Reader): what it reads, on SQLite and
+PostgreSQL, has the types and values the Store's writes put there; it serves only a database
+at the current schema, and a driver's failure is a StorageError (exit 5), not a traceback."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from canary import alerts
+from canary.dbapi import Reader, open_reader
+from canary.errors import StorageError
+from canary.schema import runs
+from canary.store import Store
+
+T0 = datetime(2026, 11, 1, 6, 0, 0, 123456)
+
+
+def _run(store: Store, day: int, kind: str = "scheduled", failed: int = 1, turns=None) -> int:
+    run_id = store.create_run(model="m", suite="s", suite_version="v1", slot=T0 + timedelta(days=day), kind=kind,
+                              planned=3, owner=None, now=T0)
+    store.insert_samples([
+        {"run_id": run_id, "case_id": case, "sample": 0, "status": "failed" if i < failed else "passed",
+         "request_id": f"req-{run_id}-{case}", "turns": turns or [{"user": "q", "text": "a", "verdicts": []}],
+         "finished_at": T0 + timedelta(days=day)}
+        for i, case in enumerate(("a", "b", "c"))])
+    store.finish_run(run_id, "complete", T0 + timedelta(days=day, hours=1))
+    return run_id
+
+
+def test_the_reader_reads_what_the_store_wrote(db_url):
+    store = Store(db_url)
+    first = _run(store, 0)
+    second = _run(store, 1, failed=2, turns=[{"user": "q", "text": "big", "verdicts": [{"n": 2 ** 70}]}])
+    confirm = _run(store, 1, kind="confirm")
+    alerts.open_alert(store, model="m", suite="s", kind="quality", run_id=second, details={"reason": "r"},
+                      message={"text": "t"}, now=T0)
+    store.save_sensitivity(model="m", suite="s", suite_version="v1", settings="k", min_drop=7.5, trials=20,
+                           source="history", now=T0)
+    store.add_ack("m", "s", first, T0)
+    with store.begin() as conn:  # what monitor marks on the run that opened an alert
+        conn.execute(runs.update().where(runs.c.id == second).values(in_alert=True))
+    reader = open_reader(db_url)
+    assert isinstance(reader, Reader)
+
+    rows, more = reader.series_runs("m", "s")
+    assert [r[0] for r in rows] == [first, second, confirm] and not more
+    assert rows[0][1] == T0 and isinstance(rows[0][1], datetime)  # the slot, microseconds kept
+    assert rows[1][7] is True and rows[0][7] is False  # in_alert, a bool on both databases
+    assert rows[0][-1] == {"a": [0, 1, 0], "b": [1, 0, 0], "c": [1, 0, 0]}  # the per-case counts, decoded
+    last, more = reader.series_runs("m", "s", last=1, cases=False)  # a slot is never cut from its confirmation
+    assert [r[0] for r in last] == [] and more
+    until, _ = reader.series_runs("m", "s", until=T0)
+    assert [r[0] for r in until] == [first]
+    assert reader.last_ack("m", "s") == first and reader.last_ack("m", "other") is None
+    [latest] = reader.latest_runs()
+    assert (latest.id, latest.slot, latest.kind, latest.status) == (confirm, T0 + timedelta(days=1), "confirm",
+                                                                      "complete")
+    assert reader.alert_intervals("m", "s", "quality") == [(second, None)]
+    assert [tuple(k) for k in reader.open_alert_keys()] == [("m", "s", "quality")]
+    [(key, sens)] = reader.sensitivities().items()
+    assert key == ("m", "s", "v1", "k") and sens.min_drop == 7.5 and sens.computed_at == T0
+    assert reader.case_results([second]) == {second: {"a": (0, 1), "b": (0, 1), "c": (1, 1)}}
+    [span] = reader.alert_episodes()
+    assert (span.opened_run_id, span.state, span.opened_at, span.closed_at) == (second, "open", T0, None)
+    got = reader.latest_samples({"a": [first, second], "b": [first]}, "failed")
+    assert got["a"].run_id == second and got["a"].turns[0]["verdicts"][0]["n"] == 2 ** 70  # not a float
+    assert "b" not in got and got["a"].finished_at == T0 + timedelta(days=1)
+
+    reader.save_verdict(first, {"status": "ok", "mean": 0.5})  # kept, as the Store keeps it
+    assert store.run(first).verdict == {"status": "ok", "mean": 0.5}
+    assert reader.series_runs("m", "s")[0][0][12] == {"status": "ok", "mean": 0.5}
+    reader.close()
+    store.close()
+
+
+def test_the_reader_serves_only_a_database_at_the_current_schema(tmp_path, db_url):
+    new = tmp_path / "new.db"
+    assert open_reader(f"sqlite:///{new}") is None and not new.exists()  # a new database is the Store's to make
+    assert open_reader("sqlite:///:memory:") is None
+    assert open_reader(f"sqlite:///{new}?mode=ro") is None  # options only the Store reads
+    assert open_reader("mysql://u@h/db") is None
+    store = Store(db_url)
+    assert open_reader(db_url) is not None
+    with store.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'older'")
+    assert open_reader(db_url) is None  # behind: the Store migrates it first
+    store.close()
+
+
+def test_a_failing_database_is_a_storage_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    Store(url).close()
+    reader = open_reader(url)
+    reader.conn.close()
+    with pytest.raises(StorageError, match="c.db failed"):
+        reader.latest_runs()
