@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from .errors import StorageError
+from .redact import hide_password
 from .reads import SeriesReads, driver_sql
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a write waits for another connection's lock
@@ -30,13 +31,6 @@ def head_revisions() -> set[str]:
             for key, value in _REVISION.findall(script.read_text(encoding="utf-8")):
                 (revisions if key == "revision" else parents).add(value)
     return revisions - parents
-
-
-def hide_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 class Reader(SeriesReads):
@@ -92,7 +86,7 @@ def _connect(url: str) -> Reader | None:
         import sqlite3
         parts = urlsplit(url)
         path = parts.path[1:]
-        if not path or path == ":memory:" or "%" in path:  # left to the Store: its URL rules
+        if not path or path == ":memory:" or "%" in path or "#" in url:  # left to the Store: its URL rules
             return None
         query = parse_qs(parts.query)
         try:

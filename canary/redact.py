@@ -18,7 +18,7 @@ import os
 import re
 import threading
 from typing import Any, Iterable, Mapping
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 REDACTED = "***"
 MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words
@@ -62,8 +62,9 @@ class Redactor:
         with self._lock:
             known = set(self._values) | {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
             # longest first, so a secret that contains another is replaced whole
-            self._values = tuple(sorted(known, key=len, reverse=True))
+            # `_escaped` first: a writer thread that sees a new value must see its flag too
             self._escaped = any(json.dumps(v, ensure_ascii=False)[1:-1] != v for v in known)
+            self._values = tuple(sorted(known, key=len, reverse=True))
 
     def text(self, text: str) -> str:
         for secret in self._values:
@@ -113,15 +114,27 @@ def value(obj: Any) -> Any:
     return REDACTOR.value(obj)
 
 
+# where a database URL holds its password, read as SQLAlchemy reads it: after the first ":"
+# of what precedes the first "@" (a password may hold "#", "?" or "/" unencoded)
+_URL_PASSWORD = re.compile(r"^[\w+]+://[^:/@]*:(?P<password>[^@]*)@")
+
+
+def password_span(url: str) -> tuple[int, int] | None:
+    """(start, end) of the password in a database URL, None if it has none."""
+    found = _URL_PASSWORD.match(url)
+    return found.span("password") if found and found.group("password") else None
+
+
 def database_password(url: str | None) -> str | None:
     """The password in a database URL, if any, as the driver receives it (percent-decoded)."""
-    if not url:
-        return None
-    try:
-        password = urlsplit(url).password
-    except ValueError:  # not a URL: nothing to hide in it
-        return None
-    return unquote(password) if password else None
+    span = password_span(url) if url else None
+    return unquote(url[span[0]:span[1]]) if span else None
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password as ***."""
+    span = password_span(url)
+    return url if span is None else f"{url[:span[0]]}***{url[span[1]:]}"
 
 
 def secret_env_names(config) -> list[str]:

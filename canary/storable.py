@@ -10,7 +10,7 @@ from typing import Any
 from . import redact
 from .schema import samples
 
-_ECHOED = ("error_message", "request_id", "reported_model", "finish_reason", "turns")  # what an API wrote
+_TEXTS = ("error_message", "request_id", "reported_model", "finish_reason")  # what an API wrote, with `turns`
 _LENGTHS = {c.name: c.type.length for c in samples.columns if getattr(c.type, "length", None)}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -19,9 +19,15 @@ def storable(row: dict) -> dict:
     """A sample as every database holds it: what the API wrote redacted (redact.py), NUL
     characters and lone surrogates (which PostgreSQL and UTF-8 refuse) replaced with U+FFFD,
     NaN and infinities as strings (not JSON), strings clipped to their column's length."""
-    out = dict(row)
-    for key in _ECHOED:
-        out[key] = _clean_json(out.get(key))
+    out = dict.fromkeys(_TEXTS)  # each present, None if left out: an executemany binds the first row's keys
+    out.update(row)
+    # the texts looked at together first (a hint or a secret in one of them is in the joined
+    # text too): most samples have nothing in them to change
+    joined = "\n".join(t for t in map(out.get, _TEXTS) if isinstance(t, str))
+    if "\x00" in joined or not joined.isascii() or redact.REDACTOR.suspect(joined):
+        for key in _TEXTS:
+            out[key] = _clean(out.get(key))
+    out["turns"] = _clean_json(out.get("turns"))
     for key, length in _LENGTHS.items():
         if isinstance(out.get(key), str) and len(out[key]) > length:
             out[key] = out[key][: length - 1] + "…"

@@ -351,12 +351,12 @@ class Store(HistoryQueries):
 
     # --- samples -----------------------------------------------------------------------------
 
-    def _sqlite_values(self, row: dict) -> Iterator:
+    def _sqlite_values(self, row: dict) -> list:
         """A sample's values in SAMPLE_COLUMNS order, as SQLAlchemy's insert would bind them (a
         column left out: its default, else NULL)."""
-        for name, process, default in self._sqlite_binds:
-            value = row.get(name, default)
-            yield value if process is None else process(value)
+        get = row.get
+        return [get(name, default) if process is None else process(get(name, default))
+                for name, process, default in self._sqlite_binds]
 
     @cached_property
     def _sqlite_binds(self) -> list:
@@ -382,8 +382,10 @@ class Store(HistoryQueries):
         if self.dialect == "sqlite":
             start = added = 0
             for size in _pieces(len(rows)):
-                added += conn.exec_driver_sql(_sqlite_insert(size), tuple(
-                    v for r in rows[start:start + size] for v in self._sqlite_values(storable(r)))).rowcount
+                values: list = []
+                for r in rows[start:start + size]:
+                    values += self._sqlite_values(storable(r))
+                added += conn.exec_driver_sql(_sqlite_insert(size), tuple(values)).rowcount
                 start += size
             return added
         stmt = self._insert_samples

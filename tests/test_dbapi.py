@@ -80,6 +80,7 @@ def test_the_reader_serves_only_a_database_at_the_current_schema(tmp_path, db_ur
     assert open_reader("sqlite:///:memory:") is None
     assert open_reader(f"sqlite:///{new}?mode=ro") is None  # options only the Store reads
     assert open_reader("mysql://u@h/db") is None
+    assert open_reader(f"sqlite:///{tmp_path}/a#b.db") is None  # SQLAlchemy's file is a#b.db, a URL's is "a"
     store = Store(db_url)
     assert open_reader(db_url) is not None
     with store.begin() as conn:

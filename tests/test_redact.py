@@ -120,3 +120,30 @@ def test_the_json_shortcut_stores_what_the_walk_stores(monkeypatch):
     redact.remember(["gw-credential-7f3a9c2e", 'pa"ss\\word1'])  # the second one JSON escapes
     assert stored(storable._clean_json) == stored(storable._clean)
     assert storable._clean_json(values[-1]) == [{"t": "x *** y"}]
+
+
+def test_storable_cleans_each_text_an_api_wrote():
+    """The texts beside the turns are looked at together first; each one that needs it is still
+    redacted or repaired on its own, and the others are left as they are."""
+    from canary.storable import storable
+    row = {"run_id": 1, "error_message": "bad key sk-ant-0123456789abcdefghij", "request_id": "req\x00id",
+           "reported_model": "m\ud800", "finish_reason": "stop", "turns": []}
+    assert storable(row) == {**row, "error_message": "bad key ***", "request_id": "req\ufffdid",
+                             "reported_model": "m\ufffd"}
+    clean = {"run_id": 1, "error_message": None, "request_id": "req_1", "reported_model": "m-1", "turns": []}
+    assert storable(clean) == {**clean, "finish_reason": None}
+
+
+@pytest.mark.parametrize("url, password", [
+    ("postgresql+psycopg://canary:s3cret#pw9@db/canary", "s3cret#pw9"),  # "#", "?", "/" unencoded, as SQLAlchemy
+    ("postgresql://canary:a?b/c-pw9@db:5432/canary", "a?b/c-pw9"),     # reads them: up to the "@"
+    ("postgresql+psycopg://u:p%40ss-word@h/db", "p@ss-word"),           # percent-decoded, as the driver gets it
+    ("postgresql://u@h/db", None), ("sqlite:///canary.db", None), ("not a url", None),
+])
+def test_the_database_password_is_found_and_hidden_as_sqlalchemy_reads_the_url(url, password):
+    from sqlalchemy.engine import make_url
+    assert redact.database_password(url) == password
+    if password is not None:
+        assert make_url(url).password == password
+        hidden = redact.hide_password(url)
+        assert password not in hidden and url.split("@")[0] not in hidden and hidden.endswith(url.split("@", 1)[1])
