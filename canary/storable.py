@@ -15,10 +15,12 @@ _LENGTHS = {c.name: c.type.length for c in samples.columns if getattr(c.type, "l
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def storable(row: dict) -> dict:
+def storable(row: dict, *, json_turns: bool = False) -> dict:
     """A sample as every database holds it: what the API wrote redacted (redact.py), NUL
     characters and lone surrogates (which PostgreSQL and UTF-8 refuse) replaced with U+FFFD,
-    NaN and infinities as strings (not JSON), strings clipped to their column's length."""
+    NaN and infinities as strings (not JSON), strings clipped to their column's length.
+    `json_turns`: `turns` as the JSON text SQLAlchemy's JSON type writes (json.dumps), for an
+    insert that binds the values itself (SQLite's), so it is written once, not twice."""
     out = dict.fromkeys(_TEXTS)  # each present, None if left out: an executemany binds the first row's keys
     out.update(row)
     # the texts looked at together first (a hint or a secret in one of them is in the joined
@@ -27,27 +29,32 @@ def storable(row: dict) -> dict:
     if "\x00" in joined or not joined.isascii() or redact.REDACTOR.suspect(joined):
         for key in _TEXTS:
             out[key] = _clean(out.get(key))
-    out["turns"] = _clean_json(out.get("turns"))
+    out["turns"] = _clean_json(out.get("turns"), json_turns)
     for key, length in _LENGTHS.items():
         if isinstance(out.get(key), str) and len(out[key]) > length:
             out[key] = out[key][: length - 1] + "…"
     return out
 
 
-def _clean_json(value: Any) -> Any:
+def _clean_json(value: Any, as_text: bool = False) -> Any:
     """`_clean`, with a shortcut for a list or a dict (a sample's turns): written once as JSON
     (C code, a few times quicker than walking it in Python), it is returned as it is when
     that text shows nothing to change: no NaN or infinity (refused), no NUL (escaped as
-    \\u0000), no lone surrogate (which UTF-8 refuses), nothing to redact."""
+    \\u0000), no lone surrogate (which UTF-8 refuses), nothing to redact. The text looked
+    at holds every character as it is (ensure_ascii=False); for an ASCII value it is the
+    text stored, so `as_text` (the value as json.dumps writes it) costs nothing more."""
     if isinstance(value, (dict, list)):
         try:
-            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-            text.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, a ValueError
+            text = json.dumps(value, allow_nan=False)  # what SQLAlchemy's JSON type writes
+            seen = json.dumps(value, ensure_ascii=False) if "\\u" in text else text
+            seen.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, a ValueError
         except (ValueError, TypeError):  # TypeError: not JSON as it is (a tuple as a key, say)
-            return _clean(value)
-        if "\\u0000" not in text and not redact.REDACTOR.suspect_json(text):
-            return value
-    return _clean(value)
+            pass
+        else:
+            if "\\u0000" not in seen and not redact.REDACTOR.suspect_json(seen):
+                return text if as_text else value
+    value = _clean(value)
+    return json.dumps(value) if as_text else value
 
 
 def _clean(value: Any) -> Any:

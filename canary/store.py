@@ -278,24 +278,34 @@ class Store(HistoryQueries):
             return conn.execute(select(runs).where(runs.c.id == run_id)).one()
 
     def _aggregates(self, conn, run_id: int) -> dict[str, Any]:
-        rows = conn.execute(select(samples.c.case_id, samples.c.status, samples.c.input_tokens,
-                                   samples.c.output_tokens, samples.c.cost, samples.c.latency_ms,
-                                   samples.c.reported_model)
-                            .where(samples.c.run_id == run_id)).all()
-        counts = Counter(r.status for r in rows)
+        """A run's counts, tokens, cost, p50 latency and reported model, from its samples (each
+        unpacked by position: a Row finds a field by name only after a failed lookup)."""
+        counts: Counter = Counter()
         cases: dict[str, list[int]] = {}
-        for r in rows:
-            cases.setdefault(r.case_id, [0, 0, 0])[CASE_FIELD.get(r.status, 2)] += 1
-        answered = [r for r in rows if r.status != "error"]
-        costs = [r.cost for r in rows if r.cost is not None]
-        models = Counter(r.reported_model for r in answered if r.reported_model)
+        tokens_in = tokens_out = 0
+        costs: list[float] = []
+        latencies: list[float] = []
+        models: Counter = Counter()
+        for case_id, status, n_in, n_out, cost, latency, model in conn.execute(
+                select(samples.c.case_id, samples.c.status, samples.c.input_tokens, samples.c.output_tokens,
+                       samples.c.cost, samples.c.latency_ms, samples.c.reported_model)
+                .where(samples.c.run_id == run_id)):
+            counts[status] += 1
+            cases.setdefault(case_id, [0, 0, 0])[CASE_FIELD.get(status, 2)] += 1
+            tokens_in += n_in
+            tokens_out += n_out
+            if cost is not None:
+                costs.append(cost)
+            if status != "error":
+                if latency is not None:
+                    latencies.append(latency)
+                if model:
+                    models[model] += 1
         return {
             "passed": counts["passed"], "failed": counts["failed"], "errors": counts["error"],
-            "input_tokens": sum(r.input_tokens for r in rows),
-            "output_tokens": sum(r.output_tokens for r in rows),
+            "input_tokens": tokens_in, "output_tokens": tokens_out,
             "cost": sum(costs) if costs else None,
-            "latency_p50_ms": statistics.median(latencies) if (latencies := [
-                r.latency_ms for r in answered if r.latency_ms is not None]) else None,
+            "latency_p50_ms": statistics.median(latencies) if latencies else None,
             "reported_model": models.most_common(1)[0][0] if models else None,
             "cases": cases,
         }
@@ -360,8 +370,10 @@ class Store(HistoryQueries):
 
     @cached_property
     def _sqlite_binds(self) -> list:
+        """(name, bind processor, default) per column; `turns` comes as its JSON text already
+        (storable's json_turns)."""
         dialect = self.engine.dialect
-        return [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect),
+        return [(c.name, None if c.name == "turns" else c.type.dialect_impl(dialect).bind_processor(dialect),
                  c.default.arg if c.default is not None and c.default.is_scalar else None) for c in SAMPLE_COLUMNS]
 
     @cached_property
@@ -384,7 +396,7 @@ class Store(HistoryQueries):
             for size in _pieces(len(rows)):
                 values: list = []
                 for r in rows[start:start + size]:
-                    values += self._sqlite_values(storable(r))
+                    values += self._sqlite_values(storable(r, json_turns=True))
                 added += conn.exec_driver_sql(_sqlite_insert(size), tuple(values)).rowcount
                 start += size
             return added

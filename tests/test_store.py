@@ -103,22 +103,24 @@ def test_insert_samples_stores_what_sqlalchemys_insert_stores_and_counts_only_ne
                                                     "verdicts": [{"passed": True, "n": 2 ** 70}]}]),
                 sample_row(run_id, "a", 1, "failed", cost=float("nan"), latency_ms=1.5,
                            finished_at=datetime(2026, 11, 1, 6, 0, 0, 123456)),
-                sample_row(run_id, "b", 0, "error", error="overloaded", error_status=529, latency_ms=None, cost=None)]
+                sample_row(run_id, "b", 0, "error", error="overloaded", error_status=529, latency_ms=None, cost=None),
+                sample_row(run_id, "b", 1, turns=[{"user": "café — 漢字", "text": "😀 ok\n\t\"q\""}]),  # escaped JSON
+                sample_row(run_id, "b", 2, turns=None)]
 
     with store.begin() as conn:
         conn.execute(samples.insert(), [storable(r) for r in rows(runs[0])])
     written = rows(runs[1])
-    assert store.insert_samples(written) == 3
+    assert store.insert_samples(written) == 5
     assert store.insert_samples(written[:1]) == 0  # already stored: nothing doubled, nothing counted
     with store.engine.connect() as conn:
         raw = conn.exec_driver_sql("SELECT * FROM samples ORDER BY run_id, case_id, sample").all()
     by_run = {r: [tuple(row)[2:] for row in raw if row[1] == r] for r in runs}  # without id and run_id
-    assert len(by_run[runs[1]]) == 3
+    assert len(by_run[runs[1]]) == 5
     assert repr(by_run[runs[0]]) == repr(by_run[runs[1]])  # repr: NaN equals itself
     many = [sample_row(runs[1], f"c{i}", 0) for i in range(300)]  # statements of 256 and 44 rows
     assert store.insert_samples(many) == 300
     assert store.insert_samples(many[250:] + [sample_row(runs[1], "d", 0)]) == 1  # 50 stored, 1 new
-    assert len(store.done_samples(runs[1])) == 304
+    assert len(store.done_samples(runs[1])) == 306
 
 
 def test_export_then_import_round_trips(db_url, tmp_path):
