@@ -115,8 +115,9 @@ def value(obj: Any) -> Any:
 
 
 # where a database URL holds its password, read as SQLAlchemy reads it: after the first ":"
-# of what precedes the first "@" (a password may hold "#", "?" or "/" unencoded)
-_URL_PASSWORD = re.compile(r"^[\w+]+://[^:/@]*:(?P<password>[^@]*)@")
+# (a user name may hold "@", as Azure's user@server does), up to the next "@" (a password
+# may hold "#", "?" or "/" unencoded)
+_URL_PASSWORD = re.compile(r"^[\w+]+://[^:/]*:(?P<password>[^@]*)@")
 
 
 def password_span(url: str) -> tuple[int, int] | None:
