@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from sqlalchemy import Text, and_, bindparam, cast, func, select, text
+from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy.engine import Row
 
 from .fingerprint import SUITE as FINGERPRINT

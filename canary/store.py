@@ -71,13 +71,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _hide_password(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparseable)"
-
-
 def alembic_config(connection=None):
     from alembic.config import Config as AlembicConfig
     cfg = AlembicConfig()
@@ -132,7 +125,7 @@ class Store(HistoryQueries):
         try:
             self.engine = make_engine(url)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-            raise ConfigError([f"database: cannot use the URL {_hide_password(url)}: {exc} (use sqlite:///path.db "
+            raise ConfigError([f"database: cannot use the URL {redact.hide_password(url)}: {exc} (use sqlite:///path.db "
                                "or postgresql+psycopg://user@host/db)"]) from None
         self.dialect = self.engine.dialect.name
         if upgrade:
