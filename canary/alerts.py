@@ -238,16 +238,6 @@ def _enqueue(conn, events: list[tuple[int, str]], action: str, message: dict, no
     conn.execute(outbox_alerts.insert(), [{"outbox_id": message_id, "alert_id": a, "event": e} for a, e in events])
 
 
-def open_alerts(store: Store, model: str | None = None, suite: str | None = None) -> list:
-    q = select(alerts).where(alerts.c.state == "open")
-    if model is not None:
-        q = q.where(alerts.c.model == model)
-    if suite is not None:
-        q = q.where(alerts.c.suite == suite)
-    with store.begin() as conn:
-        return conn.execute(q.order_by(alerts.c.id)).all()
-
-
 def list_alerts(store: Store, limit: int = 100) -> list[dict]:
     """Alerts, newest first, each with the messages that carry its events and their delivery state."""
     with store.begin() as conn:

@@ -112,7 +112,7 @@ class SelfAlerts:
             alerts.open_alert(store, model=NO_MODEL, suite="", kind="config_error", run_id=None, details=details,
                               message=messages.config_error(details), now=now)
             return
-        for a in alerts.open_alerts(store, NO_MODEL, ""):
+        for a in store.open_alerts(NO_MODEL, ""):
             if a.kind == "config_error":
                 alerts.close_alert(store, a.id, run_id=None, by="recovered", message=messages.config_error(None),
                                    now=now)
@@ -148,7 +148,7 @@ class SelfAlerts:
     def recovered(self, store: Store, model: str, now: datetime) -> None:
         """A scheduled slot of `model` ran: close its canary_failing alert if one is open."""
         self.failing_open.discard(model)
-        for a in alerts.open_alerts(store, model, ""):
+        for a in store.open_alerts(model, ""):
             if a.kind == "canary_failing":
                 alerts.close_alert(store, a.id, run_id=None, by="recovered",
                                    message=messages.about_canary(model, "canary_failing", None), now=now)

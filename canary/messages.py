@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import redact
-from .fmt import pct
 
 KIND_TITLES = {
     "quality": "pass rate dropped",

@@ -133,7 +133,7 @@ def decide(store: Store, a: Assessment) -> list[alerts.Change]:
     """The alert events one assessment calls for: open each signal newly in breach, close each
     one back to normal (episode.transition)."""
     signals = dict(a.signals)
-    open_now = {r.kind: r for r in alerts.open_alerts(store, a.model, a.suite)}
+    open_now = {r.kind: r for r in store.open_alerts(a.model, a.suite)}
     if a.quality.status != "no_verdict":
         opening = a.quality.breach and "quality" not in open_now
         signals["quality"] = (a.quality.breach, quality_details(store, a) if opening
@@ -201,7 +201,7 @@ async def watch(store: Store, config: Config, jobs: list[Job], summaries: list[R
     if config.detection.confirm:
         for job, s in zip(jobs, summaries):
             a = first[s.run_id] = assess(store, config, s.model, s.suite, s.run_id)
-            already_open = any(r.kind == "quality" for r in alerts.open_alerts(store, s.model, s.suite))
+            already_open = any(r.kind == "quality" for r in store.open_alerts(s.model, s.suite))
             if a and not control.stopping and episode.wants_confirmation(
                     a.quality, alert_open=already_open, confirm=True,
                     pooled=len(a.today.run_ids) > 1 or job.kind == "confirm"):
@@ -280,6 +280,6 @@ def ack(store: Store, model: str, suite: str, now: datetime) -> int:
     run_id = latest[-1].id
     store.add_ack(model, suite, run_id, now)
     closed = 0
-    for alert in alerts.open_alerts(store, model, suite):
+    for alert in store.open_alerts(model, suite):
         closed += alerts.close_alert(store, alert.id, run_id=run_id, by="ack", message=None, now=now)
     return closed

@@ -1,5 +1,5 @@
 """The reads `status`, `history` and `report` make (a series' runs, its acks and alerts, the
-per-case counts, the latest failing answers), written once as SQL that SQLite and PostgreSQL
+per-case counts, the latest failing answers, a model's fingerprint and its probes), written once as SQL that SQLite and PostgreSQL
 both run, over one primitive, `_rows` (a statement and its parameters in, tuples out).
 
 Store (store.py) runs them through its SQLAlchemy engine; `Reader` (dbapi.py) through the
@@ -32,6 +32,11 @@ Sensitivity = namedtuple("Sensitivity", "model suite suite_version settings min_
 AlertKey = namedtuple("AlertKey", "model suite kind")
 AlertSpan = namedtuple("AlertSpan", "id model suite kind state opened_at opened_run_id closed_at closed_run_id closed_by")
 LatestSample = namedtuple("LatestSample", "id run_id case_id sample status request_id finished_at turns")
+Alert = namedtuple("Alert", AlertSpan._fields + ("details",))
+FingerprintRow = namedtuple("FingerprintRow", "id model version origin created_at temperature logprobs candidates "
+                                              "border calls input_tokens output_tokens cost")
+FingerprintInput = namedtuple("FingerprintInput", "prompt reference logprobs")
+ProbeRun = namedtuple("ProbeRun", "id slot kind suite_version passed errors")
 
 
 def own_json(text: str | None):
@@ -198,6 +203,19 @@ class SeriesReads:
                 out.setdefault(run_id, {}).setdefault(case_id, [0, 0, 0])[CASE_FIELD.get(status, 2)] += n
         return out
 
+    def open_alerts(self, model: str | None = None, suite: str | None = None) -> list[Alert]:
+        """The open alerts (of one model, of one suite), oldest first, with their details."""
+        params: dict[str, Any] = {}
+        where = "state = 'open'"
+        for name, value in (("model", model), ("suite", suite)):
+            if value is not None:
+                where += f" AND {name} = :{name}"
+                params[name] = value
+        time = self._time
+        return [Alert(*r[:5], time(r[5]), r[6], time(r[7]), *r[8:10], own_json(r[10])) for r in self._rows(
+            f"SELECT {', '.join(AlertSpan._fields)}, CAST(details AS TEXT) FROM alerts WHERE {where} ORDER BY id",
+            params)]
+
     def alert_episodes(self) -> list[AlertSpan]:
         """Every alert without its details (the report shades each episode), oldest first."""
         time = self._time
@@ -229,6 +247,41 @@ class SeriesReads:
             for r in self._rows(f"SELECT {', '.join(LatestSample._fields[:-1])}, CAST(turns AS TEXT) FROM samples "
                                 f"WHERE id IN ({_listed('i', chunk, params)})", params):
                 out[r[2]] = LatestSample(*r[:6], self._time(r[6]), None if r[7] is None else json.loads(r[7]))
+        return out
+
+    def fingerprint(self, model: str) -> tuple[FingerprintRow, list[FingerprintInput]] | None:
+        """The model's newest fingerprint (by when it was made: one imported later may be older)
+        and its inputs in order. Their references hold first tokens an API returned: decoded
+        by the stdlib, like a sample's turns."""
+        rows = self._rows(f"SELECT {', '.join(FingerprintRow._fields)} FROM fingerprints WHERE model = :model "
+                          "ORDER BY created_at DESC, id DESC LIMIT 1", {"model": model})
+        if not rows:
+            return None
+        r = rows[0]
+        row = FingerprintRow(*r[:4], self._time(r[4]), r[5], bool(r[6]), *r[7:])
+        inputs = [FingerprintInput(prompt, json.loads(reference), None if logprobs is None else json.loads(logprobs))
+                  for prompt, reference, logprobs in self._rows(
+                      "SELECT prompt, CAST(reference AS TEXT), CAST(logprobs AS TEXT) FROM fingerprint_inputs "
+                      "WHERE fingerprint_id = :id ORDER BY position", {"id": row.id})]
+        return row, inputs
+
+    def probe_runs(self, model: str, suite: str, version: str) -> list[ProbeRun]:
+        """The complete scheduled and manual runs of one suite version of a series, oldest first."""
+        time = self._time
+        return [ProbeRun(r[0], time(r[1]), *r[2:]) for r in self._rows(
+            f"SELECT {', '.join(ProbeRun._fields)} FROM runs WHERE model = :model AND suite = :suite "
+            "AND suite_version = :version AND kind IN ('scheduled', 'manual') AND status = 'complete' "
+            "ORDER BY slot, id", {"model": model, "suite": suite, "version": version})]
+
+    def answered_turns(self, run_ids: list[int]) -> list[tuple[int, str, list | None]]:
+        """(run id, case id, turns) of every answered sample of these runs (turns: from an API,
+        decoded by the stdlib)."""
+        out = []
+        for chunk in chunks(run_ids, 5000):
+            params: dict[str, Any] = {}
+            out += [(run_id, case_id, None if turns is None else json.loads(turns)) for run_id, case_id, turns in
+                    self._rows(f"SELECT run_id, case_id, CAST(turns AS TEXT) FROM samples WHERE run_id IN "
+                               f"({_listed('r', chunk, params)}) AND status != 'error' ORDER BY id", params)]
         return out
 
     # --- the one write a read makes ----------------------------------------------------------

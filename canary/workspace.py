@@ -47,14 +47,11 @@ class Workspace:
         return Store(self.database_url)
 
     def reader(self) -> SeriesReads:
-        """The database for `status` and `history`: through its driver alone (dbapi.py, no
-        SQLAlchemy to import) when it is at the current schema and no model has a fingerprint
-        (whose reads go through the Store); else the Store, which migrates it first."""
-        if not any(m.fingerprint for m in self.config.models):
-            from .dbapi import open_reader
-            if (reader := open_reader(self.database_url)) is not None:
-                return reader
-        return self.store()
+        """The database for `status`, `history` and `report`: through its driver alone
+        (dbapi.py, no SQLAlchemy to import) when it is at the current schema; else the Store,
+        which migrates it first."""
+        from .dbapi import open_reader
+        return open_reader(self.database_url) or self.store()
 
 
 def open_workspace(config_path: str | os.PathLike | None = None, *, thorough: bool = False,

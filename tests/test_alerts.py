@@ -180,7 +180,7 @@ def test_ack_closes_the_alert_and_restarts_the_baseline(project, db_url, sim):
     assert status[0]["alerts"] == ["quality"]
     assert "1 alert(s) closed" in cli(project, "ack", "--model", "gpt", "--suite", "basics").output
     store = Store(load_config(project / "canary.yaml").database_url)
-    assert alerts.open_alerts(store) == []
+    assert store.open_alerts() == []
     points = series.points(store, "gpt", "basics")
     assert len(points) == 1  # the baseline restarts at the acknowledged run
     store.close()

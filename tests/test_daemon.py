@@ -651,7 +651,7 @@ def test_a_run_finished_but_never_judged_is_judged_by_the_next_start(project, db
         d.catch_up()
         await d.wait_idle()
     asyncio.run(scenario())
-    [alert] = [a for a in alerts.open_alerts(d.store) if a.kind == "quality"]
+    [alert] = [a for a in d.store.open_alerts() if a.kind == "quality"]
     assert (alert.model, alert.suite, alert.opened_run_id) == ("claude", "basics", last.id)
     [judged] = run_rows(d.store, slot=datetime(2026, 11, 9, 6), suite="basics")
     assert judged.assessed_at == clock.now

@@ -10,7 +10,8 @@ import pytest
 from canary import alerts
 from canary.dbapi import Reader, open_reader
 from canary.errors import StorageError
-from canary.schema import runs
+from canary.fingerprint.series import current, series
+from canary.schema import fingerprint_inputs, fingerprints, runs
 from canary.store import Store
 
 T0 = datetime(2026, 11, 1, 6, 0, 0, 123456)
@@ -63,6 +64,9 @@ def test_the_reader_reads_what_the_store_wrote(db_url):
     assert reader.case_results([second]) == {second: {"a": (0, 1), "b": (0, 1), "c": (1, 1)}}
     [span] = reader.alert_episodes()
     assert (span.opened_run_id, span.state, span.opened_at, span.closed_at) == (second, "open", T0, None)
+    [alert] = reader.open_alerts("m", "s")
+    assert (alert.id, alert.kind, alert.opened_at, alert.details) == (span.id, "quality", T0, {"reason": "r"})
+    assert reader.open_alerts() == [alert] and reader.open_alerts("m", "other") == []
     got = reader.latest_samples({"a": [first, second], "b": [first]}, "failed")
     assert got["a"].run_id == second and got["a"].turns[0]["verdicts"][0]["n"] == 2 ** 70  # not a float
     assert "b" not in got and got["a"].finished_at == T0 + timedelta(days=1)
@@ -70,6 +74,48 @@ def test_the_reader_reads_what_the_store_wrote(db_url):
     reader.save_verdict(first, {"status": "ok", "mean": 0.5})  # kept, as the Store keeps it
     assert store.run(first).verdict == {"status": "ok", "mean": 0.5}
     assert reader.series_runs("m", "s")[0][0][12] == {"status": "ok", "mean": 0.5}
+    reader.close()
+    store.close()
+
+
+def test_the_reader_reads_a_fingerprint_and_its_probes(db_url):
+    """What `status`, `history` and `report` read of a fingerprinted model, typed as the Store wrote it."""
+    store = Store(db_url)
+    with store.begin() as conn:
+        fp = conn.execute(fingerprints.insert().values(
+            model="m", version="fp1", origin="init", created_at=T0, temperature=0.0, logprobs=True, candidates=300,
+            border=12, calls=99).returning(fingerprints.c.id)).scalar()
+        conn.execute(fingerprint_inputs.insert(), [
+            {"fingerprint_id": fp, "position": 1, "prompt": "b", "reference": {"Yes": 3, "No": 1}, "logprobs": None},
+            {"fingerprint_id": fp, "position": 0, "prompt": "a", "reference": {"é": 4}, "logprobs": {"é": -0.25}}])
+    probes = []
+    for day, version, status in ((0, "fp1", "complete"), (1, "fp0", "complete"), (2, "fp1", "complete"),
+                                 (3, "fp1", "running")):
+        run_id = store.create_run(model="m", suite="fingerprint", suite_version=version, slot=T0 + timedelta(days=day),
+                                  kind="scheduled", planned=2, owner=None, now=T0)
+        store.insert_samples([
+            {"run_id": run_id, "case_id": "a", "sample": i, "status": "passed" if i else "error", "request_id": None,
+             "turns": [{"user": "a", "text": "é", "top_logprobs": [["é", -0.5]], "verdicts": []}],
+             "finished_at": T0 + timedelta(days=day)} for i in range(2)])
+        if status == "complete":
+            store.finish_run(run_id, status, T0 + timedelta(days=day, hours=1))
+        probes.append(run_id)
+    reader = open_reader(db_url)
+
+    row, inputs = reader.fingerprint("m")
+    assert (row.id, row.version, row.created_at, row.temperature, row.logprobs, row.cost) == (fp, "fp1", T0, 0.0, True,
+                                                                                              None)
+    assert inputs == [("a", {"é": 4}, {"é": -0.25}), ("b", {"Yes": 3, "No": 1}, None)]  # in position order
+    assert reader.fingerprint("other") is None
+    runs_ = reader.probe_runs("m", "fingerprint", "fp1")  # complete, of this version, oldest first
+    assert [(r.id, r.slot, r.kind) for r in runs_] == [(probes[0], T0, "scheduled"),
+                                                      (probes[2], T0 + timedelta(days=2), "scheduled")]
+    assert reader.answered_turns([probes[0]]) == [  # the errored sample left out
+        (probes[0], "a", [{"user": "a", "text": "é", "top_logprobs": [["é", -0.5]], "verdicts": []}])]
+    assert current(reader, "m") == current(store, "m")
+    judged = series(reader, "m")
+    assert [p.run.id for p in judged] == [probes[0], probes[2]] and judged == series(store, "m")
+    assert judged[0].probe.per_input == {"a": 0.0}  # the answers of "a" are its reference; "b" had none
     reader.close()
     store.close()
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from canary import alerts, reports, sim_fingerprint
+from canary import reports, sim_fingerprint
 from canary.alerts import WebhookNotifier
 from canary.cli import main
 from canary.config import load_config
@@ -364,7 +364,7 @@ def test_a_swapped_model_opens_one_episode_then_recovers(tmp_path, db_url, sim):
         assert f"since {T0 + timedelta(days=10):%Y-%m-%d}" in text  # dated at the first deviating probe
         blocks = json.dumps(slack.accepted[0]["body"]["blocks"])
         assert "quantization or serving path" in blocks and "canary ack --model m --suite fingerprint" in blocks
-        [alert] = alerts.open_alerts(store, "m", SUITE)
+        [alert] = store.open_alerts("m", SUITE)
         assert alert.kind == "model_changed" and alert.details["moved"] >= 1
         sim.configure(model_version=1)  # the provider rolls back
         back = [probe_day(store, config, sim, clock, notifier) for _ in range(3)]
@@ -392,7 +392,7 @@ def test_ack_accepts_the_new_model_and_re_references(tmp_path, db_url, sim):
     cli = CliRunner().invoke(main, ["ack", "--model", "m", "--suite", "fingerprint",
                                     "--config", str(tmp_path / "canary.yaml")])
     assert cli.exit_code == 0 and "1 alert(s) closed" in cli.output and "re-referenced" in cli.output
-    assert alerts.open_alerts(store, "m", SUITE) == []
+    assert store.open_alerts("m", SUITE) == []
     after = current(store, "m")
     assert after.version != before.version and after.row.origin == "ack" and after.prompts == before.prompts
     # the new reference is the swapped model's answers since the episode began: 4 probes x 5 samples

@@ -80,7 +80,7 @@ def test_a_provider_wide_incident_is_one_message_per_model_and_its_recovery_one(
     events = judge_day(store, config, bad, failed=9, errors=9)  # 12 of 21 answered pass, 30% errored
     assert sorted((e.model, e.suite, e.kind) for e in events) == sorted(
         (m, s, k) for m in MODELS for s in SUITES for k in ("availability", "quality"))
-    assert len(alerts.open_alerts(store)) == 12  # one alert per (model, suite, kind), as before
+    assert len(store.open_alerts()) == 12  # one alert per (model, suite, kind), as before
     with SlackStub() as slack:
         report = alerts.deliver(store, webhook(slack), now=bad, owner="a")
         assert report.sent == 2 and len(slack.accepted) == 2  # not 12

@@ -70,7 +70,7 @@ def test_a_breach_that_the_confirmation_run_does_not_repeat_opens_nothing(tmp_pa
     # pooled, six samples a case: E = 56.264151, sd 1.998697 -> 55 >= 52.27 (87.11%): ok
     assert pooled.quality.status == "ok"
     assert pooled.quality.lower == pytest.approx(0.871113, abs=1e-6)
-    assert monitor.act(store, [pooled], slot) == [] and alerts.open_alerts(store) == []
+    assert monitor.act(store, [pooled], slot) == [] and store.open_alerts() == []
     store.close()
 
 
@@ -171,7 +171,7 @@ def test_the_message_names_newly_failing_cases_first(tmp_path, db_url):
     a = monitor.assess(store, config, "m", "s", run_id)
     assert a.quality.status == "breach" and a.quality.method == "sigma"
     assert [e.kind for e in monitor.act(store, [a], today)] == ["quality"]
-    [alert] = alerts.open_alerts(store)
+    [alert] = store.open_alerts()
     details = alert.details
     assert [(f["case"], f["kind"]) for f in details["failing"]] == [
         ("c2", "newly_failing"), ("c4", "newly_failing"), ("flaky", "flaky")]
@@ -203,11 +203,11 @@ def test_a_slow_slide_is_caught_against_the_reference_and_ack_accepts_it(tmp_pat
         assert a.quality.check == "rolling" or a.quality.slide.breach
         events += [(d, e.kind, e.action, a.quality.check) for e in monitor.act(store, [a], slot)]
     assert events == [(24, "quality", "opened", "reference")]  # the rolling check never breached
-    [alert] = alerts.open_alerts(store)
+    [alert] = store.open_alerts()
     assert alert.details["reason"] == "4 points below the reference of 2026-11-01 (rolling window absorbed it)"
     assert alert.details["slide"]["runs"] == 5  # 150 answered samples at least: 5 runs of 30
     assert monitor.ack(store, "m", "s", T0 + timedelta(days=29, hours=1)) == 1
-    assert alerts.open_alerts(store) == []
+    assert store.open_alerts() == []
     # the new level is the reference now: no alert at 4 failures a day
     for d in range(30, 52):
         slot = T0 + timedelta(days=d)

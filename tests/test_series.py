@@ -100,7 +100,7 @@ def test_a_long_series_is_judged_from_its_two_ends_as_from_the_whole(tmp_path, d
     from canary import alerts
     alerts.open_alert(store, model="m", suite="s", kind="quality", run_id=ids[41], details={"reason": "t"},
                       message={"text": "t"}, now=T0)
-    [opened] = alerts.open_alerts(store, "m", "s")
+    [opened] = store.open_alerts("m", "s")
     alerts.close_alert(store, opened.id, run_id=ids[62], by="recovered", message=None, now=T0)
     params = DetectionParams()
     whole = series.points(store, "m", "s")

@@ -44,19 +44,26 @@ def test_read_commands_load_no_sdk_numpy_or_alembic(tmp_path, command):
     assert not loaded_after(command + ["--config", str(tmp_path / "canary.yaml")], tmp_path) & set(NEVER_FOR_READS)
 
 
-def test_status_history_and_report_do_not_load_sqlalchemy(tmp_path):
+@pytest.mark.parametrize("fingerprinted", [False, True])
+def test_status_history_and_report_do_not_load_sqlalchemy(tmp_path, fingerprinted):
     """On a database at the current schema, the commands that read a series go through the
-    driver alone (dbapi.Reader): SQLAlchemy's import would cost them more than their reads."""
+    driver alone (dbapi.Reader): SQLAlchemy's import would cost them more than their reads.
+    A model with a fingerprint too: its series is read the same way."""
     from click.testing import CliRunner
     from canary.cli import main
     from canary.config import load_config
     assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
     config = tmp_path / "canary.yaml"
+    if fingerprinted:
+        text = config.read_text()
+        config.write_text(text.replace("    concurrency: 8\n", "    concurrency: 8\n    fingerprint: true\n", 1))
+        assert load_config(config).models[0].fingerprint is not None
     assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
     model = load_config(config).models[0].name
-    suite = sorted(tmp_path.joinpath("prompts").glob("*.yaml"))[0].stem
+    suite = "fingerprint" if fingerprinted else sorted(tmp_path.joinpath("prompts").glob("*.yaml"))[0].stem
     report = ["report", "--out", str(tmp_path / "r.html")]
-    for command in (["status"], ["history", "--model", model, "--suite", suite], report):
+    commands = [["status"], ["history", "--model", model, "--suite", suite], report]
+    for command in commands + ([["fingerprint", "status"]] if fingerprinted else []):
         args = command + ["--config", str(config)]
         assert "sqlalchemy" not in loaded_after(args, tmp_path), command
         assert CliRunner().invoke(main, args).exit_code == 0, command

@@ -140,7 +140,7 @@ def status(config_path, model, as_json, sim):
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
     models = _fingerprinted(ws, model)
-    store = ws.store()
+    store = ws.reader()
     data = [views.status(store, ws.config, m.name) for m in models]
     store.close()
     if as_json:

@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
-from ..fingerprint import SUITE as FINGERPRINT
 from .common import config_option, json_option, known_series, sim_db_option
 
 
@@ -24,7 +23,7 @@ def history(config_path, sim, model, suite, shown, every, as_json):
     from .. import render, reports
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim)
-    store = ws.store() if suite == FINGERPRINT else ws.reader()
+    store = ws.reader()
     known_series(ws, store, [model], suite)
     data = reports.history(store, ws.config, model, suite)
     store.close()

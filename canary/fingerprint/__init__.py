@@ -8,8 +8,9 @@ again, one output token a call; the day's value is the mean total-variation dist
 the answers from the references, judged against a trailing baseline (`rule`).
 
 Modules: `words` (the candidate list), `rule` (pure: distances, selection, the judgement),
-`calls` (one-token calls as stored samples), `phase1` (init), `probe` (a probe, its episode,
-ack), `views` (status, history, metrics, the report's section), `transfer` (its lines in the
-JSONL export, and back). This package imports no heavy library at import time.
+`calls` (one-token calls as stored samples), `phase1` (init), `series` (the current
+fingerprint and its probes, judged: read as every series is read), `probe` (a probe, its
+episode, ack), `views` (status, history, metrics, the report's section), `transfer` (its
+lines in the JSONL export, and back). This package imports no heavy library at import time.
 """
 SUITE = "fingerprint"  # the series name of every probe run: runs.suite, alerts.suite

@@ -107,9 +107,3 @@ class Caller:
 
         await asyncio.gather(*(worker() for _ in range(self.model.concurrency)))
         return answers
-
-
-def turn_logprobs(turn: dict) -> list[tuple[str, float]] | None:
-    """The stored first-token logprobs of a sample's turn."""
-    value = turn.get("top_logprobs")
-    return [(t, float(lp)) for t, lp in value] if value else None

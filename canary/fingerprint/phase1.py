@@ -159,7 +159,7 @@ def save(store: Store, model: str, found: Found, now: datetime, *, origin: str =
              "reference": dict(Counter(distribution(found.answers[prompt]))),
              "logprobs": logprob_means(found.logprobs[prompt]) if found.logprobs.get(prompt) else None}
             for i, prompt in enumerate(found.kept)])
-    for alert in alerts.open_alerts(store, model, SUITE):  # the new reference is the new normal
+    for alert in store.open_alerts(model, SUITE):  # the new reference is the new normal
         alerts.close_alert(store, alert.id, run_id=None, by="ack", message=None, now=now)
     return version
 

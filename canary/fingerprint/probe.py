@@ -13,113 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import select
 
 from .. import alerts, messages
 from ..config import Config, ModelConfig
 from ..errors import StorageError, UsageError
 from ..runner import (Budget, Clock, Control, ProviderFactory, RunSummary, give_back, heartbeat, make_provider,
                       owner_id, utcnow)
-from ..schema import fingerprint_inputs, fingerprints, samples
 from ..store import Store
 from ..writer import SampleWriter
 from . import SUITE
-from .calls import Caller, turn_logprobs
+from .calls import Caller
 from .phase1 import Found, save
-from .rule import Judged, Probe, RuleParams, judge, measure
+from .rule import RuleParams
+from .series import KIND, RULE, Current, Point, answers, current, rule_for, samples_per_input, series
 
 log = logging.getLogger("canary.fingerprint")
-
-SAMPLES_AT_TEMPERATURE_ZERO = 10  # the paper's phase 2
-SAMPLES_AT_DEFAULT_TEMPERATURE = 10  # measured by tests/benchmarks/fingerprint.py (README)
-KIND = "model_changed"
-RULE = RuleParams()
-
-
-@dataclass
-class Current:
-    """A model's current fingerprint: its row and its inputs with their references."""
-
-    row: object
-    prompts: list[str]
-    references: dict[str, dict[str, int]]
-    logprobs: dict[str, dict[str, float] | None]
-
-    @property
-    def version(self) -> str:
-        return self.row.version
-
-
-def current(store: Store, model: str) -> Current | None:
-    """The model's newest fingerprint (by when it was made: one imported later may be older)."""
-    with store.begin() as conn:
-        row = conn.execute(select(fingerprints).where(fingerprints.c.model == model)
-                           .order_by(fingerprints.c.created_at.desc(), fingerprints.c.id.desc()).limit(1)).first()
-        if row is None:
-            return None
-        inputs = conn.execute(select(fingerprint_inputs).where(fingerprint_inputs.c.fingerprint_id == row.id)
-                              .order_by(fingerprint_inputs.c.position)).all()
-    return Current(row, [i.prompt for i in inputs], {i.prompt: i.reference for i in inputs},
-                   {i.prompt: i.logprobs for i in inputs})
-
-
-def rule_for(model: ModelConfig | None) -> RuleParams:
-    cfg = model.fingerprint if model is not None else None
-    return replace(RULE, min_shift=cfg.min_shift) if cfg is not None else RULE
-
-
-def samples_per_input(model: ModelConfig, fp: Current) -> int:
-    """`samples` if set, else the count that keeps false alarms rare at the temperature probed."""
-    cfg = model.fingerprint
-    if cfg is not None and cfg.samples:
-        return cfg.samples
-    return SAMPLES_AT_TEMPERATURE_ZERO if fp.row.temperature == 0 else SAMPLES_AT_DEFAULT_TEMPERATURE
 
 
 def planned_calls(store: Store, model: ModelConfig) -> int:
     """One-token calls of one probe of the model (0 without a fingerprint)."""
     fp = current(store, model.name)
     return len(fp.prompts) * samples_per_input(model, fp) if fp else 0
-
-
-# --- the series ---------------------------------------------------------------------------
-
-@dataclass
-class Point:
-    run: object  # the probe's run row
-    probe: Probe
-    judged: Judged
-
-
-def _answers(store: Store, run_ids: list[int]) -> dict[int, tuple[dict, dict]]:
-    """Per run: (answers per prompt, first-token logprobs per prompt) of its answered samples."""
-    out: dict[int, tuple[dict, dict]] = {r: ({}, {}) for r in run_ids}
-    if not run_ids:
-        return out
-    with store.begin() as conn:
-        rows = conn.execute(select(samples.c.run_id, samples.c.case_id, samples.c.turns).where(
-            samples.c.run_id.in_(run_ids), samples.c.status != "error")).all()
-    for run_id, prompt, turns in rows:
-        answers, lps = out[run_id]
-        answers.setdefault(prompt, []).append(turns[0].get("text", "") if turns else "")
-        if turns and (lp := turn_logprobs(turns[0])):
-            lps.setdefault(prompt, []).append(lp)
-    return out
-
-
-def series(store: Store, model: str, fp: Current | None = None, rule: RuleParams = RULE) -> list[Point]:
-    """Every complete probe of the model's current fingerprint, oldest first, judged."""
-    fp = fp or current(store, model)
-    if fp is None:
-        return []
-    runs = [r for r in store.series(model, SUITE, kinds=("scheduled", "manual")) if r.suite_version == fp.version]
-    answers = _answers(store, [r.id for r in runs])
-    probes = [measure(fp.references, answers[r.id][0], fp.logprobs, answers[r.id][1]) for r in runs]
-    return [Point(r, p, j) for r, p, j in zip(runs, probes, judge(probes, rule))]
 
 
 # --- a probe --------------------------------------------------------------------------------
@@ -209,7 +125,7 @@ def act(store: Store, model: str, points: list[Point], now: datetime, rule: Rule
     if not points:
         return []
     last = points[-1]
-    open_now = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
+    open_now = [a for a in store.open_alerts(model, SUITE) if a.kind == KIND]
     if last.judged.alert and not open_now:
         details = episode_details(points, rule.min_shift)
         if alerts.open_alert(store, model=model, suite=SUITE, kind=KIND, run_id=last.run.id, details=details,
@@ -306,21 +222,16 @@ def accept(store: Store, model: str, now: datetime) -> int:
     points = series(store, model, fp)
     if not points:
         raise UsageError(f"no completed probe of {model} to take as the new reference")
-    open_alerts = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
+    open_alerts = [a for a in store.open_alerts(model, SUITE) if a.kind == KIND]
     since = datetime.fromisoformat(open_alerts[0].details["since"]) if open_alerts else None
     chosen = [p for p in points if p.run.slot >= since] if since else points[-RULE.persistence:]
-    answers = _answers(store, [p.run.id for p in chosen])
+    given = answers(store, [p.run.id for p in chosen])
     found = Found(tried=fp.row.candidates, temperature=fp.row.temperature, with_logprobs=fp.row.logprobs)
     for prompt in fp.prompts:
-        found.answers[prompt] = [a for run in answers.values() for a in run[0].get(prompt, [])]
-        found.logprobs[prompt] = [lp for run in answers.values() for lp in run[1].get(prompt, [])]
+        found.answers[prompt] = [a for run in given.values() for a in run[0].get(prompt, [])]
+        found.logprobs[prompt] = [lp for run in given.values() for lp in run[1].get(prompt, [])]
     found.kept = [p for p in fp.prompts if any(found.answers[p])]
     if not found.kept:
         raise UsageError(f"the latest probes of {model} have no answers to take as the new reference")
     save(store, model, found, now, origin="ack", border=fp.row.border)  # closes the open episode (by ack)
     return len(open_alerts)
-
-
-def still_varying(fp: Current) -> int:
-    """How many inputs of a fingerprint have more than one answer in their reference."""
-    return sum(1 for ref in fp.references.values() if len(Counter(ref)) > 1)

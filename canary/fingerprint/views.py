@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from .. import alerts
 from ..config import Config
 from ..messages import anchor
-from ..store import Store
 from . import SUITE
-from .probe import KIND, Point, current, rule_for, samples_per_input, series, still_varying
+from .series import KIND, Point, current, rule_for, samples_per_input, series, still_varying
+
+if TYPE_CHECKING:
+    from ..reads import SeriesReads
 
 
-def history(store: Store, config: Config, model: str) -> list[dict]:
+def history(store: SeriesReads, config: Config, model: str) -> list[dict]:
     """Every probe of the current fingerprint with its distance and the band it was judged against."""
     m = next((m for m in config.models if m.name == model), None)
     return [_row(p) for p in series(store, model, rule=rule_for(m))]
@@ -25,11 +27,11 @@ def _row(p: Point) -> dict:
             "inputs": len(p.probe.per_input)}
 
 
-def status(store: Store, config: Config, model: str, recent: int = 5) -> dict:
+def status(store: SeriesReads, config: Config, model: str, recent: int = 5) -> dict:
     """`canary fingerprint status`: inputs, reference, last probes, distance and band, alert state."""
     m = next((m for m in config.models if m.name == model), None)
     fp = current(store, model)
-    open_alerts = [a for a in alerts.open_alerts(store, model, SUITE) if a.kind == KIND]
+    open_alerts = [a for a in store.open_alerts(model, SUITE) if a.kind == KIND]
     out = {"model": model, "configured": bool(m and m.fingerprint), "fingerprint": None, "probes": [],
            "alert": None}
     if open_alerts:
@@ -46,7 +48,7 @@ def status(store: Store, config: Config, model: str, recent: int = 5) -> dict:
     return out
 
 
-def status_rows(store: Store, config: Config, next_run) -> list[dict]:
+def status_rows(store: SeriesReads, config: Config, next_run) -> list[dict]:
     """The `fingerprint` series of `canary status`: one row per fingerprinted model."""
     rows = []
     for m in config.models:
@@ -58,12 +60,12 @@ def status_rows(store: Store, config: Config, next_run) -> list[dict]:
                      else None, "pass_rate": None, "passed": None, "answered": None, "errors": last.get("errors"),
                      "distance": last.get("distance"), "mean": last.get("mean"), "upper": last.get("upper"),
                      "lower": None, "verdict": last.get("verdict"),
-                     "alerts": [a.kind for a in alerts.open_alerts(store, m.name, SUITE)],
+                     "alerts": [a.kind for a in store.open_alerts(m.name, SUITE)],
                      "next_run": next_run(config, m), "fingerprinted": current(store, m.name) is not None})
     return rows
 
 
-def metric_families(store: Store, config: Config) -> list:
+def metric_families(store: SeriesReads, config: Config) -> list:
     """`canary_fingerprint_distance{model}` and its band, for /metrics (prometheus_client families)."""
     from prometheus_client.core import GaugeMetricFamily
     distance = GaugeMetricFamily("canary_fingerprint_distance",
@@ -81,7 +83,7 @@ def metric_families(store: Store, config: Config) -> list:
     return [distance, upper]
 
 
-def report_section(store: Store, config: Config, now: datetime) -> str:
+def report_section(store: SeriesReads, config: Config, now: datetime) -> str:
     """The report's fingerprint sections, drawn like the series' small charts: per fingerprinted
     model, the distance of each probe from the reference, and the edge above which it deviates."""
     from ..report_charts import e, epoch_minutes, mini_chart
@@ -90,7 +92,7 @@ def report_section(store: Store, config: Config, now: datetime) -> str:
         if m.fingerprint is None:
             continue
         rows = [r for r in history(store, config, m.name) if r["distance"] is not None]
-        changed = any(a.kind == "model_changed" for a in alerts.open_alerts(store, m.name, SUITE))
+        changed = any(a.kind == "model_changed" for a in store.open_alerts(m.name, SUITE))
         cls, words = ("bad", "model changed") if changed else ("good", "as referenced") if rows else \
             ("quiet", "no probes yet")
         three = (lambda v: f"{v:.3f}")  # noqa: E731
