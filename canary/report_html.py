@@ -143,13 +143,13 @@ def strip(cells: list[tuple[int, int] | None]) -> str:
     """A row of cells as one SVG path per colour, equal neighbours merged (a steady case costs one)."""
     n, shapes, i = len(cells), {}, 0
     looks = list(map(_cell, cells))
-    for cls, same in groupby(look[0] for look in looks):
-        width = sum(1 for _ in same)
+    for cls, same in groupby([look[0] for look in looks]):
+        width = len(list(same))
         if cls:
             shapes.setdefault(cls, []).append(f"M{i} 0h{width}v1h-{width}z")
         i += width
-    data = ",".join(look[1] for look in looks)
-    paths = "".join(f'<path class="{cls}" d="{"".join(d)}"/>' for cls, d in sorted(shapes.items()))
+    data = ",".join([look[1] for look in looks])
+    paths = "".join([f'<path class="{cls}" d="{"".join(d)}"/>' for cls, d in sorted(shapes.items())])
     return f'<svg class="cells" viewBox="0 0 {n} 1" preserveAspectRatio="none" data-cells="{data}">{paths}</svg>'
 
 

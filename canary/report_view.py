@@ -1,7 +1,7 @@
 """The report's view model: what `canary report` and the daemon's `/` draw. No HTML, no SQL.
 
 Built once per page from the read functions the commands share: per series its points
-with the verdict each was judged with (`reports.history` over `series.points`), its alert
+with the verdict each was judged with (`reports.judged_points` over `series.points`), its alert
 episodes, the latest figures and state shown beside its chart, and a case x run grid of the
 most recent runs, each failing case with its latest failing answer, the reference and the
 failed checks. `report_html` renders it; nothing here knows about markup.
@@ -9,6 +9,7 @@ failed checks. `report_html` renders it; nothing here knows about markup.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from .config import Config
 from .detect import params_of as detection_params
 from .failures import STANDINGS, answer_of, failed_checks, failing_turn, standings
 from .messages import KIND_TITLES, anchor
-from .reports import history, next_run
+from .reports import judged_points, next_run
 from .suites import Case, Suite
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class PointView:
     def confirmed(self) -> bool:
         return len(self.run_ids) > 1
 
-    @property
+    @cached_property  # the charts read it three times a point
     def upper(self) -> float | None:
         """The top of the band drawn around the mean (mirror of the floor, at most 100%)."""
         if self.mean is None or self.lower is None:
@@ -162,16 +163,16 @@ def build(store: SeriesReads, config: Config, suites: dict[str, Suite], now: dat
 def build_series(store: SeriesReads, config: Config, model: str, suite: str, loaded: Suite | None, last_run,
                  alert_rows: list, upcoming: datetime | None) -> SeriesView:
     pts = series.points(store, model, suite, cases=False)
-    hist = history(store, config, model, suite, points=pts)
-    share = config.detection.min_answered_share
+    share, error_rate = config.detection.min_answered_share, config.alerts.error_rate
     points = []
-    for p, h in zip(pts, hist):
-        judged = detect.answered_enough(p.point, share)
+    for p, v in judged_points(store, config, model, suite, points=pts):
+        run = p.point
+        judged = detect.answered_enough(run, share)
         points.append(PointView(
-            p.slot, p.run_ids, h["pass_rate"], h["passed"], h["answered"], h["errors"], h["mean"], h["lower"],
-            h["verdict"], h["in_alert"],
-            not judged or (p.point.samples > 0 and p.errors / p.point.samples >= config.alerts.error_rate),
-            judged, h["output_tokens_per_answer"], h["latency_p50_ms"], p.cost))
+            p.slot, p.run_ids, run.passed / run.answered if run.answered else None, run.passed, run.answered,
+            p.errors, v.mean, v.lower, v.status, run.in_alert,
+            not judged or (run.samples > 0 and p.errors / run.samples >= error_rate),
+            judged, p.tokens_per_answer, p.latency_p50_ms, p.cost))
     open_titles = [KIND_TITLES.get(a.kind, a.kind) for a in alert_rows if a.state == "open"]
     quality_open = any(a.state == "open" and a.kind == "quality" for a in alert_rows)
     return SeriesView(

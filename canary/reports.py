@@ -25,21 +25,26 @@ def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | No
     return fire.astimezone(timezone.utc).replace(tzinfo=None) if fire else None
 
 
-def history(store: SeriesReads, config: Config, model: str, suite: str,
-            points: list[Point] | None = None) -> list[dict]:
-    """Every point of the series (since the last ack) with the verdict it was judged with: the
-    one monitor kept on its run, or, for a point without one, judged now from its context (and
-    kept, so the next read is as cheap). `points`: the series, when the caller has read it."""
+def history(store: SeriesReads, config: Config, model: str, suite: str) -> list[dict]:
+    """Every point of the series (since the last ack) with the verdict it was judged with."""
     if suite == FINGERPRINT:
         from .fingerprint.views import history as fingerprint_history
         return fingerprint_history(store, config, model)
+    return [row(p, v) for p, v in judged_points(store, config, model, suite)]
+
+
+def judged_points(store: SeriesReads, config: Config, model: str, suite: str,
+                  points: list[Point] | None = None) -> list[tuple[Point, detect.Verdict]]:
+    """Every point of a quality series with its verdict: the one monitor kept on its run, or,
+    for a point without one, judged now from its context (and kept, so the next read is as
+    cheap). `points`: the series, when the caller has read it."""
     params = detection_params(config.detection)
     pts = points if points is not None else series.points(store, model, suite, cases=False)
     if any(p.verdict is None for p in pts) and not any(p.point.cases for p in pts):
         pts = series.points(store, model, suite)  # judging reads the per-case counts
     verdicts, judged = series.verdicts(pts, params)
     keep(store, judged)
-    return [row(p, v) for p, v in zip(pts, verdicts)]
+    return list(zip(pts, verdicts))
 
 
 def keep(store: SeriesReads, judged: dict[int, dict]) -> None:
