@@ -331,7 +331,8 @@ def num(x: float) -> str:
     return f"{x:.1f}" if round(x, 1) == x else f"{x:g}"
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample sd (0 for one value), in floats: a year of baselines costs microseconds."""
     n = len(values)
     mean = math.fsum(values) / n
     if n < 2:
@@ -361,7 +362,7 @@ def evaluate(history: Sequence[RunPoint], today: RunPoint, params: DetectionPara
         from .caselevel import case_sigma
         return case_sigma(base, today, params)
     rate, n = today.passed / today.answered, today.answered
-    mean, sample_sd = _mean_sd([r.passed / r.answered for r in base])
+    mean, sample_sd = mean_sd([r.passed / r.answered for r in base])
     sd = max(sample_sd, sd_floor(mean, n))
     floor_note = " (binomial floor)" if sd > sample_sd else ""
     counts = f"pass rate {pct(rate)} ({today.passed}/{n})"
@@ -472,7 +473,7 @@ def band(
             "no_verdict", "band", today, None, None, None, len(finite),
             f"{len(finite)} baseline values, need {min_history}",
         )
-    mean, sample_sd = _mean_sd(finite)
+    mean, sample_sd = mean_sd(finite)
     sd = max(sample_sd, rel_floor * abs(mean))
     lower, upper = mean - sigma * sd, mean + sigma * sd
     breach = today < lower or today > upper

@@ -11,6 +11,7 @@ booleans as 0 or 1; JSON columns are read as text and decoded by `own_json`.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import namedtuple
 from datetime import datetime
@@ -18,6 +19,8 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 import orjson
+
+log = logging.getLogger("canary.reads")
 
 SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `compare` runs never do
 # what a series' point is made of (series.build, which unpacks them in this order): a year
@@ -36,7 +39,7 @@ Alert = namedtuple("Alert", AlertSpan._fields + ("details",))
 FingerprintRow = namedtuple("FingerprintRow", "id model version origin created_at temperature logprobs candidates "
                                               "border calls input_tokens output_tokens cost")
 FingerprintInput = namedtuple("FingerprintInput", "prompt reference logprobs")
-ProbeRun = namedtuple("ProbeRun", "id slot kind suite_version passed errors")
+ProbeRun = namedtuple("ProbeRun", "id slot kind suite_version passed errors probe")
 
 
 def own_json(text: str | None):
@@ -266,12 +269,13 @@ class SeriesReads:
         return row, inputs
 
     def probe_runs(self, model: str, suite: str, version: str) -> list[ProbeRun]:
-        """The complete scheduled and manual runs of one suite version of a series, oldest first."""
+        """The complete scheduled and manual runs of one suite version of a series, oldest first,
+        with the measurement kept on each (None: not measured yet)."""
         time = self._time
-        return [ProbeRun(r[0], time(r[1]), *r[2:]) for r in self._rows(
-            f"SELECT {', '.join(ProbeRun._fields)} FROM runs WHERE model = :model AND suite = :suite "
-            "AND suite_version = :version AND kind IN ('scheduled', 'manual') AND status = 'complete' "
-            "ORDER BY slot, id", {"model": model, "suite": suite, "version": version})]
+        return [ProbeRun(r[0], time(r[1]), *r[2:6], own_json(r[6])) for r in self._rows(
+            f"SELECT {', '.join(ProbeRun._fields[:-1])}, CAST(probe AS TEXT) FROM runs WHERE model = :model "
+            "AND suite = :suite AND suite_version = :version AND kind IN ('scheduled', 'manual') "
+            "AND status = 'complete' ORDER BY slot, id", {"model": model, "suite": suite, "version": version})]
 
     def answered_turns(self, run_ids: list[int]) -> list[tuple[int, str, list | None]]:
         """(run id, case id, turns) of every answered sample of these runs (turns: from an API,
@@ -284,10 +288,24 @@ class SeriesReads:
                                f"({_listed('r', chunk, params)}) AND status != 'error' ORDER BY id", params)]
         return out
 
-    # --- the one write a read makes ----------------------------------------------------------
+    # --- the writes a read makes: what it worked out, kept for the next read ------------------
 
     def save_verdict(self, run_id: int, verdict: dict) -> None:
         """Keep the quality verdict a point was judged with on its run (history, status and the
         report read it instead of judging every point again)."""
-        value = "CAST(:verdict AS JSONB)" if self.dialect == "postgresql" else ":verdict"
-        self._execute(f"UPDATE runs SET verdict = {value} WHERE id = :id", {"verdict": json.dumps(verdict), "id": run_id})
+        self._save("verdict", run_id, verdict)
+
+    def keep(self, column: str, values: dict[int, dict]) -> None:
+        """Keep on their runs what a read worked out (`verdict`: points judged now; `probe`:
+        fingerprint probes measured now). A cache: a database that refuses the write (a
+        read-only one) is read and worked out again next time, never a failed read."""
+        try:
+            for run_id, value in values.items():
+                self._save(column, run_id, value)
+        except Exception as exc:  # noqa: BLE001 - a read must not fail because it could not cache
+            log.info("runs.%s worked out by a read not kept (%s): worked out again next time", column,
+                     type(exc).__name__)
+
+    def _save(self, column: str, run_id: int, value: dict) -> None:
+        param = "CAST(:value AS JSONB)" if self.dialect == "postgresql" else ":value"
+        self._execute(f"UPDATE runs SET {column} = {param} WHERE id = :id", {"value": json.dumps(value), "id": run_id})

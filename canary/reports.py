@@ -1,7 +1,6 @@
 """Read-only views for people and scripts: status per series, a series with its band."""
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -14,8 +13,6 @@ from .series import Point
 
 if TYPE_CHECKING:
     from .reads import SeriesReads
-
-log = logging.getLogger("canary.reports")
 
 
 def next_run(config: Config, model: ModelConfig, now: datetime) -> datetime | None:
@@ -43,17 +40,8 @@ def judged_points(store: SeriesReads, config: Config, model: str, suite: str,
     if any(p.verdict is None for p in pts) and not any(p.point.cases for p in pts):
         pts = series.points(store, model, suite)  # judging reads the per-case counts
     verdicts, judged = series.verdicts(pts, params)
-    keep(store, judged)
+    store.keep("verdict", judged)
     return list(zip(pts, verdicts))
-
-
-def keep(store: SeriesReads, judged: dict[int, dict]) -> None:
-    """Keep verdicts judged at read time (a cache: a read-only database just judges again)."""
-    try:
-        for run_id, verdict in judged.items():
-            store.save_verdict(run_id, verdict)
-    except Exception as exc:  # noqa: BLE001 - a read must not fail because it could not cache
-        log.info("verdicts judged now not kept (%s): they will be judged again", type(exc).__name__)
 
 
 def row(p: Point, v: detect.Verdict) -> dict:
@@ -83,7 +71,7 @@ def latest(store: SeriesReads, config: Config, model: str, suite: str) -> dict:
     if today.verdict is not None:
         return row(today, detect.Verdict.from_stored(today.verdict))
     verdict = detect.judge([p.point for p in history], today.point, params)
-    keep(store, {today.run_ids[0]: verdict.stored()})
+    store.keep("verdict", {today.run_ids[0]: verdict.stored()})
     return row(today, verdict)
 
 

@@ -62,6 +62,9 @@ runs = Table(
     # the quality verdict of the series' point this run opened (pooled with its confirmation
     # run): status, method, rate, mean (expected rate), lower (floor), ... (detect.Verdict.stored)
     Column("verdict", Json),
+    # a fingerprint probe's measurement: distance, logprob change, distance per input
+    # (fingerprint.rule.Probe.stored), kept when the probe is first judged
+    Column("probe", Json),
     UniqueConstraint("model", "suite", "slot", "kind", name="uq_runs_model_suite_slot_kind"),
 )
 Index("ix_runs_series", runs.c.model, runs.c.suite, runs.c.slot)

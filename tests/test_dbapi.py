@@ -3,15 +3,17 @@ PostgreSQL, has the types and values the Store's writes put there; it serves onl
 at the current schema, and a driver's failure is a StorageError (exit 5), not a traceback."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import pytest
 
-from canary import alerts
+from canary import alerts, reports
+from canary.config import load_config
 from canary.dbapi import Reader, open_reader
 from canary.errors import StorageError
 from canary.fingerprint.series import current, series
-from canary.schema import fingerprint_inputs, fingerprints, runs
+from canary.schema import fingerprint_inputs, fingerprints, runs, samples
 from canary.store import Store
 
 T0 = datetime(2026, 11, 1, 6, 0, 0, 123456)
@@ -78,9 +80,9 @@ def test_the_reader_reads_what_the_store_wrote(db_url):
     store.close()
 
 
-def test_the_reader_reads_a_fingerprint_and_its_probes(db_url):
-    """What `status`, `history` and `report` read of a fingerprinted model, typed as the Store wrote it."""
-    store = Store(db_url)
+def _fingerprint_with_probes(store: Store) -> tuple[int, list[int]]:
+    """A fingerprint of model m (inputs a and b) and four probes: complete, of an older
+    version, complete, still running. Each has an errored and an answered sample of a."""
     with store.begin() as conn:
         fp = conn.execute(fingerprints.insert().values(
             model="m", version="fp1", origin="init", created_at=T0, temperature=0.0, logprobs=True, candidates=300,
@@ -100,6 +102,13 @@ def test_the_reader_reads_a_fingerprint_and_its_probes(db_url):
         if status == "complete":
             store.finish_run(run_id, status, T0 + timedelta(days=day, hours=1))
         probes.append(run_id)
+    return fp, probes
+
+
+def test_the_reader_reads_a_fingerprint_and_its_probes(db_url):
+    """What `status`, `history` and `report` read of a fingerprinted model, typed as the Store wrote it."""
+    store = Store(db_url)
+    fp, probes = _fingerprint_with_probes(store)
     reader = open_reader(db_url)
 
     row, inputs = reader.fingerprint("m")
@@ -113,10 +122,39 @@ def test_the_reader_reads_a_fingerprint_and_its_probes(db_url):
     assert reader.answered_turns([probes[0]]) == [  # the errored sample left out
         (probes[0], "a", [{"user": "a", "text": "é", "top_logprobs": [["é", -0.5]], "verdicts": []}])]
     assert current(reader, "m") == current(store, "m")
-    judged = series(reader, "m")
-    assert [p.run.id for p in judged] == [probes[0], probes[2]] and judged == series(store, "m")
+    assert [r.probe for r in runs_] == [None, None]  # not measured yet
+    judged = series(reader, "m")  # measured from the answers, and kept
+    assert [p.run.id for p in judged] == [probes[0], probes[2]]
     assert judged[0].probe.per_input == {"a": 0.0}  # the answers of "a" are its reference; "b" had none
+    kept = reader.probe_runs("m", "fingerprint", "fp1")
+    assert [r.probe for r in kept] == [p.probe.stored() for p in judged]
+    assert store.run(probes[0]).probe == judged[0].probe.stored()
+    with store.begin() as conn:  # the answers are not read again: the kept measurement is the probe's
+        conn.execute(samples.delete().where(samples.c.run_id == probes[0]))
+    assert [(p.run.id, p.probe, p.judged) for p in series(store, "m")] == [(p.run.id, p.probe, p.judged) for p in judged]
     reader.close()
+    store.close()
+
+
+def test_a_read_only_database_is_judged_without_keeping(tmp_path, caplog):
+    """Kept verdicts and probe measurements are a cache: a database that refuses the write
+    is read, judged and shown all the same (and judged again next time)."""
+    caplog.set_level(logging.INFO, logger="canary.reads")
+    path = tmp_path / "c.db"
+    store = Store(f"sqlite:///{path}")
+    _fingerprint_with_probes(store)
+    run_id = _run(store, 0)
+    (tmp_path / "canary.yaml").write_text(f"database: sqlite:///{path}\nmodels: [{{name: m, provider: openai, model: x}}]\n")
+    config = load_config(tmp_path / "canary.yaml")
+    read_only = Store(f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert [p.probe.distance for p in series(read_only, "m")] == [0.0, 0.0]
+    [row] = reports.history(read_only, config, "m", "s")
+    assert row["verdict"] == "no_verdict" and row["passed"] == 2
+    assert [r.probe for r in store.probe_runs("m", "fingerprint", "fp1")] == [None, None]
+    assert store.run(run_id).verdict is None
+    assert "runs.probe worked out by a read not kept" in caplog.text
+    assert "runs.verdict worked out by a read not kept" in caplog.text
+    read_only.close()
     store.close()
 
 

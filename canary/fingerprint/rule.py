@@ -26,6 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
+from ..detect import mean_sd
+
 
 def distribution(answers: Iterable[str]) -> Counter:
     """Counts of the non-empty first tokens among answers."""
@@ -76,6 +78,14 @@ class Probe:
     distance: float | None
     logprob: float | None = None
     per_input: Mapping[str, float] = field(default_factory=dict)
+
+    def stored(self) -> dict:
+        """What is kept with the probe's run (runs.probe)."""
+        return {"distance": self.distance, "logprob": self.logprob, "per_input": dict(self.per_input)}
+
+    @classmethod
+    def from_stored(cls, data: Mapping) -> "Probe":
+        return cls(data["distance"], data.get("logprob"), data.get("per_input") or {})
 
 
 def measure(references: Mapping[str, Mapping[str, int]], answers: Mapping[str, Sequence[str]],
@@ -129,8 +139,7 @@ class Judged:
 
 
 def _band(values: list[float], sigma: float, floor: float) -> tuple[float, float, float]:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    mean, sd = mean_sd(values)
     return mean, sd, max(floor, sigma * sd)
 
 
@@ -138,14 +147,24 @@ def judge(probes: Sequence[Probe], p: RuleParams = RuleParams()) -> list[Judged]
     """Every probe of one fingerprint (oldest first) judged, with the episode state after it."""
     out: list[Judged] = []
     excluded: set[int] = set()
+    usable: list[int] = []  # the probes a baseline may draw on, oldest first: one more each step
+
+    def exclude(indices: Iterable[int]) -> None:
+        for j in indices:
+            excluded.add(j)
+            if j in usable[-p.persistence:]:  # only with persistence > exclusion + 1
+                usable.remove(j)
+
     streak = calm = 0
     onset: int | None = None
     for i, probe in enumerate(probes):
-        usable = [j for j in range(max(i - p.exclusion, 0)) if j not in excluded and probes[j].distance is not None]
+        j = i - p.exclusion - 1  # the probe leaving the excluded most recent ones
+        if j >= 0 and j not in excluded and probes[j].distance is not None:
+            usable.append(j)
         baseline = usable[-p.window:]
         if probe.distance is None or len(baseline) < p.min_baseline:
             if onset is not None:
-                excluded.add(i)
+                exclude((i,))
             why = "no answer to compare" if probe.distance is None else \
                 f"baseline forming ({len(baseline)} of {p.min_baseline} probes)"
             out.append(Judged("no_verdict", probe.distance, logprob=probe.logprob, baseline=tuple(baseline),
@@ -164,7 +183,7 @@ def judge(probes: Sequence[Probe], p: RuleParams = RuleParams()) -> list[Judged]
                 reason += f"; logprob change {probe.logprob:.3f}, usual {lp_mean:.3f} (limit {lp_upper:.3f})"
         opened = closed = False
         if onset is not None:
-            excluded.add(i)
+            exclude((i,))
             calm = 0 if deviating else calm + 1
             if calm >= p.persistence:
                 onset, closed, calm = None, True, 0
@@ -172,7 +191,7 @@ def judge(probes: Sequence[Probe], p: RuleParams = RuleParams()) -> list[Judged]
             streak = streak + 1 if deviating else 0
             if streak >= p.persistence:
                 onset, opened, streak = i - p.persistence + 1, True, 0
-                excluded.update(range(onset, i + 1))
+                exclude(range(onset, i + 1))
         out.append(Judged("deviating" if deviating else "ok", probe.distance, mean, sd, mean + limit, mean - limit,
                           probe.logprob, lp_mean, lp_upper, tuple(baseline), onset is not None, opened, closed,
                           onset, reason))

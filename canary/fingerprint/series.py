@@ -90,11 +90,20 @@ def answers(store: SeriesReads, run_ids: list[int]) -> dict[int, tuple[dict, dic
 
 
 def series(store: SeriesReads, model: str, fp: Current | None = None, rule: RuleParams = RULE) -> list[Point]:
-    """Every complete probe of the model's current fingerprint, oldest first, judged."""
+    """Every complete probe of the model's current fingerprint, oldest first, judged. A probe's
+    measurement is read where it was kept (runs.probe); one not measured yet is measured from
+    its answers now and kept, so a year of probes reads one row a probe."""
     fp = fp or current(store, model)
     if fp is None:
         return []
     runs = store.probe_runs(model, SUITE, fp.version)
-    given = answers(store, [r.id for r in runs])
-    probes = [measure(fp.references, given[r.id][0], fp.logprobs, given[r.id][1]) for r in runs]
+    fresh = measured(store, fp, [r.id for r in runs if r.probe is None])
+    store.keep("probe", {run_id: probe.stored() for run_id, probe in fresh.items()})
+    probes = [fresh[r.id] if r.probe is None else Probe.from_stored(r.probe) for r in runs]
     return [Point(r, p, j) for r, p, j in zip(runs, probes, judge(probes, rule))]
+
+
+def measured(store: SeriesReads, fp: Current, run_ids: list[int]) -> dict[int, Probe]:
+    """Each probe's measurement from its answers, against the fingerprint's references."""
+    given = answers(store, run_ids)
+    return {r: measure(fp.references, given[r][0], fp.logprobs, given[r][1]) for r in run_ids}

@@ -152,6 +152,61 @@ def build(root: Path, days: int, *, models: list[str] = MODELS, repeat: int = 3,
     return {"runs": n_runs, "samples": n_samples, "seconds": time.perf_counter() - t0}
 
 
+def add_fingerprint(root: Path, days: int, *, model: str = "opus", inputs: int = 20, samples: int = 10,
+                    seed: int = 2, end: datetime | None = None) -> dict:
+    """Make `model` of the project at `root` fingerprinted: a fingerprint of `inputs` border
+    inputs and a probe a day for `days` days (inputs x samples one-token samples each, with
+    first-token logprobs, as `canary fingerprint probe` stores them); each probe's
+    measurement is then kept by the read path (fingerprint.series), as the daemon keeps it
+    after each probe."""
+    from canary.fingerprint.series import series
+    from canary.schema import fingerprint_inputs, fingerprints
+    cfg = root / "canary.yaml"
+    text = cfg.read_text()
+    marker = f"  - name: {model}\n"
+    assert marker in text and "fingerprint:" not in text
+    cfg.write_text(text.replace(marker, marker + "    fingerprint: true\n", 1))
+    store = Store(f"sqlite:///{root / 'canary.db'}")
+    rng = random.Random(seed)
+    end = end or datetime.utcnow().replace(hour=6, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    start = end - timedelta(days=days - 1)
+    prompts = [f"word{i:02d}" for i in range(inputs)]
+    share = {p: rng.uniform(0.3, 0.7) for p in prompts}  # how often each input answers Yes
+    t0 = time.perf_counter()
+    with store.begin() as conn:
+        fp = conn.execute(insert(fingerprints).values(
+            model=model, version="fixture-fp", origin="init", created_at=start - timedelta(hours=1), temperature=0.0,
+            logprobs=True, candidates=300, border=inputs, calls=300 * 10).returning(fingerprints.c.id)).scalar()
+        conn.execute(insert(fingerprint_inputs), [
+            {"fingerprint_id": fp, "position": i, "prompt": p, "reference": {"Yes": round(20 * share[p]),
+                                                                           "No": 20 - round(20 * share[p])},
+             "logprobs": {"Yes": -0.5, "No": -1.0}} for i, p in enumerate(prompts)])
+        for day in range(days):
+            slot = start + timedelta(days=day)
+            run_id = conn.execute(insert(runs).values(
+                model=model, suite="fingerprint", suite_version="fixture-fp", slot=slot, kind="scheduled",
+                status="running", owner="fixture", heartbeat_at=slot, started_at=slot, planned=inputs * samples,
+                passed=0, failed=0, errors=0, input_tokens=0, output_tokens=0).returning(runs.c.id)).scalar()
+            rows = []
+            for p in prompts:
+                for i in range(samples):
+                    token = "Yes" if rng.random() < share[p] else "No"
+                    rows.append({"run_id": run_id, "case_id": p, "sample": i, "status": "passed",
+                                 "request_id": f"req_{rng.getrandbits(64):016x}", "input_tokens": 12,
+                                 "output_tokens": 1, "latency_ms": rng.uniform(200, 600), "finish_reason": "length",
+                                 "cost": 12 * 3e-6 + 15e-6,
+                                 "turns": [{"user": p, "text": token, "top_logprobs": [[token, -0.4], ["Maybe", -2.0]],
+                                            "verdicts": []}],
+                                 "finished_at": slot + timedelta(seconds=5)})
+            store.insert_samples(rows, conn=conn)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                status="complete", finished_at=slot + timedelta(minutes=1), assessed_at=slot,
+                **store._aggregates(conn, run_id)))
+    probes = len(series(store, model))  # measured once and kept, as after each probe
+    store.close()
+    return {"probes": probes, "samples": days * inputs * samples, "seconds": time.perf_counter() - t0}
+
+
 def _alerts(conn, bad_days, start: datetime) -> None:
     """One quality alert per episode: opened by its first bad day's run, closed by the recovery."""
     from sqlalchemy import and_, select

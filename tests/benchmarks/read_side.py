@@ -12,7 +12,9 @@ Printed per command: the month's and the year's figures and their ratio (growth)
 targets of the read-side issue: status, history and report <= 0.5 s at a year; `/` <= 50 ms
 once cached; export >= 25k samples/s; import >= 10k samples/s with peak RSS flat (<= 1.3x
 between 4k and 40k samples); `canary --version` <= 2.5x `python -c "import click"`;
-status on 1,000 days of a series within 1.25x of 100 days.
+status on 1,000 days of a series within 1.25x of 100 days. Then, beside the targets, a
+fingerprinted model's reads (status, its history, `fingerprint status`) at 30 and 365 days
+of probes.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from history_fixture import build  # noqa: E402
+from history_fixture import add_fingerprint, build  # noqa: E402
 
 ENV = {**os.environ, "BENCH_KEY": "bench-not-a-key"}
 
@@ -160,6 +162,23 @@ def status_growth(base: Path, reuse: bool) -> dict[int, float]:
     return out
 
 
+def fingerprint_reads(base: Path, reuse: bool) -> dict[int, dict]:
+    """status, history of the fingerprint series and `fingerprint status` (best of 3) on one
+    fingerprinted model (10 cases x 3 suites, and a probe a day of 20 inputs x 10 samples)
+    at 30 and 365 days: a fingerprint's reads must not grow with its probes' answers."""
+    out = {}
+    for days in (30, 365):
+        root = base / f"fingerprint{days}"
+        if not (reuse and (root / "canary.db").exists()):
+            shutil.rmtree(root, ignore_errors=True)
+            build(root, days, models=["opus"], cases=10)
+            add_fingerprint(root, days)
+        out[days] = {"status": best(canary(root, "status")),
+                     "history": best(canary(root, "history", "--model", "opus", "--suite", "fingerprint")),
+                     "fingerprint status": best(canary(root, "fingerprint", "status"))}
+    return out
+
+
 def fmt(wall_cpu_rss) -> str:
     wall, cpu, rss = wall_cpu_rss
     return f"{wall:6.2f} s wall {cpu:6.2f} s CPU {rss:5.0f} MB"
@@ -207,6 +226,10 @@ def main() -> None:
     growth = status_growth(base, args.reuse)
     print(f"\nstatus on one model's series: {growth[100] * 1000:.0f} ms at 100 days, {growth[1000] * 1000:.0f} ms "
           f"at 1,000 days: {growth[1000] / growth[100]:.2f}x (target <= 1.25x)")
+    fp = fingerprint_reads(base, args.reuse)
+    print(f"\none fingerprinted model, a probe a day (200 samples): {'30 days':>36} {'365 days':>38}  365/30")
+    for key in fp[30]:
+        print(f"{key:18} {fmt(fp[30][key]):>44} {fmt(fp[365][key]):>44}  {fp[365][key][0] / fp[30][key][0]:5.2f}x")
     mem = import_memory(work / "export.jsonl", work, base / "year")
     print(f"\nimport peak RSS: {mem[4000]:.0f} MB at 4k samples, {mem[40000]:.0f} MB at 40k: "
           f"{mem[40000] / mem[4000]:.2f}x (target <= 1.3x)")
