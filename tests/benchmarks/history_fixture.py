@@ -1,6 +1,7 @@
 """A year (or any span) of realistic stored history, written in bulk, for the read-side benchmarks.
 
     python tests/benchmarks/history_fixture.py --days 365 --dir /tmp/year   # a minute or two
+    python tests/benchmarks/history_fixture.py --days 365 --dir /tmp/fp --models 1 --cases 10 --fingerprint
 
 Writes a project (canary.yaml with 5 models, prompts/ with 3 suites of 52 cases) and its
 database: each day every model runs every suite, 3 samples a case (156 samples a run, as
@@ -16,6 +17,7 @@ it when it judges a run (`--no-verdicts`: a history from before verdicts were ke
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -229,9 +231,15 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--dir", required=True, type=Path, help="where the project and its canary.db go")
     ap.add_argument("--models", type=int, default=5)
+    ap.add_argument("--cases", type=int, default=CASES, help="cases a suite")
     ap.add_argument("--no-verdicts", action="store_true", help="leave runs.verdict empty (judged at first read)")
+    ap.add_argument("--fingerprint", action="store_true", help="fingerprint the first model: a probe a day")
     args = ap.parse_args()
-    print(build(args.dir.resolve(), args.days, models=MODELS[:args.models], verdicts=not args.no_verdicts))
+    root = args.dir.resolve()
+    built = build(root, args.days, models=MODELS[:args.models], cases=args.cases, verdicts=not args.no_verdicts)
+    if args.fingerprint:
+        built["fingerprint"] = add_fingerprint(root, args.days, model=MODELS[0])
+    print(json.dumps(built))
 
 
 if __name__ == "__main__":

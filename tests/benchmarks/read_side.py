@@ -19,6 +19,7 @@ of probes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -32,9 +33,6 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from history_fixture import add_fingerprint, build  # noqa: E402
-
 ENV = {**os.environ, "BENCH_KEY": "bench-not-a-key"}
 
 
@@ -50,6 +48,18 @@ def child(args: list[str], *, stdout=subprocess.DEVNULL, cwd=None) -> tuple[floa
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
+def build(root: Path, days: int, *options: str) -> dict:
+    """The fixture (history_fixture.py) built by a child process: a child's peak RSS counts
+    the memory of the process it was forked from (Linux keeps the high-water mark across
+    exec), so this process stays as small as it can and imports no part of canary."""
+    shutil.rmtree(root, ignore_errors=True)
+    out = subprocess.run([sys.executable, str(HERE / "history_fixture.py"), "--days", str(days), "--dir", str(root),
+                          *options], env=ENV, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"building {root} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def best(args: list[str], n: int = 3, **kw) -> tuple[float, float, float]:
     """The fastest of n runs (the least disturbed by the rest of the machine)."""
     runs = [child(args, **kw) for _ in range(n)]
@@ -57,8 +67,9 @@ def best(args: list[str], n: int = 3, **kw) -> tuple[float, float, float]:
 
 
 def canary(root: Path, *args: str) -> list[str]:
-    """`canary ARGS --config ROOT/canary.yaml` (after the subcommand: `db upgrade` has two words)."""
-    n = 2 if args[0] == "db" else 1
+    """`canary ARGS --config ROOT/canary.yaml` (after the subcommand: `db upgrade` and
+    `fingerprint status` have two words)."""
+    n = 2 if args[0] in ("db", "fingerprint") else 1
     return [sys.executable, "-m", "canary.cli", *args[:n], "--config", str(root / "canary.yaml"), *args[n:]]
 
 
@@ -156,8 +167,7 @@ def status_growth(base: Path, reuse: bool) -> dict[int, float]:
     for days in (100, 1000):
         root = base / f"series{days}"
         if not (reuse and (root / "canary.db").exists()):
-            shutil.rmtree(root, ignore_errors=True)
-            build(root, days, models=["opus"], cases=10)
+            build(root, days, "--models", "1", "--cases", "10")
         out[days] = best(canary(root, "status"), 5)[0]
     return out
 
@@ -170,9 +180,7 @@ def fingerprint_reads(base: Path, reuse: bool) -> dict[int, dict]:
     for days in (30, 365):
         root = base / f"fingerprint{days}"
         if not (reuse and (root / "canary.db").exists()):
-            shutil.rmtree(root, ignore_errors=True)
-            build(root, days, models=["opus"], cases=10)
-            add_fingerprint(root, days)
+            build(root, days, "--models", "1", "--cases", "10", "--fingerprint")
         out[days] = {"status": best(canary(root, "status")),
                      "history": best(canary(root, "history", "--model", "opus", "--suite", "fingerprint")),
                      "fingerprint status": best(canary(root, "fingerprint", "status"))}
@@ -198,7 +206,6 @@ def main() -> None:
     for name, days in spans.items():
         root = base / name
         if not (args.reuse and (root / "canary.db").exists()):
-            shutil.rmtree(root, ignore_errors=True)
             built = build(root, days)
             print(f"built {name}: {built['runs']} runs, {built['samples']} samples in {built['seconds']:.0f} s")
         sizes[name] = 5 * 3 * days * 156
