@@ -146,45 +146,44 @@ def _linear(lo: float, hi: float) -> tuple[float, float]:
     return H / 2, 0.0
 
 
-def _segments(n: int, value: Callable[[int], float | None]) -> list[list[tuple[int, float]]]:
+def _segments(values: Sequence[float | None]) -> list[list[int]]:
     """Runs of consecutive indexes whose value is known (a missing value breaks the line)."""
     out, current = [], []
-    for i in range(n):
-        v = value(i)
+    for i, v in enumerate(values):
         if v is None:
             if current:
                 out.append(current)
-            current = []
+                current = []
         else:
-            current.append((i, v))
+            current.append(i)
     if current:
         out.append(current)
     return out
 
 
-def polyline(n: int, value: Callable[[int], float | None], lo: float, hi: float, cls: str) -> str:
-    parts = []
-    for seg in _segments(n, value):
+def polyline(values: Sequence[float | None], lo: float, hi: float, cls: str) -> str:
+    n, parts = len(values), []
+    (a, b), xs = _linear(lo, hi), _xs(n)
+    for seg in _segments(values):
         if len(seg) == 1:  # a lone value: a short level tick across its slot
-            i, v = seg[0]
-            parts.append(f"M{_f(i / n * W)} {_f(_y(v, lo, hi))}h{_f(max(W / n, 1))}")
+            i = seg[0]
+            parts.append(f"M{_f(i / n * W)} {_f(_y(values[i], lo, hi))}h{_f(max(W / n, 1))}")
         else:
-            (a, b), xs = _linear(lo, hi), _xs(n)
-            parts.append("M" + "L".join([f"{xs[i]} {round(a + b * v)}" for i, v in seg]))
+            parts.append("M" + "L".join([f"{xs[i]} {round(a + b * values[i])}" for i in seg]))
     return f'<path class="{cls}" d="{"".join(parts)}"/>' if parts else ""
 
 
 def band(points: Sequence[PointView], lo: float, hi: float) -> str:
     """The shaded band between the floor and its mirror above the mean, where a run had one."""
     n, shapes = len(points), []
-    for seg in _segments(n, lambda i: points[i].lower if points[i].upper is not None else None):
-        idx = [i for i, _ in seg]
-        xs = [_xs(n)[i] for i in idx]
+    (a, b), all_xs = _linear(lo, hi), _xs(n)
+    uppers = [p.upper for p in points]
+    for idx in _segments(uppers):
+        xs = [all_xs[i] for i in idx]
         if len(idx) == 1:
             xs = [_f(idx[0] / n * W), _f((idx[0] + 1) / n * W)]
             idx = idx * 2
-        a, b = _linear(lo, hi)
-        top = [f"{x} {round(a + b * points[i].upper)}" for x, i in zip(xs, idx)]
+        top = [f"{x} {round(a + b * uppers[i])}" for x, i in zip(xs, idx)]
         bottom = [f"{x} {round(a + b * points[i].lower)}" for x, i in zip(xs, idx)]
         shapes.append("M" + "L".join(top + bottom[::-1]) + "Z")
     return f'<path class="band" d="{"".join(shapes)}"/>' if shapes else ""
@@ -271,9 +270,9 @@ def pass_rate_chart(s: SeriesView, view: ReportView) -> str:
     marks += [(i, p.rate, "hole") for i, p in enumerate(pts) if p.judged and p.verdict == "breach"]
     halos = [(i, p.rate, "halo") for i, p in enumerate(pts) if p.judged and p.error_heavy]
     unjudged = [i for i, p in enumerate(pts) if not p.judged]
-    body = (gridlines(steps, lo, hi) + band(pts, lo, hi) + polyline(n, lambda i: pts[i].mean, lo, hi, "mean")
-            + polyline(n, lambda i: pts[i].lower, lo, hi, "floor")
-            + polyline(n, lambda i: pts[i].rate if pts[i].judged else None, lo, hi, "rate")
+    body = (gridlines(steps, lo, hi) + band(pts, lo, hi) + polyline([p.mean for p in pts], lo, hi, "mean")
+            + polyline([p.lower for p in pts], lo, hi, "floor")
+            + polyline([p.rate if p.judged else None for p in pts], lo, hi, "rate")
             + dots(n, halos, lo, hi) + dots(n, marks, lo, hi))
     overlays = (spans(s.episodes, n, ("quality", "availability"))
                 + columns(unjudged, n, "outage", [f"{when(pts[i].slot)}: {pts[i].errors} of {pts[i].samples} "
@@ -311,7 +310,7 @@ def mini_chart(title: str, values: Sequence[float | None], fmt: Callable[[float]
     lo, hi = scale
     steps = [lo + (hi - lo) * 0.1, lo + (hi - lo) * 0.9]
     last = [(i, v, "dot last") for i, v in enumerate(values) if v is not None][-1:]
-    body = gridlines(steps, lo, hi) + polyline(n, lambda i: values[i], lo, hi, "line") + dots(n, last, lo, hi)
+    body = gridlines(steps, lo, hi) + polyline(values, lo, hi, "line") + dots(n, last, lo, hi)
     data = "[" + ",".join(f"{v:.4g}" if v is not None and math.isfinite(v) else "null" for v in values) + "]"
     return (f'<figure class="mini">{head}<div class="chart small" data-values="{data}" data-unit="{unit}">'
             f'<div class="plot"><div class="yaxis">{y_labels(steps, lo, hi, fmt)}</div>{spans(episodes, n, (kind,))}'
