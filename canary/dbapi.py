@@ -36,6 +36,8 @@ def head_revisions() -> set[str]:
 class Reader(SeriesReads):
     """A DB-API connection serving SeriesReads; a driver's error becomes a StorageError (exit 5)."""
 
+    refusals = (StorageError,)
+
     def __init__(self, conn, dialect: str, url: str, errors: type[Exception]):
         self.conn, self.dialect, self.safe_url, self._errors = conn, dialect, hide_password(url), errors
 
@@ -47,9 +49,9 @@ class Reader(SeriesReads):
         except self._errors as exc:
             raise self._failed(exc) from None
 
-    def _execute(self, sql: str, params: dict[str, Any]) -> None:
+    def _execute(self, sql: str, params: list[dict[str, Any]]) -> None:
         try:
-            self.conn.cursor().execute(driver_sql(sql, self.dialect), params)
+            self.conn.cursor().executemany(driver_sql(sql, self.dialect), params)
             self.conn.commit()
         except self._errors as exc:
             self.conn.rollback()

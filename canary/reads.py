@@ -1,6 +1,7 @@
 """The reads `status`, `history` and `report` make (a series' runs, its acks and alerts, the
-per-case counts, the latest failing answers, a model's fingerprint and its probes), written once as SQL that SQLite and PostgreSQL
-both run, over one primitive, `_rows` (a statement and its parameters in, tuples out).
+per-case counts, the latest failing answers, a model's fingerprint and its probes), written
+once as SQL that SQLite and PostgreSQL both run, over one primitive, `_rows` (a statement
+and its parameters in, tuples out).
 
 Store (store.py) runs them through its SQLAlchemy engine; `Reader` (dbapi.py) through the
 driver alone, so those commands never import SQLAlchemy, whose import costs more than they
@@ -28,6 +29,7 @@ SERIES_KINDS = ("scheduled", "manual", "confirm")  # runs that make a series; `c
 POINT_COLUMNS = ("id", "slot", "kind", "suite_version", "passed", "failed", "errors", "in_alert", "output_tokens",
                  "latency_p50_ms", "reported_model", "cost", "verdict")
 CASE_FIELD = {"passed": 0, "failed": 1}  # runs.cases: [passed, failed, errors]
+KEPT = ("verdict", "probe")  # JSON a read works out and keeps on a run (SeriesReads.keep)
 LATEST_GROUPS = 200  # (runs, cases) groups per query of latest_samples (SQLite bounds an OR's depth)
 
 LatestRun = namedtuple("LatestRun", "id model suite slot kind status passed failed errors")
@@ -92,12 +94,13 @@ class SeriesReads:
     """What the series' reads ask of a database, whatever holds the connection."""
 
     dialect: str  # "sqlite" | "postgresql"
+    refusals: tuple[type[BaseException], ...] = ()  # what the connection raises when the database fails
 
     def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
         raise NotImplementedError
 
-    def _execute(self, sql: str, params: dict[str, Any]) -> None:
-        """A statement that writes, committed."""
+    def _execute(self, sql: str, params: list[dict[str, Any]]) -> None:
+        """A statement that writes, once for each set of parameters, committed together."""
         raise NotImplementedError
 
     # --- the drivers' differences ------------------------------------------------------------
@@ -293,19 +296,23 @@ class SeriesReads:
     def save_verdict(self, run_id: int, verdict: dict) -> None:
         """Keep the quality verdict a point was judged with on its run (history, status and the
         report read it instead of judging every point again)."""
-        self._save("verdict", run_id, verdict)
+        self._save("verdict", {run_id: verdict})
 
     def keep(self, column: str, values: dict[int, dict]) -> None:
         """Keep on their runs what a read worked out (`verdict`: points judged now; `probe`:
-        fingerprint probes measured now). A cache: a database that refuses the write (a
-        read-only one) is read and worked out again next time, never a failed read."""
+        fingerprint probes measured now), in one transaction. A cache: a database that refuses
+        the write (a read-only one) is read and worked out again next time, never a failed read."""
+        if not values:
+            return
         try:
-            for run_id, value in values.items():
-                self._save(column, run_id, value)
-        except Exception as exc:  # noqa: BLE001 - a read must not fail because it could not cache
+            self._save(column, values)
+        except self.refusals as exc:
             log.info("runs.%s worked out by a read not kept (%s): worked out again next time", column,
                      type(exc).__name__)
 
-    def _save(self, column: str, run_id: int, value: dict) -> None:
+    def _save(self, column: str, values: dict[int, dict]) -> None:
+        if column not in KEPT:
+            raise ValueError(f"runs.{column} is not a kept column")
         param = "CAST(:value AS JSONB)" if self.dialect == "postgresql" else ":value"
-        self._execute(f"UPDATE runs SET {column} = {param} WHERE id = :id", {"value": json.dumps(value), "id": run_id})
+        self._execute(f"UPDATE runs SET {column} = {param} WHERE id = :id",
+                      [{"value": json.dumps(value), "id": run_id} for run_id, value in values.items()])

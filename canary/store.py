@@ -119,6 +119,8 @@ class Store(HistoryQueries):
     """The database: its connection, migrations and every write; the reads of the history are
     HistoryQueries' (queries.py)."""
 
+    refusals = (DBAPIError, StorageError)
+
     def __init__(self, url: str, *, upgrade: bool = True):
         self.url = url
         redact.remember([redact.database_password(url)])
@@ -135,7 +137,7 @@ class Store(HistoryQueries):
         with self.engine.connect() as conn:
             return conn.exec_driver_sql(driver_sql(sql, self.dialect), params or None).all()
 
-    def _execute(self, sql: str, params: dict[str, Any]) -> None:
+    def _execute(self, sql: str, params: list[dict[str, Any]]) -> None:
         with self.engine.begin() as conn:
             conn.exec_driver_sql(driver_sql(sql, self.dialect), params)
 
@@ -412,7 +414,10 @@ class Store(HistoryQueries):
             assessed_at=finished_at if status == "complete" else None).returning(runs.c.id)).scalar()
 
     def refresh_runs(self, conn, run_ids: Iterable[int]) -> None:
+        """A run's counters again after samples were added to it (import); a probe's kept
+        measurement is dropped with the answers it was measured from (measured again when read)."""
         for run_id in run_ids:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(**self._aggregates(conn, run_id)))
+            conn.execute(update(runs).where(runs.c.id == run_id)
+                         .values(**self._aggregates(conn, run_id), probe=None))
 
 __all__ = ["Store", "metadata", "runs", "samples"]

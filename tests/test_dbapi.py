@@ -136,6 +136,48 @@ def test_the_reader_reads_a_fingerprint_and_its_probes(db_url):
     store.close()
 
 
+def test_a_kept_probe_keeps_its_inputs_order_and_goes_when_an_import_adds_answers(tmp_path, db_url):
+    """A kept measurement reads back as a fresh one (PostgreSQL's JSONB orders an object's keys
+    its own way: the inputs come back in the fingerprint's order), and `canary import`
+    adding answers to a probe drops it, to be measured again from all the answers."""
+    from canary.transfer import export_lines, import_jsonl
+    source = Store(f"sqlite:///{tmp_path / 'source.db'}")
+    with source.begin() as conn:
+        fp = conn.execute(fingerprints.insert().values(
+            model="m", version="fp1", origin="init", created_at=T0, temperature=0.0, logprobs=False, candidates=300,
+            border=2, calls=40).returning(fingerprints.c.id)).scalar()
+        conn.execute(fingerprint_inputs.insert(), [  # in position order; JSONB would put "a" first
+            {"fingerprint_id": fp, "position": 0, "prompt": "longer", "reference": {"Yes": 2, "No": 2}},
+            {"fingerprint_id": fp, "position": 1, "prompt": "a", "reference": {"Yes": 4}}])
+    run_id = source.create_run(model="m", suite="fingerprint", suite_version="fp1", slot=T0, kind="scheduled",
+                               planned=8, owner=None, now=T0)
+    source.insert_samples([
+        {"run_id": run_id, "case_id": prompt, "sample": i, "status": "passed", "request_id": f"r-{prompt}-{i}",
+         "turns": [{"user": prompt, "text": "Yes" if i < 2 else "No", "verdicts": []}], "finished_at": T0}
+        for prompt in ("longer", "a") for i in range(4)])
+    source.finish_run(run_id, "complete", T0 + timedelta(hours=1))
+    lines = list(export_lines(source))
+    whole = series(source, "m")[0].probe
+    assert whole.per_input == {"longer": 0.0, "a": 0.5}
+    source.close()
+
+    store = Store(db_url)
+    import_jsonl(store, [line for line in lines if '"sample":0' in line or '"sample":1' in line
+                         or '"record":"fingerprint"' in line])  # the first two answers of each input
+    half = series(store, "m")[0].probe  # measured, and kept
+    assert list(half.per_input) == ["longer", "a"] and half.per_input == {"longer": 0.5, "a": 0.0}
+    [kept_run] = store.probe_runs("m", "fingerprint", "fp1")
+    assert kept_run.probe == half.stored()
+    reader = open_reader(db_url)
+    assert series(reader, "m")[0].probe == half and list(series(reader, "m")[0].probe.per_input) == ["longer", "a"]
+    reader.close()
+    import_jsonl(store, lines)  # the other two answers of each input join the run
+    [grown] = store.probe_runs("m", "fingerprint", "fp1")
+    assert grown.probe is None and grown.passed == 8  # dropped with the answers it was measured from
+    assert series(store, "m")[0].probe == whole
+    store.close()
+
+
 def test_a_read_only_database_is_judged_without_keeping(tmp_path, caplog):
     """Kept verdicts and probe measurements are a cache: a database that refuses the write
     is read, judged and shown all the same (and judged again next time)."""

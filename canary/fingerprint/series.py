@@ -99,8 +99,15 @@ def series(store: SeriesReads, model: str, fp: Current | None = None, rule: Rule
     runs = store.probe_runs(model, SUITE, fp.version)
     fresh = measured(store, fp, [r.id for r in runs if r.probe is None])
     store.keep("probe", {run_id: probe.stored() for run_id, probe in fresh.items()})
-    probes = [fresh[r.id] if r.probe is None else Probe.from_stored(r.probe) for r in runs]
+    probes = [fresh[r.id] if r.probe is None else kept(r.probe, fp) for r in runs]
     return [Point(r, p, j) for r, p, j in zip(runs, probes, judge(probes, rule))]
+
+
+def kept(stored: dict, fp: Current) -> Probe:
+    """A kept measurement, its inputs in the fingerprint's order, as a fresh one has them
+    (PostgreSQL's JSONB keeps an object's keys in an order of its own)."""
+    probe = Probe.from_stored(stored)
+    return replace(probe, per_input={p: probe.per_input[p] for p in fp.prompts if p in probe.per_input})
 
 
 def measured(store: SeriesReads, fp: Current, run_ids: list[int]) -> dict[int, Probe]:

@@ -2,7 +2,8 @@
 
 A probe's values (its mean distance from the reference, its logprob change, the distance
 per input) depend only on its own answers and on its fingerprint's references, which
-never change. Keeping them with the run lets `status`, `history`, `report` and `/` judge a
+never change (`canary import` adding answers to a run drops its measurement, measured
+again when next read). Keeping them with the run lets `status`, `history`, `report` and `/` judge a
 fingerprint series from one row a probe, instead of decoding every answer of every probe
 since the fingerprint was made (200 samples a day: 73,000 a year). Probes measured before
 this revision get theirs when they are first read.
