@@ -1,6 +1,6 @@
-"""The reads of the stored history beyond a series' own (those are reads.py's, in plain SQL):
-per-case usage, the latest failing answers, error summaries, alert episodes, the export's
-stream, and what /metrics, /healthz and the slots read: what detection, the report, `/`,
+"""The reads of the stored history beyond those of `status`, `history` and the report (which
+are reads.py's, in plain SQL): per-case counts and usage, error summaries, a run's samples,
+the export's stream, and what /metrics, /healthz and the slots read: what detection,
 `compare`, `failures`, the daemon's health and its slots ask. Store (store.py) inherits
 them; each reads what its question needs, through an index, whatever the length of the
 history.
@@ -54,8 +54,8 @@ ExportedSample = namedtuple("ExportedSample", [c.name for c in samples.columns i
 
 
 class HistoryQueries(SeriesReads):
-    """Read-only queries over `self.engine` (Store's); those `status` and `history` start from
-    are SeriesReads' (reads.py), in plain SQL."""
+    """Read-only queries over `self.engine` (Store's); those `status`, `history` and the report
+    make are SeriesReads' (reads.py), in plain SQL."""
 
     def data_version(self) -> tuple:
         """A cheap fingerprint of what the report shows: it changes when a run starts, finishes

@@ -37,9 +37,9 @@ _SHAPES = [
 # what every shape contains, lowercased: the shapes look at a text only when one of these is
 # in it. Written out as substring tests joined by `or`: three times faster than `any` over a
 # tuple of them, and twice as fast as one regex alternation on a reply's length, which export
-# and import feel (a few texts a sample). The case-insensitive shapes also match "ı" and "İ" for "i",
-# which lowercase to something else ("ı", "i" + U+0307): a text with either always gets the
-# shapes' look.
+# and import feel (a few texts a sample). The case-insensitive shapes also match "ı" and "İ"
+# for "i", which lowercase to something else ("ı", "i" + U+0307): a text with either always
+# gets the shapes' look.
 
 
 def _hinted(text: str) -> bool:

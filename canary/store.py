@@ -33,7 +33,6 @@ from .schema import acks, metadata, runs, samples, sensitivity
 from .storable import storable
 
 
-
 def _sqlite_pragmas(busy_timeout: float):
     def set_pragmas(dbapi_conn, _record) -> None:
         cur = dbapi_conn.cursor()
@@ -117,7 +116,7 @@ def current_revisions(conn) -> set[str]:
 
 class Store(HistoryQueries):
     """The database: its connection, migrations and every write; the reads of the history are
-    HistoryQueries' (queries.py)."""
+    HistoryQueries' (queries.py) and SeriesReads' (reads.py), run through its engine."""
 
     refusals = (DBAPIError, StorageError)
 
