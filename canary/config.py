@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
-
 from .errors import ConfigError
-from .yamlfile import Strict, load
+from .strict import Field, Strict, field_check, record_check
+from .yamlfile import load
 
 DEFAULT_API_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 
@@ -112,9 +111,8 @@ class Fingerprint(Strict):
     reference: int = Field(default=100, ge=10, le=10000)  # calls per kept input for its reference
     min_shift: float = Field(default=0.2, gt=0, le=1)  # the rule's absolute floor on the distance's move
 
-    @field_validator("candidates")
-    @classmethod
-    def _within_the_word_list(cls, value: int) -> int:
+    @field_check("candidates")
+    def _within_the_word_list(value: int) -> int:
         from .fingerprint.words import candidate_words
         if value > (n := len(candidate_words())):
             raise ValueError(f"at most {n} candidates (the shipped word list has {n} words)")
@@ -139,19 +137,17 @@ class ModelConfig(Strict):
     daily_cost_budget: float | None = Field(default=None, gt=0)
     fingerprint: Fingerprint | None = None  # `true`: the defaults of Fingerprint; `false`: none
 
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, value: str) -> str:
+    @field_check("provider")
+    def _known_provider(value: str) -> str:
         from .providers import PROVIDERS
         if value not in PROVIDERS:
             raise ValueError(f"unknown provider '{value}' (known: {', '.join(sorted(PROVIDERS))})")
         return value
 
-    _cron = field_validator("schedule")(classmethod(lambda cls, v: _cron(v)))
+    _cron = field_check("schedule")(_cron)
 
-    @field_validator("fingerprint", mode="before")
-    @classmethod
-    def _fingerprint_flag(cls, value):
+    @field_check("fingerprint", before=True)
+    def _fingerprint_flag(value):
         return {} if value is True else None if value is False else value
 
     @property
@@ -183,11 +179,10 @@ class Detection(Strict):
     drift_tokens: bool = True
     drift_latency: bool = False
 
-    @model_validator(mode="after")
-    def _coherent(self) -> "Detection":
+    @record_check
+    def _coherent(self) -> None:
         from .detect import DetectionParams  # raises ValueError, with every problem, if incoherent
-        DetectionParams(**{k: v for k, v in self.model_dump().items() if not k.startswith(("confirm", "drift"))})
-        return self
+        DetectionParams(**{k: v for k, v in self.fields().items() if not k.startswith(("confirm", "drift"))})
 
 
 class Slack(Strict):
@@ -196,13 +191,12 @@ class Slack(Strict):
     channel: str | None = None
     api_url: str | None = None          # Web API base URL (default Slack's own)
 
-    @model_validator(mode="after")
-    def _one_way(self) -> "Slack":
+    @record_check
+    def _one_way(self) -> None:
         if bool(self.webhook_url_env) == bool(self.token_env):
             raise ValueError("slack needs either webhook_url_env or token_env (with channel)")
         if self.token_env and not self.channel:
             raise ValueError("slack.token_env needs a channel")
-        return self
 
 
 class Alerts(Strict):
@@ -210,9 +204,8 @@ class Alerts(Strict):
     error_rate: float = Field(default=0.2, gt=0, le=1)
     report_url: str | None = None  # the public address of the report (the daemon's `/`): messages link into it
 
-    @field_validator("report_url")
-    @classmethod
-    def _link(cls, value: str | None) -> str | None:
+    @field_check("report_url")
+    def _link(value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"https?://[^\s<>|]+", value):
             raise ValueError(f"'{value}' is not an http(s) URL a Slack link can hold (no spaces, <, > or |)")
         return value.split("#", 1)[0] if value else value
@@ -228,22 +221,18 @@ class Daemon(Strict):
     failing_alert_after: timedelta = timedelta(hours=1)  # canary_failing alert: a model's slots failing this long
     late_after: timedelta = timedelta(hours=2)  # /healthz degraded: a slot not complete this long after its time
 
-    @field_validator("catch_up", "lease", "shutdown_grace", "jitter", "failing_alert_after", "late_after",
-                     mode="before")
-    @classmethod
-    def _duration(cls, value):
+    @field_check("catch_up", "lease", "shutdown_grace", "jitter", "failing_alert_after", "late_after", before=True)
+    def _duration(value):
         return parse_duration(value) if not isinstance(value, timedelta) else value
 
-    @field_validator("heartbeat_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    @field_check("heartbeat_url")
+    def _http_url(value: str | None) -> str | None:
         if value is not None and not re.match(r"https?://[^/\s]+", value):
             raise ValueError(f"'{value}' is not an http(s) URL")
         return value
 
-    @field_validator("http")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
+    @field_check("http")
+    def _address(value: str | None) -> str | None:
         if value is not None:
             parse_address(value)
         return value
@@ -258,13 +247,12 @@ class Config(Strict):
     detection: Detection = Field(default_factory=Detection)
     alerts: Alerts = Field(default_factory=Alerts)
     daemon: Daemon = Field(default_factory=Daemon)
-    _path: Path | None = PrivateAttr(default=None)
+    _path: Path | None = None  # the file it was read from
 
-    _cron = field_validator("schedule")(classmethod(lambda cls, v: _cron(v)))
+    _cron = field_check("schedule")(_cron)
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
+    @field_check("timezone")
+    def _zone(value: str) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):

@@ -262,7 +262,7 @@ def _reference(case: Case | None, turn: int) -> str | None:
     if case is None or turn >= len(case.turns) or case.turns[turn].reference is None:
         return None
     ref = case.turns[turn].reference
-    calls = [answer_of({"tool_calls": [c.model_dump()]}) for r in ref.rounds for c in r]
+    calls = [answer_of({"tool_calls": [c.fields()]}) for r in ref.rounds for c in r]
     return _cut("\n".join(calls + ([ref.text] if ref.text else [])), ANSWER_CHARS)
 
 

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
-
 from . import bounded, checks
 from .errors import ConfigError
-from .yamlfile import Strict, YamlDoc, load
+from .strict import Field, Strict, field_check, record_check
+from .yamlfile import YamlDoc, load
 
 
 class Assertion(Strict):
@@ -20,12 +19,11 @@ class Assertion(Strict):
     value: Any = None
     tolerance: float | None = None  # for `number`
 
-    @model_validator(mode="after")
-    def _known(self) -> "Assertion":
+    @record_check
+    def _known(self) -> None:
         problem = checks.validate(self)
         if problem:
             raise ValueError(problem)
-        return self
 
 
 class ToolCallSpec(Strict):
@@ -40,22 +38,20 @@ class Reference(Strict):
     tool_calls: list[ToolCallSpec] = Field(default_factory=list)  # one round (parallel calls)
     rounds: list[list[ToolCallSpec]] = Field(default_factory=list)  # several rounds, in order
 
-    @model_validator(mode="after")
-    def _one_form(self) -> "Reference":
+    @record_check
+    def _one_form(self) -> None:
         if self.tool_calls and self.rounds:
             raise ValueError("give either tool_calls (one round) or rounds, not both")
         if self.tool_calls:
             self.rounds = [self.tool_calls]
             self.tool_calls = []
-        return self
 
 
 class AnswerSpec(Strict):
     regex: str
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
+    @field_check("regex")
+    def _compiles(value: str) -> str:
         checks.compile_regex(value)
         return value
 
@@ -71,9 +67,8 @@ class Tool(Strict):
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
-    @field_validator("parameters")
-    @classmethod
-    def _json_schema(cls, value: dict) -> dict:
+    @field_check("parameters")
+    def _json_schema(value: dict) -> dict:
         import jsonschema  # only suites with tools pay for it
         try:
             jsonschema.Draft202012Validator.check_schema(value)
@@ -99,15 +94,14 @@ class Case(Strict):
     reference: Reference | None = None
     answer: AnswerSpec | None = None
 
-    @model_validator(mode="after")
-    def _single_or_multi(self) -> "Case":
+    @record_check
+    def _single_or_multi(self) -> None:
         if (self.prompt is None) == (not self.turns):
             raise ValueError("a case has either `prompt` (single turn) or `turns`, exactly one")
         if self.turns and (self.asserts or self.reference):
             raise ValueError("a multi-turn case puts `assert` and `reference` inside each turn")
         if self.prompt is not None:
             self.turns = [Turn(user=self.prompt, asserts=self.asserts, reference=self.reference)]
-        return self
 
     def canned_result(self, name: str, arguments: dict) -> Any:
         """The result fed back for a tool call; an error result for an unknown tool."""
@@ -129,7 +123,7 @@ class Suite(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     tools: list[Tool] = Field(default_factory=list)
     cases: list[Case] = Field(min_length=1)
-    _doc: YamlDoc | None = PrivateAttr(default=None)
+    _doc: YamlDoc | None = None  # the file it was read from
 
     def where(self, loc: tuple) -> str:
         """`path:line` of a part of this suite's file (for problems found after loading)."""
@@ -152,7 +146,7 @@ class Suite(Strict):
 
 
 def _version(suite: Suite) -> str:
-    payload = json.dumps(suite.model_dump(mode="json", by_alias=True), sort_keys=True)
+    payload = json.dumps(suite.dump(), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
+from .strict import Problem, Strict
 
 Loc = tuple[Any, ...]
 
@@ -29,12 +29,6 @@ MAX_VALUES = 100_000  # values once aliases are expanded (a starter suite has ab
 class _TooBig(Exception):
     def __init__(self, node: yaml.Node, message: str):
         self.line, self.message = node.start_mark.line + 1, message
-
-
-class Strict(BaseModel):
-    """Base of every YAML-facing model: an unknown key is an error, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class YamlDoc:
@@ -55,23 +49,20 @@ class YamlDoc:
     def problem(self, loc: Loc, message: str) -> str:
         return f"{self.where(loc)}: {message}"
 
-    def validate(self, model: type[BaseModel], data: Any = None) -> tuple[Any, list[str]]:
-        """Validate the document (or `data`) with a pydantic model; (model or None, problems)."""
-        try:
-            return model.model_validate(self.data if data is None else data), []
-        except ValidationError as exc:
-            return None, [self.problem(err["loc"], _message(err)) for err in exc.errors()]
+    def validate(self, record: type[Strict], data: Any = None) -> tuple[Any, list[str]]:
+        """Read the document (or `data`) as a record; (the record or None, problems)."""
+        value, problems = record.parse(self.data if data is None else data)
+        return value, [self.problem(p.loc, _message(p)) for p in problems]
 
 
-def _message(err: dict) -> str:
-    loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+def _message(problem: Problem) -> str:
+    loc = [str(p) for p in problem.loc if not isinstance(p, int)]
     field = loc[-1] if loc else "document"
-    if err["type"] == "extra_forbidden":
-        return f"unknown key '{field}' (check its spelling)"
-    if err["type"] == "missing":
+    if problem.kind == "unknown":  # the key itself, whatever its type
+        return f"unknown key '{problem.loc[-1]}' (check its spelling)"
+    if problem.kind == "missing":
         return f"missing required key '{field}'"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{field}: {msg}" if loc else msg
+    return f"{field}: {problem.message}" if loc else problem.message
 
 
 def load(path: Path) -> YamlDoc:

@@ -193,7 +193,7 @@ def test_an_unset_slack_secret_keeps_messages_waiting_and_they_go_out_in_order(d
     from canary.config import Alerts
     store = Store(db_url)
     t = datetime(2026, 11, 20, 6)
-    cfg = Alerts.model_validate({"slack": {"webhook_url_env": "SLACK_HOOK"}})
+    cfg = Alerts(slack={"webhook_url_env": "SLACK_HOOK"})
     unset = alerts.notifier_from_config(cfg, env={})
     alert_id = alerts.open_alert(store, model="m", suite="s", kind="quality", run_id=None, details={"reason": "r"},
                                  message={"text": "opened", "blocks": []}, now=t)
@@ -214,7 +214,7 @@ def _notifier(way: str, slack: SlackStub):
         cfg, env = {"webhook_url_env": "HOOK"}, {"HOOK": slack.url + "/services/T/B/X"}
     else:
         cfg, env = {"token_env": "TOKEN", "channel": "#llm", "api_url": slack.url + "/api/"}, {"TOKEN": "xoxb-t"}
-    return alerts.notifier_from_config(Alerts.model_validate({"slack": cfg}), env=env)
+    return alerts.notifier_from_config(Alerts(slack=cfg), env=env)
 
 
 def _queue(store, n: int, now, first: int = 0) -> None:

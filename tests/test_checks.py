@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from pydantic import ValidationError
 
 from canary import checks
 from canary.checks import TurnReply
+from canary.strict import Invalid
 from canary.suites import Assertion
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}
@@ -246,5 +246,5 @@ def test_good_values_pass_validation(type_, value):
 
 
 def test_the_suite_schema_refuses_a_bad_assertion():
-    with pytest.raises(ValidationError, match="value must be a number"):
+    with pytest.raises(Invalid, match="value must be a number"):
         Assertion(type="number", value="twelve")

@@ -128,7 +128,7 @@ def test_history_shows_the_verdict_each_run_was_judged_with_and_keeps_the_ones_i
     # what monitor kept for a point is what history shows, even after the settings change
     kept = replace(detect.Verdict.from_stored(store.run(ids[7]).verdict), lower=0.5, mean=0.9, status="ok")
     store.save_verdict(ids[7], kept.stored())
-    stricter = config.model_copy(update={"detection": config.detection.model_copy(update={"sigma": 0.5})})
+    stricter = config.replace(detection=config.detection.replace(sigma=0.5))
     again = reports.history(store, stricter, "m", "s")
     assert again[:7] == judged_now[:7] and (again[7]["lower"], again[7]["mean"]) == (0.5, 0.9)
     assert reports.latest(store, stricter, "m", "s")["lower"] == 0.5
