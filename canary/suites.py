@@ -155,18 +155,20 @@ def _names_checks(doc: YamlDoc) -> list[str]:
     of the same file are wrong, so one pass of `canary validate` shows every problem."""
     data = doc.data if isinstance(doc.data, dict) else {}
     tools = data.get("tools") if isinstance(data.get("tools"), list) else []
-    tool_names = {t.get("name") for t in tools if isinstance(t, dict)}
+    tool_names = {t.get("name") for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)}
     cases = data.get("cases") if isinstance(data.get("cases"), list) else []
     problems, seen = [], set()
     for i, case in enumerate(cases):
         if not isinstance(case, dict):
             continue
+        if not isinstance(case.get("id"), (str, int, float, bool, type(None))):
+            continue  # the schema reports an id that is not a plain value
         if case.get("id") in seen:
             problems.append(doc.problem(("cases", i, "id"), f"duplicate case id '{case.get('id')}'"))
         seen.add(case.get("id"))
         offered = case.get("tools") if isinstance(case.get("tools"), list) else []
         for j, name in enumerate(offered):
-            if name not in tool_names:
+            if isinstance(name, str) and name not in tool_names:
                 known = ", ".join(sorted(str(n) for n in tool_names)) or "none defined"
                 problems.append(doc.problem(("cases", i, "tools", j), f"unknown tool '{name}' (suite tools: {known})"))
         for name in (case.get("tool_results") if isinstance(case.get("tool_results"), dict) else {}):

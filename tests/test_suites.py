@@ -166,3 +166,15 @@ def test_name_problems_are_reported_with_the_schema_problems(tmp_path):
     assert any("unknown key 'repet'" in p for p in problems)
     assert any("duplicate case id 'paris'" in p for p in problems)
     assert any("unknown tool 'get_wether'" in p for p in problems)
+
+
+def test_a_case_id_or_tool_name_that_is_not_text_is_a_problem_not_a_crash(tmp_path):
+    """The cross-checks read the raw file: a mapping where an id or a tool name belongs once
+    raised TypeError (unhashable) out of `canary validate`."""
+    text = GOOD.replace("  - id: planets", "  - id: {planets: 1}").replace("  - name: get_weather", "  - name: [get_weather]")
+    path = write(tmp_path, "s.yaml", text)
+    problems = problems_of(path)
+    assert f"{path}:4: name: Input should be a valid string" in problems
+    assert f"{path}:21: id: Input should be a valid string" in problems
+    text = GOOD.replace("    prompt: Weather in Paris?", "    prompt: Weather in Paris?\n    1: one")
+    assert f"{path}:13: unknown key '1' (check its spelling)" in problems_of(write(tmp_path, "s.yaml", text))
