@@ -51,14 +51,15 @@ class Check:
     fn: Callable[[Any, Any], Result]  # (value, subject) -> (passed, detail)
     validate: Callable[[Any], str | None]  # problem with `value`, or None
     reads: str = "text"  # "text" (the answer), "reply" (the whole TurnReply)
+    schema: bool = False  # its value is a JSON Schema (checked in full by `schema_problem`)
 
 
 REGISTRY: dict[str, Check] = {}
 
 
-def check(name: str, validate: Callable[[Any], str | None], reads: str = "text"):
+def check(name: str, validate: Callable[[Any], str | None], reads: str = "text", schema: bool = False):
     def register(fn):
-        REGISTRY[name] = Check(fn, validate, reads)
+        REGISTRY[name] = Check(fn, validate, reads, schema)
         return fn
     return register
 
@@ -85,13 +86,20 @@ def _regex(v):
 
 
 def _json_schema(v):
-    if v is None:
+    """A JSON Schema's shape (a mapping or a boolean), as every load checks it; its full check
+    against the metaschema is `schema_problem`, for the commands that score with it."""
+    if v is None or isinstance(v, (dict, bool)):
         return None
-    import jsonschema  # only suites with JSON Schemas pay for it
+    return f"value is not a valid JSON Schema: {v!r} is not of type 'object', 'boolean'"
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why `schema` is not a JSON Schema (draft 2020-12, checked against its metaschema), or None."""
+    import jsonschema  # 60 ms to import: only the commands that send a suite or validate it pay for it
     try:
-        jsonschema.Draft202012Validator.check_schema(v)
+        jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        return f"value is not a valid JSON Schema: {exc.message}"
+        return f"not a valid JSON Schema: {exc.message}"
     return None
 
 
@@ -274,7 +282,7 @@ def _regex_check(value, text) -> Result:
         (False, f"no match for the pattern in {_short(text)}")
 
 
-@check("is-json", _json_schema)
+@check("is-json", _json_schema, schema=True)
 def _is_json(value, text) -> Result:
     stripped = text.strip()
     if stripped.startswith("```"):
@@ -288,7 +296,7 @@ def _is_json(value, text) -> Result:
     return _schema_result(value, obj, "reply is JSON")
 
 
-@check("contains-json", _json_schema)
+@check("contains-json", _json_schema, schema=True)
 def _contains_json(value, text) -> Result:
     last = "no JSON found in " + _short(text)
     for obj in _json_values(text):

@@ -65,16 +65,7 @@ class Turn(Strict):
 class Tool(Strict):
     name: str
     description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-
-    @field_check("parameters")
-    def _json_schema(value: dict) -> dict:
-        import jsonschema  # only suites with tools pay for it
-        try:
-            jsonschema.Draft202012Validator.check_schema(value)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
-        return value
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})  # a JSON Schema
 
 
 class CannedResult(Strict):
@@ -178,29 +169,70 @@ def _names_checks(doc: YamlDoc) -> list[str]:
     return problems
 
 
+def _turn_locs(suite: Suite):
+    """(case, turn index, turn, its place in the file) of every turn."""
+    for i, case in enumerate(suite.cases):
+        for t, turn in enumerate(case.turns):
+            yield case, t, turn, ("cases", i) if case.prompt is not None else ("cases", i, "turns", t)
+
+
 def _turn_checks(doc: YamlDoc, suite: Suite) -> list[str]:
     """Every turn has asserts; a reference only calls the case's tools."""
     problems = []
-    for i, case in enumerate(suite.cases):
-        for t, turn in enumerate(case.turns):
-            loc = ("cases", i) if case.prompt is not None else ("cases", i, "turns", t)
-            if not turn.asserts:
-                problems.append(doc.problem(loc, f"case '{case.id}': every turn needs at least one assert"))
-            for round_ in (turn.reference.rounds if turn.reference else []):
-                for call in round_:
-                    if call.name not in case.tools:
-                        problems.append(doc.problem(loc + ("reference",),
-                                                    f"reference calls '{call.name}', not in the case's tools"))
+    for case, _t, turn, loc in _turn_locs(suite):
+        if not turn.asserts:
+            problems.append(doc.problem(loc, f"case '{case.id}': every turn needs at least one assert"))
+        for round_ in (turn.reference.rounds if turn.reference else []):
+            for call in round_:
+                if call.name not in case.tools:
+                    problems.append(doc.problem(loc + ("reference",),
+                                                f"reference calls '{call.name}', not in the case's tools"))
     return problems
 
 
-def load_suite(path: Path) -> Suite:
-    """Load one suite file; raise ConfigError listing every problem as `path:line: message`."""
+def _schema_checks(doc: YamlDoc) -> list[str]:
+    """Every JSON Schema in the file (tools' parameters, the values of is-json and
+    contains-json) checked against the metaschema, as an API or the scorer would read it. On
+    the raw file, like _names_checks: reported with the other problems of the same file.
+    (That a schema is a mapping at all is the records' check.)"""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    problems = []
+    for i, tool in enumerate(_items(data.get("tools"))):
+        if isinstance(tool, dict) and isinstance(tool.get("parameters"), dict) \
+                and (problem := checks.schema_problem(tool["parameters"])):
+            problems.append(doc.problem(("tools", i, "parameters"), f"parameters: {problem}"))
+    for i, case in enumerate(_items(data.get("cases"))):
+        if not isinstance(case, dict):
+            continue
+        turns = [(("cases", i), case)] + [(("cases", i, "turns", t), turn)
+                                          for t, turn in enumerate(_items(case.get("turns"))) if isinstance(turn, dict)]
+        for loc, turn in turns:
+            key = "assert" if "assert" in turn else "asserts"
+            for j, a in enumerate(_items(turn.get(key))):
+                if isinstance(a, dict) and isinstance(a.get("value"), dict) and isinstance(a.get("type"), str) \
+                        and getattr(checks.REGISTRY.get(checks.split_type(a["type"])[1]), "schema", False) \
+                        and (problem := checks.schema_problem(a["value"])):
+                    problems.append(doc.problem(loc + (key, j), f"{key}: value is {problem}"))
+    return problems
+
+
+def _items(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def load_suite(path: Path, *, schemas: bool = True) -> Suite:
+    """Load one suite file; raise ConfigError listing every problem as `path:line: message`.
+
+    `schemas=False` checks its JSON Schemas for their shape only, not against the metaschema
+    (the read commands, which neither send nor score a suite: jsonschema's import alone
+    would be a third of their time)."""
     doc = load(path)
     if not isinstance(doc.data, dict):
         raise ConfigError([f"{path}:1: a suite file is a mapping with `suite:` and `cases:`"])
     suite, problems = doc.validate(Suite)
     problems += _names_checks(doc)
+    if schemas:
+        problems += _schema_checks(doc)
     if suite is not None:
         problems += _turn_checks(doc, suite)
     if problems:
@@ -217,10 +249,11 @@ def _line(problem: str) -> int:
         return 0
 
 
-def load_suites(directory: Path) -> tuple[dict[str, Suite], list[str]]:
+def load_suites(directory: Path, *, schemas: bool = True) -> tuple[dict[str, Suite], list[str]]:
     """Every suite in a directory: (good suites by name, problems of the bad files).
 
     A bad file never stops the others; two files naming the same suite is a problem too.
+    `schemas`: as for load_suite.
     """
     suites: dict[str, Suite] = {}
     origin: dict[str, Path] = {}
@@ -230,7 +263,7 @@ def load_suites(directory: Path) -> tuple[dict[str, Suite], list[str]]:
         return {}, [f"{directory}:1: prompts directory not found"]
     for path in sorted(directory.glob("*.y*ml")):
         try:
-            suite = load_suite(path)
+            suite = load_suite(path, schemas=schemas)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
@@ -251,10 +284,8 @@ def reference_reply(turn: Turn) -> checks.TurnReply:
 
 def _turns(suite: Suite):
     """(case, turn, where) of every turn, `where` naming its file line, case and turn."""
-    for i, case in enumerate(suite.cases):
-        for t, turn in enumerate(case.turns):
-            loc = ("cases", i) if case.prompt is not None else ("cases", i, "turns", t)
-            yield case, turn, f"{suite.where(loc)}: case {case.id}" + (f", turn {t + 1}" if len(case.turns) > 1 else "")
+    for case, t, turn, loc in _turn_locs(suite):
+        yield case, turn, f"{suite.where(loc)}: case {case.id}" + (f", turn {t + 1}" if len(case.turns) > 1 else "")
 
 
 def reference_problems(suite: Suite) -> list[str]:

@@ -55,15 +55,17 @@ class Workspace:
 
 
 def open_workspace(config_path: str | os.PathLike | None = None, *, thorough: bool = False,
-                   sim: bool = False) -> Workspace:
+                   sim: bool = False, reading: bool = False) -> Workspace:
     """Load canary.yaml and every suite; a bad suite is a problem, the good ones stay usable.
 
     `thorough` (validate) also scores each reference against its own asserts and times each
-    case regex on long synthetic replies. The secrets the config names are registered with
-    the redaction from here on."""
+    case regex on long synthetic replies. `reading` (the commands that only read what is
+    stored) checks the suites' JSON Schemas for their shape, not against the metaschema
+    (suites.load_suite). The secrets the config names are registered with the redaction from
+    here on."""
     config = load_config(config_path)
     redact.remember_config(config)
-    suites, problems = load_suites(config.prompts_dir)
+    suites, problems = load_suites(config.prompts_dir, schemas=not reading)
     if FINGERPRINT in suites:  # the name of every model's fingerprint series
         problems.append(f"{suites.pop(FINGERPRINT).where(('suite',))}: the suite name '{FINGERPRINT}' is reserved "
                         "for the fingerprint series; rename the suite")

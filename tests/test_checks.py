@@ -216,7 +216,7 @@ def problem(type_, value=None, tolerance=None):
     ("icontains-all", [], None, "value must be a non-empty list of strings"),
     ("regex", "([a-z]", None, "invalid regular expression /([a-z]/"),
     ("regex", None, None, "value must be a regular expression string"),
-    ("is-json", {"type": "nonsense"}, None, "value is not a valid JSON Schema"),
+    ("is-json", ["a"], None, "value is not a valid JSON Schema: ['a'] is not of type 'object', 'boolean'"),
     ("word-count", "ten", None, "value must be a count (e.g. 3) or {min: N, max: M}"),
     ("sentence-count", {"min": 1, "most": 3}, None, "value must be a count"),
     ("paragraph-count", -1, None, "value must be a count"),
@@ -229,6 +229,14 @@ def problem(type_, value=None, tolerance=None):
 ])
 def test_bad_values_are_explained(type_, value, tolerance, message):
     assert message in problem(type_, value, tolerance)
+
+
+def test_a_json_schema_is_checked_against_its_metaschema_apart():
+    """Every load checks a schema's shape; its metaschema check is schema_problem, which only
+    the commands that send or score a suite run (jsonschema costs 60 ms to import)."""
+    assert problem("is-json", {"type": "nonsense"}) is None
+    assert checks.schema_problem({"type": "nonsense"}).startswith("not a valid JSON Schema: 'nonsense' is not valid")
+    assert checks.schema_problem({"type": "object", "required": ["a"]}) is None
 
 
 def test_unknown_types_list_the_known_ones():

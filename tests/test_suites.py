@@ -178,3 +178,22 @@ def test_a_case_id_or_tool_name_that_is_not_text_is_a_problem_not_a_crash(tmp_pa
     assert f"{path}:21: id: Input should be a valid string" in problems
     text = GOOD.replace("    prompt: Weather in Paris?", "    prompt: Weather in Paris?\n    1: one")
     assert f"{path}:13: unknown key '1' (check its spelling)" in problems_of(write(tmp_path, "s.yaml", text))
+
+
+def test_json_schemas_are_checked_in_full_unless_the_command_only_reads(tmp_path):
+    """A tool's parameters and an is-json value are checked against the JSON Schema metaschema
+    where a suite is sent or scored (run, validate, the daemon), each at its line; the read
+    commands (schemas=False) check only that each is a mapping, and read the suite."""
+    text = GOOD.replace("      type: object\n      properties: {city: {type: string}}",
+                        "      type: objekt\n      properties: {city: {type: string}}") \
+               .replace("{type: icontains, value: mercury}", "{type: is-json, value: {type: 12}}")
+    path = write(tmp_path, "s.yaml", text)
+    assert problems_of(path) == [
+        f"{path}:6: parameters: not a valid JSON Schema: 'objekt' is not valid under any of the given schemas",
+        f"{path}:27: assert: value is not a valid JSON Schema: 12 is not valid under any of the given schemas"]
+    assert load_suite(path, schemas=False).tools[0].parameters["type"] == "objekt"
+    suites, problems = load_suites(tmp_path, schemas=False)
+    assert list(suites) == ["weather"] and problems == []
+    text = GOOD.replace("{type: icontains, value: mercury}", "{type: is-json, value: [object]}")
+    assert problems_of(write(tmp_path, "s.yaml", text)) == [
+        f"{path}:27: assert: value is not a valid JSON Schema: ['object'] is not of type 'object', 'boolean'"]

@@ -138,7 +138,7 @@ def status(config_path, model, as_json, sim):
     from .. import render
     from ..fingerprint import views
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     models = _fingerprinted(ws, model)
     store = ws.reader()
     data = [views.status(store, ws.config, m.name) for m in models]

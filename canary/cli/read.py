@@ -22,7 +22,7 @@ def history(config_path, sim, model, suite, shown, every, as_json):
     """The pass-rate series of one model and suite, with the verdict each run was judged with."""
     from .. import render, reports
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     store = ws.reader()
     known_series(ws, store, [model], suite)
     data = reports.history(store, ws.config, model, suite)
@@ -47,7 +47,7 @@ def status(config_path, sim, as_json):
     from .. import render, reports
     from ..clock import utcnow
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     store = ws.reader()
     rows = reports.status(store, ws.config, ws.suites, utcnow())
     store.close()
@@ -67,7 +67,7 @@ def alerts_(config_path, sim, as_json, resend):
     """Alerts, newest first, and the delivery state of their messages."""
     from .. import alerts, render
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     store = ws.store()
     if resend:
         _resend(ws, store)
@@ -110,7 +110,7 @@ def ack(config_path, sim, model, suite):
     from .. import monitor, render
     from ..clock import utcnow
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     store = ws.store()
     closed = monitor.ack(store, model, suite, utcnow())
     store.close()
@@ -128,7 +128,7 @@ def report(config_path, sim, out: Path):
     from ..report_html import render_report
     from ..clock import utcnow
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     store = ws.reader()
     page = render_report(store, ws.config, ws.suites, utcnow())
     try:

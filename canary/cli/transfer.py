@@ -20,7 +20,7 @@ def export_(config_path, sim, model, suite, since: datetime | None):
     """Every stored sample as JSONL on stdout, one object a line."""
     from ..transfer import export_lines, write_jsonl
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     store = ws.store()
     write_jsonl(export_lines(store, model=model, suite=suite, since=since), sys.stdout)
     store.close()
@@ -35,7 +35,7 @@ def import_(config_path, sim, file):
     from .. import render
     from ..transfer import import_jsonl
     from ..workspace import open_workspace
-    ws = open_workspace(config_path, sim=sim)
+    ws = open_workspace(config_path, sim=sim, reading=True)
     store = ws.store()
     done = import_jsonl(store, file, name=getattr(file, "name", "<stdin>"))
     store.close()
