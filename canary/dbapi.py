@@ -1,5 +1,5 @@
 """The database through its driver alone (the standard library's sqlite3, or psycopg), for
-`status`, `history` and `report`: `Reader` serves the reads of `reads.SeriesReads` without
+`status`, `history`, `report` and `failures`: `Reader` serves the reads of `reads.SeriesReads` without
 importing SQLAlchemy, whose import costs those commands more than a year of their reads.
 
 It serves only a database already at the current schema: `open_reader` returns None for one
@@ -50,11 +50,11 @@ class Reader(SeriesReads):
             raise self._failed(exc) from None
 
     def _execute(self, sql: str, params: list[dict[str, Any]]) -> None:
+        # one transaction: psycopg's, or sqlite3's connection as a context (commit, or roll back)
         try:
-            self.conn.cursor().executemany(driver_sql(sql, self.dialect), params)
-            self.conn.commit()
+            with self.conn.transaction() if self.dialect == "postgresql" else self.conn:
+                self.conn.cursor().executemany(driver_sql(sql, self.dialect), params)
         except self._errors as exc:
-            self.conn.rollback()
             raise self._failed(exc) from None
 
     def _failed(self, exc: Exception) -> StorageError:
@@ -107,7 +107,8 @@ def _connect(url: str) -> Reader | None:
         if url.startswith(prefix):
             import psycopg
             try:
-                conn = psycopg.connect("postgresql://" + url[len(prefix):])
+                # autocommit: a read is never left idle in a transaction, holding its locks
+                conn = psycopg.connect("postgresql://" + url[len(prefix):], autocommit=True)
             except psycopg.Error:
                 return None  # the Store says why, in its words
             return Reader(conn, "postgresql", url, psycopg.Error)

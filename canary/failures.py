@@ -22,7 +22,7 @@ from .errors import UsageError
 from .series import Point
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .reads import SeriesReads
 
 ANSWER_CHARS = 100  # the start of an answer, on one line
 MAX_REQUEST_IDS = 5
@@ -135,7 +135,7 @@ class SeriesFailures:
                 "cases": [c.as_dict() for c in self.cases]}
 
 
-def series_failures(store: Store, config: Config, model: str, suite: str, *, run_id: int | None = None,
+def series_failures(store: SeriesReads, config: Config, model: str, suite: str, *, run_id: int | None = None,
                     since: datetime | None = None, points: list[Point] | None = None) -> SeriesFailures | None:
     """The failing cases of one series: its latest point, the point holding `run_id`, or the
     points since `since` pooled (`points`: the series, when the caller has read it already).
@@ -176,9 +176,9 @@ def series_failures(store: Store, config: Config, model: str, suite: str, *, run
     return _explain(store, model, suite, targets, today, base, note)
 
 
-def _outside_series(store: Store, model: str, suite: str, run_id: int) -> SeriesFailures:
+def _outside_series(store: SeriesReads, model: str, suite: str, run_id: int) -> SeriesFailures:
     """A run that is not a point of the series (before the last ack, unfinished): no baseline."""
-    row = store.run(run_id)
+    row = store.series_run(run_id)
     if row is None or row.model != model or row.suite != suite:
         raise UsageError(f"run {run_id} is not a run of {model} on {suite} (see `canary history`)")
     point = Point([row.id], row.slot, detect.RunPoint(row.passed, row.passed + row.failed,
@@ -188,7 +188,7 @@ def _outside_series(store: Store, model: str, suite: str, run_id: int) -> Series
     return _explain(store, model, suite, [point], point.point, [], note)
 
 
-def _explain(store: Store, model: str, suite: str, targets: list[Point], today: detect.RunPoint,
+def _explain(store: SeriesReads, model: str, suite: str, targets: list[Point], today: detect.RunPoint,
              base: list[detect.RunPoint], note: str) -> SeriesFailures:
     run_ids = [i for p in targets for i in p.run_ids]
     counts: dict[str, list[int]] = {}  # case -> [passed, failed, errors] over the runs looked at
@@ -220,12 +220,12 @@ def _explain(store: Store, model: str, suite: str, targets: list[Point], today: 
                           today.passed, today.answered, sum(p.errors for p in targets), len(base), failing, note)
 
 
-def model_failures(store: Store, config: Config, model: str, *, suite: str | None = None,
+def model_failures(store: SeriesReads, config: Config, model: str, *, suite: str | None = None,
                    run_id: int | None = None, since: datetime | None = None) -> list[SeriesFailures]:
     """`canary failures`: every series of a model (or the one suite, or the run's), latest run by default."""
     stored = {(r.model, r.suite) for r in store.latest_runs()}
     if run_id is not None:
-        row = store.run(run_id)
+        row = store.series_run(run_id)
         if row is None or row.model != model:
             raise UsageError(f"run {run_id} is not a run of {model} (see `canary history`)")
         if suite is not None and suite != row.suite:
@@ -237,7 +237,7 @@ def model_failures(store: Store, config: Config, model: str, *, suite: str | Non
     return [f for f in found if f is not None]
 
 
-def breached(store: Store, config: Config, assessments) -> list[SeriesFailures]:
+def breached(store: SeriesReads, config: Config, assessments) -> list[SeriesFailures]:
     """The failing cases of every series whose quality verdict was a breach (`canary run`)."""
     out = []
     for a in assessments:

@@ -1,7 +1,7 @@
-"""The reads of the stored history beyond those of `status`, `history` and the report (which
-are reads.py's, in plain SQL): per-case counts and usage, error summaries, a run's samples,
-the export's stream, and what /metrics, /healthz and the slots read: what detection,
-`compare`, `failures`, the daemon's health and its slots ask. Store (store.py) inherits
+"""The reads of the stored history beyond those of `status`, `history`, the report and
+`failures` (which are reads.py's, in plain SQL): per-case usage, error summaries, a run's
+samples, the export's stream, and what /metrics, /healthz and the slots read: what
+detection, `compare`, the daemon's health and its slots ask. Store (store.py) inherits
 them; each reads what its question needs, through an index, whatever the length of the
 history.
 """
@@ -16,27 +16,11 @@ from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy.engine import Row
 
 from .fingerprint import SUITE as FINGERPRINT
-from .reads import SERIES_KINDS, SeriesReads, chunks
+from .reads import SERIES_KINDS, CaseCount, SeriesReads, chunks
 from .schema import acks, outbox, runs, samples
 from .schema import alerts as alert_rows
 
 FINISHED = ("complete", "interrupted", "budget_exhausted")
-
-
-@dataclass
-class CaseCount:
-    """One case's samples in one run (or pooled over several)."""
-
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-
-    @property
-    def answered(self) -> int:
-        return self.passed + self.failed
-
-    def __add__(self, other: "CaseCount") -> "CaseCount":
-        return CaseCount(self.passed + other.passed, self.failed + other.failed, self.errors + other.errors)
 
 
 @dataclass
@@ -77,14 +61,6 @@ class HistoryQueries(SeriesReads):
             q = q.limit(limit)
         with self.engine.connect() as conn:
             return list(reversed(conn.execute(q).all()))
-
-    def case_counts(self, run_ids: Iterable[int]) -> dict[int, dict[str, CaseCount]]:
-        """Per run, per case: how many samples passed, failed and errored (cases are the unit
-        that compare, detection and `canary failures` reason about, not pooled samples).
-
-        A finished run keeps these in its `cases` column; a run still going is counted
-        from its samples."""
-        return {r: {c: CaseCount(*n) for c, n in cases.items()} for r, cases in self._cases(run_ids).items()}
 
     def run_ids(self, model: str, suite: str, *, suite_version: str, since: datetime,
                 kinds: Iterable[str], statuses: Iterable[str] = FINISHED) -> list[int]:
@@ -165,18 +141,6 @@ class HistoryQueries(SeriesReads):
                     by_run.setdefault(s.run_id, []).append(s)
                 for r in chunk:
                     yield r, by_run.get(r.id, [])
-
-    def failed_samples(self, run_ids: Iterable[int]) -> list[Row]:
-        """The failed samples of some runs, newest run first, each with its turns and request id."""
-        ids = list(run_ids)
-        cols = (samples.c.id, samples.c.run_id, samples.c.case_id, samples.c.sample, samples.c.request_id,
-                samples.c.finished_at, samples.c.turns)
-        out: list[Row] = []
-        with self.engine.connect() as conn:
-            for chunk in chunks(ids, 5000):
-                out += conn.execute(select(*cols).where(and_(samples.c.run_id.in_(chunk),
-                                                             samples.c.status == "failed"))).all()
-        return sorted(out, key=lambda r: (-r.run_id, r.case_id, r.sample))
 
     # --- what the slots read (slots.py) --------------------------------------------------------
 

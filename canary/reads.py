@@ -1,7 +1,7 @@
-"""The reads `status`, `history` and `report` make (a series' runs, its acks and alerts, the
-per-case counts, the latest failing answers, a model's fingerprint and its probes), written
-once as SQL that SQLite and PostgreSQL both run, over one primitive, `_rows` (a statement
-and its parameters in, tuples out).
+"""The reads `status`, `history`, `report` and `failures` make (a series' runs, its acks and
+alerts, the per-case counts, the failed and latest failing answers, a model's fingerprint
+and its probes), written once as SQL that SQLite and PostgreSQL both run, over one
+primitive, `_rows` (a statement and its parameters in, tuples out).
 
 Store (store.py) runs them through its SQLAlchemy engine; `Reader` (dbapi.py) through the
 driver alone, so those commands never import SQLAlchemy, whose import costs more than they
@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from collections import namedtuple
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable
@@ -36,7 +37,9 @@ LatestRun = namedtuple("LatestRun", "id model suite slot kind status passed fail
 Sensitivity = namedtuple("Sensitivity", "model suite suite_version settings min_drop trials source computed_at")
 AlertKey = namedtuple("AlertKey", "model suite kind")
 AlertSpan = namedtuple("AlertSpan", "id model suite kind state opened_at opened_run_id closed_at closed_run_id closed_by")
-LatestSample = namedtuple("LatestSample", "id run_id case_id sample status request_id finished_at turns")
+SampleTurns = namedtuple("SampleTurns", "id run_id case_id sample status request_id finished_at turns")
+SeriesRun = namedtuple("SeriesRun", "id model suite slot kind status suite_version passed failed errors output_tokens "
+                                    "latency_p50_ms reported_model")
 Alert = namedtuple("Alert", AlertSpan._fields + ("details",))
 FingerprintRow = namedtuple("FingerprintRow", "id model version origin created_at temperature logprobs candidates "
                                               "border calls input_tokens output_tokens cost")
@@ -90,6 +93,22 @@ def _listed(prefix: str, values: Iterable, params: dict[str, Any]) -> str:
 _KINDS = ", ".join(f"'{k}'" for k in SERIES_KINDS)
 
 
+@dataclass
+class CaseCount:
+    """One case's samples in one run (or pooled over several)."""
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+
+    @property
+    def answered(self) -> int:
+        return self.passed + self.failed
+
+    def __add__(self, other: "CaseCount") -> "CaseCount":
+        return CaseCount(self.passed + other.passed, self.failed + other.failed, self.errors + other.errors)
+
+
 class SeriesReads:
     """What the series' reads ask of a database, whatever holds the connection."""
 
@@ -102,6 +121,15 @@ class SeriesReads:
     def _execute(self, sql: str, params: list[dict[str, Any]]) -> None:
         """A statement that writes, once for each set of parameters, committed together."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- the drivers' differences ------------------------------------------------------------
 
@@ -228,7 +256,7 @@ class SeriesReads:
         return [AlertSpan(*r[:5], time(r[5]), r[6], time(r[7]), *r[8:])
                 for r in self._rows(f"SELECT {', '.join(AlertSpan._fields)} FROM alerts ORDER BY id")]
 
-    def latest_samples(self, runs_of: dict[str, Iterable[int]], status: str) -> dict[str, LatestSample]:
+    def latest_samples(self, runs_of: dict[str, Iterable[int]], status: str) -> dict[str, SampleTurns]:
         """Per case, the newest sample with this status among that case's own runs (`runs_of`:
         case id -> run ids, the newest 5,000 of them): its turns (answers and verdicts) and
         request id. Cases sharing a set of runs are asked together, each group through the
@@ -250,10 +278,36 @@ class SeriesReads:
         out = {}
         for chunk in chunks(chosen, 5000):
             params = {}
-            for r in self._rows(f"SELECT {', '.join(LatestSample._fields[:-1])}, CAST(turns AS TEXT) FROM samples "
-                                f"WHERE id IN ({_listed('i', chunk, params)})", params):
-                out[r[2]] = LatestSample(*r[:6], self._time(r[6]), None if r[7] is None else json.loads(r[7]))
+            for s in self._sample_turns(f"id IN ({_listed('i', chunk, params)})", params):
+                out[s.case_id] = s
         return out
+
+    def failed_samples(self, run_ids: Iterable[int]) -> list[SampleTurns]:
+        """The failed samples of some runs, newest run first, each with its turns and request id."""
+        out: list[SampleTurns] = []
+        for chunk in chunks(list(run_ids), 5000):
+            params: dict[str, Any] = {}
+            out += self._sample_turns(f"run_id IN ({_listed('r', chunk, params)}) AND status = 'failed'", params)
+        return sorted(out, key=lambda r: (-r.run_id, r.case_id, r.sample))
+
+    def _sample_turns(self, where: str, params: dict[str, Any]) -> list[SampleTurns]:
+        """Samples with their turns. A sample's turns came from an API: decoded by the stdlib,
+        which keeps an integer beyond 64 bits whole."""
+        return [SampleTurns(*r[:6], self._time(r[6]), None if r[7] is None else json.loads(r[7])) for r in self._rows(
+            f"SELECT {', '.join(SampleTurns._fields[:-1])}, CAST(turns AS TEXT) FROM samples WHERE {where}", params)]
+
+    def series_run(self, run_id: int) -> SeriesRun | None:
+        """One run, whatever its kind or state, with what a series reads of it."""
+        rows = self._rows(f"SELECT {', '.join(SeriesRun._fields)} FROM runs WHERE id = :id", {"id": run_id})
+        return SeriesRun(*rows[0][:3], self._time(rows[0][3]), *rows[0][4:]) if rows else None
+
+    def case_counts(self, run_ids: Iterable[int]) -> dict[int, dict[str, CaseCount]]:
+        """Per run, per case: how many samples passed, failed and errored (cases are the unit
+        that compare, detection and `canary failures` reason about, not pooled samples).
+
+        A finished run keeps these in its `cases` column; a run still going is counted
+        from its samples."""
+        return {r: {c: CaseCount(*n) for c, n in cases.items()} for r, cases in self._cases(run_ids).items()}
 
     def fingerprint(self, model: str) -> tuple[FingerprintRow, list[FingerprintInput]] | None:
         """The model's newest fingerprint (by when it was made: one imported later may be older)

@@ -103,8 +103,7 @@ def with_cases(store: SeriesReads, pts: list[Point]) -> list[Point]:
 def around(store: SeriesReads, model: str, suite: str, params: detect.DetectionParams,
            run_id: int | None = None) -> tuple[list[Point], Point] | None:
     """(the points before it that its judgement reads, the point): the point holding `run_id`,
-    or the series' latest. None when there is no such point in the series. (A `run_id` is
-    looked up with `Store.run`: monitor's way, through the Store.)
+    or the series' latest. None when there is no such point in the series.
 
     Read from the two ends of the series: the runs just before the point (widened until they
     hold the rolling baseline, the slide guard's recent runs and the drift bands' runs: see
@@ -114,7 +113,7 @@ def around(store: SeriesReads, model: str, suite: str, params: detect.DetectionP
     intervals = store.alert_intervals(model, suite, "quality")
     until = None
     if run_id is not None:
-        row = store.run(run_id)
+        row = store.series_run(run_id)
         if row is None or row.model != model or row.suite != suite or (since is not None and run_id < since):
             return None
         until = row.slot

@@ -43,40 +43,52 @@ def test_the_reader_reads_what_the_store_wrote(db_url):
     store.add_ack("m", "s", first, T0)
     with store.begin() as conn:  # what monitor marks on the run that opened an alert
         conn.execute(runs.update().where(runs.c.id == second).values(in_alert=True))
-    reader = open_reader(db_url)
-    assert isinstance(reader, Reader)
+    with open_reader(db_url) as reader:  # closed even when an assertion fails: its locks would hang the teardown
+        assert isinstance(reader, Reader)
 
-    rows, more = reader.series_runs("m", "s")
-    assert [r[0] for r in rows] == [first, second, confirm] and not more
-    assert rows[0][1] == T0 and isinstance(rows[0][1], datetime)  # the slot, microseconds kept
-    assert rows[1][7] is True and rows[0][7] is False  # in_alert, a bool on both databases
-    assert rows[0][-1] == {"a": [0, 1, 0], "b": [1, 0, 0], "c": [1, 0, 0]}  # the per-case counts, decoded
-    last, more = reader.series_runs("m", "s", last=1, cases=False)  # a slot is never cut from its confirmation
-    assert [r[0] for r in last] == [] and more
-    until, _ = reader.series_runs("m", "s", until=T0)
-    assert [r[0] for r in until] == [first]
-    assert reader.last_ack("m", "s") == first and reader.last_ack("m", "other") is None
-    [latest] = reader.latest_runs()
-    assert (latest.id, latest.slot, latest.kind, latest.status) == (confirm, T0 + timedelta(days=1), "confirm",
-                                                                      "complete")
-    assert reader.alert_intervals("m", "s", "quality") == [(second, None)]
-    assert [tuple(k) for k in reader.open_alert_keys()] == [("m", "s", "quality")]
-    [(key, sens)] = reader.sensitivities().items()
-    assert key == ("m", "s", "v1", "k") and sens.min_drop == 7.5 and sens.computed_at == T0
-    assert reader.case_results([second]) == {second: {"a": (0, 1), "b": (0, 1), "c": (1, 1)}}
-    [span] = reader.alert_episodes()
-    assert (span.opened_run_id, span.state, span.opened_at, span.closed_at) == (second, "open", T0, None)
-    [alert] = reader.open_alerts("m", "s")
-    assert (alert.id, alert.kind, alert.opened_at, alert.details) == (span.id, "quality", T0, {"reason": "r"})
-    assert reader.open_alerts() == [alert] and reader.open_alerts("m", "other") == []
-    got = reader.latest_samples({"a": [first, second], "b": [first]}, "failed")
-    assert got["a"].run_id == second and got["a"].turns[0]["verdicts"][0]["n"] == 2 ** 70  # not a float
-    assert "b" not in got and got["a"].finished_at == T0 + timedelta(days=1)
+        rows, more = reader.series_runs("m", "s")
+        assert [r[0] for r in rows] == [first, second, confirm] and not more
+        assert rows[0][1] == T0 and isinstance(rows[0][1], datetime)  # the slot, microseconds kept
+        assert rows[1][7] is True and rows[0][7] is False  # in_alert, a bool on both databases
+        assert rows[0][-1] == {"a": [0, 1, 0], "b": [1, 0, 0], "c": [1, 0, 0]}  # the per-case counts, decoded
+        last, more = reader.series_runs("m", "s", last=1, cases=False)  # a slot is never cut from its confirmation
+        assert [r[0] for r in last] == [] and more
+        until, _ = reader.series_runs("m", "s", until=T0)
+        assert [r[0] for r in until] == [first]
+        assert reader.last_ack("m", "s") == first and reader.last_ack("m", "other") is None
+        [latest] = reader.latest_runs()
+        assert (latest.id, latest.slot, latest.kind, latest.status) == (confirm, T0 + timedelta(days=1), "confirm",
+                                                                          "complete")
+        assert reader.alert_intervals("m", "s", "quality") == [(second, None)]
+        assert [tuple(k) for k in reader.open_alert_keys()] == [("m", "s", "quality")]
+        [(key, sens)] = reader.sensitivities().items()
+        assert key == ("m", "s", "v1", "k") and sens.min_drop == 7.5 and sens.computed_at == T0
+        assert reader.case_results([second]) == {second: {"a": (0, 1), "b": (0, 1), "c": (1, 1)}}
+        [span] = reader.alert_episodes()
+        assert (span.opened_run_id, span.state, span.opened_at, span.closed_at) == (second, "open", T0, None)
+        [alert] = reader.open_alerts("m", "s")
+        assert (alert.id, alert.kind, alert.opened_at, alert.details) == (span.id, "quality", T0, {"reason": "r"})
+        assert reader.open_alerts() == [alert] and reader.open_alerts("m", "other") == []
+        got = reader.latest_samples({"a": [first, second], "b": [first]}, "failed")
+        assert got["a"].run_id == second and got["a"].turns[0]["verdicts"][0]["n"] == 2 ** 70  # not a float
+        assert "b" not in got and got["a"].finished_at == T0 + timedelta(days=1)
+        failed = reader.failed_samples([first, second])  # what `canary failures` shows: newest run first
+        assert [(s.run_id, s.case_id) for s in failed] == [(second, "a"), (second, "b"), (first, "a")]
+        assert failed[0].turns[0]["verdicts"][0]["n"] == 2 ** 70 and failed[0].request_id == f"req-{second}-a"
+        counts = reader.case_counts([second])[second]
+        assert (counts["a"].failed, counts["a"].answered, counts["c"].passed) == (1, 1, 1)
+        run = reader.series_run(confirm)
+        assert (run.id, run.model, run.kind, run.status, run.slot, run.passed, run.failed) == \
+            (confirm, "m", "confirm", "complete", T0 + timedelta(days=1), 2, 1)
+        assert reader.series_run(10 ** 9) is None
+        # a read leaves no transaction open: a command that fails after it holds no locks
+        idle = reader.conn.in_transaction is False if reader.dialect == "sqlite" else \
+            reader.conn.info.transaction_status.name == "IDLE"
+        assert idle
 
-    reader.save_verdict(first, {"status": "ok", "mean": 0.5})  # kept, as the Store keeps it
-    assert store.run(first).verdict == {"status": "ok", "mean": 0.5}
-    assert reader.series_runs("m", "s")[0][0][12] == {"status": "ok", "mean": 0.5}
-    reader.close()
+        reader.save_verdict(first, {"status": "ok", "mean": 0.5})  # kept, as the Store keeps it
+        assert store.run(first).verdict == {"status": "ok", "mean": 0.5}
+        assert reader.series_runs("m", "s")[0][0][12] == {"status": "ok", "mean": 0.5}
     store.close()
 
 

@@ -301,7 +301,7 @@ def test_upgrading_an_old_database_keeps_its_rows(db_url):
 
 
 def test_case_counts_per_run_and_case(store):
-    from canary.queries import CaseCount
+    from canary.reads import CaseCount
     now = datetime(2026, 11, 2, 6)
     a = store.create_run(model="m", suite="s", suite_version="v", slot=now, kind="scheduled", planned=4,
                          owner="o", now=now)
@@ -316,7 +316,7 @@ def test_case_counts_per_run_and_case(store):
 
 
 def test_finished_runs_keep_their_case_counts_and_budgets_read_the_day(store):
-    from canary.queries import CaseCount
+    from canary.reads import CaseCount
     run_id = store.create_run(model="m", suite="s", suite_version="v", slot=T0, kind="scheduled", planned=3,
                               owner="o", now=T0)
     store.insert_samples([sample_row(run_id, "x", 0), sample_row(run_id, "x", 1, "error"),

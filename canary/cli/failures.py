@@ -26,10 +26,9 @@ def failures(config_path, sim, model, suite, run_id, since: datetime | None, as_
     if run_id is not None and since is not None:
         raise UsageError("give --run or --since, not both")
     ws = open_workspace(config_path, sim=sim, reading=True)
-    store = ws.store()
-    known_series(ws, store, [model], suite)
-    found = model_failures(store, ws.config, model, suite=suite, run_id=run_id, since=since)
-    store.close()
+    with ws.reader() as store:
+        known_series(ws, store, [model], suite)
+        found = model_failures(store, ws.config, model, suite=suite, run_id=run_id, since=since)
     if as_json:
         render.print_json({"model": model, "series": [f.as_dict() for f in found]})
         return

@@ -140,9 +140,8 @@ def status(config_path, model, as_json, sim):
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim, reading=True)
     models = _fingerprinted(ws, model)
-    store = ws.reader()
-    data = [views.status(store, ws.config, m.name) for m in models]
-    store.close()
+    with ws.reader() as store:
+        data = [views.status(store, ws.config, m.name) for m in models]
     if as_json:
         render.print_json({"fingerprints": data})
     else:

@@ -23,10 +23,9 @@ def history(config_path, sim, model, suite, shown, every, as_json):
     from .. import render, reports
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim, reading=True)
-    store = ws.reader()
-    known_series(ws, store, [model], suite)
-    data = reports.history(store, ws.config, model, suite)
-    store.close()
+    with ws.reader() as store:
+        known_series(ws, store, [model], suite)
+        data = reports.history(store, ws.config, model, suite)
     if as_json:
         render.print_json({"model": model, "suite": suite, "runs": data})
     elif not data:
@@ -48,9 +47,8 @@ def status(config_path, sim, as_json):
     from ..clock import utcnow
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim, reading=True)
-    store = ws.reader()
-    rows = reports.status(store, ws.config, ws.suites, utcnow())
-    store.close()
+    with ws.reader() as store:
+        rows = reports.status(store, ws.config, ws.suites, utcnow())
     if as_json:
         render.print_json({"series": rows})
     else:
@@ -129,11 +127,10 @@ def report(config_path, sim, out: Path):
     from ..clock import utcnow
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim, reading=True)
-    store = ws.reader()
-    page = render_report(store, ws.config, ws.suites, utcnow())
+    with ws.reader() as store:
+        page = render_report(store, ws.config, ws.suites, utcnow())
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror}") from None
-    store.close()
     click.echo(f"wrote {out}")  # not rich: for one line it would cost 10 ms of imports
