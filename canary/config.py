@@ -18,12 +18,18 @@ DEFAULT_API_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_K
 def parse_duration(value: Any) -> timedelta:
     """`90s`, `2m`, `24h`, `7d` or a number of seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        try:
+            return timedelta(seconds=value)
+        except (OverflowError, ValueError):  # .inf, .nan, or more than a billion days
+            raise ValueError(f"'{value}' is not a duration (like 90s, 15m, 24h, 7d)") from None
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
     if not m:
         raise ValueError(f"'{value}' is not a duration (like 90s, 15m, 24h, 7d)")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    return timedelta(seconds=float(m.group(1)) * unit)
+    try:
+        return timedelta(seconds=float(m.group(1)) * unit)
+    except OverflowError:
+        raise ValueError(f"'{value}' is longer than a duration can be") from None
 
 
 _WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]

@@ -147,13 +147,27 @@ class Strict:
                 continue
             declared = getattr(cls, name, MISSING)
             spec = declared if isinstance(declared, Field) else Field(declared)
+            if isinstance(spec.default, (list, dict, set)):
+                raise TypeError(f"{cls.__name__}.{name}: a mutable default would be shared; use default_factory")
             specs.append(_Spec(
                 name, spec.alias or name, _bounded(_reader(hint), spec), spec.default, spec.default_factory,
                 tuple(c.fn for c in checks if name in c.fields and c.before),
                 tuple(c.fn for c in checks if name in c.fields and not c.before), _free(hint)))
         cls._record_checks = [c for c in checks if not c.fields]
+        cls._names = frozenset(s.name for s in specs)
         cls._specs = specs
         return specs
+
+    @classmethod
+    def _field_names(cls) -> frozenset[str]:
+        cls._fields()
+        return cls._names
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A declared field, or a private attribute (`_path`): a misspelt name is an error."""
+        if not name.startswith("_") and name not in type(self)._field_names():
+            raise AttributeError(f"{type(self).__name__} has no field '{name}'")
+        object.__setattr__(self, name, value)
 
     def replace(self, **changes: Any) -> Strict:
         """A copy with some fields changed (not read again)."""
@@ -233,44 +247,53 @@ class _Wrong(Exception):
         self.detail, self.whole = detail, whole
 
 
+def _text(v: bytes) -> str:
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Wrong(", unable to parse raw data as a unicode string") from None
+
+
 def _str(v):
     if isinstance(v, str):
         return v
     if isinstance(v, bytes):
-        return v.decode("utf-8", errors="replace")
+        return _text(v)
     raise _Wrong
+
+
+_INT_TEXT = re.compile(r"\s*([+-]?[0-9][0-9_]*)(?:\.0+)?\s*", re.ASCII)  # "5", " +1_000 ", "5.00"; not "1e6"
 
 
 def _int(v):
     if isinstance(v, int):
         return int(v)
     if isinstance(v, float):
-        return _int_of_float(v)
-    if isinstance(v, str):
+        if not math.isfinite(v):
+            raise _Wrong(whole="Input should be a finite number")
+        if not v.is_integer():
+            raise _Wrong(", got a number with a fractional part")
+        if abs(v) >= 2.0 ** 63:
+            raise _Wrong(whole="Unable to parse input string as an integer, exceeded maximum size")
+        return int(v)
+    if isinstance(v, (str, bytes)):
+        m = _INT_TEXT.fullmatch(_text(v) if isinstance(v, bytes) else v)
         try:
-            return int(v.strip())
+            return int(m.group(1)) if m else int("not a number")
         except ValueError:
-            try:
-                return _int_of_float(float(v.strip()))
-            except (ValueError, _Wrong):
-                raise _Wrong(", unable to parse string as an integer") from None
+            raise _Wrong(", unable to parse string as an integer") from None
     raise _Wrong
-
-
-def _int_of_float(v: float) -> int:
-    if not math.isfinite(v):
-        raise _Wrong(whole="Input should be a finite number")
-    if not v.is_integer():
-        raise _Wrong(", got a number with a fractional part")
-    return int(v)
 
 
 def _float(v):
     if isinstance(v, (int, float)):
         return float(v)
-    if isinstance(v, str):
+    if isinstance(v, (str, bytes)):
+        text = _text(v) if isinstance(v, bytes) else v
         try:
-            return float(v.strip())
+            if not text.isascii():  # Python's float() reads other scripts' digits; pydantic does not
+                raise ValueError
+            return float(text)
         except ValueError:
             raise _Wrong(", unable to parse string as a number") from None
     raise _Wrong
@@ -285,9 +308,12 @@ def _bool(v):
         return v
     if isinstance(v, (int, float)) and v in (0, 1):
         return bool(v)
-    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
-        return v.strip().lower() in _TRUE
-    raise _Wrong(", unable to interpret input" if isinstance(v, (int, str)) else "")
+    if isinstance(v, bytes):
+        v = _text(v)
+    if isinstance(v, str) and v.lower() in _TRUE | _FALSE:
+        return v.lower() in _TRUE
+    unreadable = isinstance(v, (int, str)) or (isinstance(v, float) and v.is_integer())
+    raise _Wrong(", unable to interpret input" if unreadable else "")
 
 
 def _timedelta(v):
@@ -338,11 +364,11 @@ def _dict(key: Callable, value: Callable) -> Callable:
 
 def _bounded(read: Callable, spec: Field) -> Callable:
     """The reader, then the field's bounds on what it read (None passes: an optional field)."""
-    limits = [(op, bound, words) for op, bound, words in (
-        (lambda a, b: a >= b, spec.ge, "greater than or equal to"), (lambda a, b: a > b, spec.gt, "greater than"),
-        (lambda a, b: a <= b, spec.le, "less than or equal to"), (lambda a, b: a < b, spec.lt, "less than"))
+    limits = [(op, bound, words) for op, bound, words in (  # the upper bounds first, as pydantic (for a NaN)
+        (lambda a, b: a <= b, spec.le, "less than or equal to"), (lambda a, b: a < b, spec.lt, "less than"),
+        (lambda a, b: a >= b, spec.ge, "greater than or equal to"), (lambda a, b: a > b, spec.gt, "greater than"))
         if bound is not None]
-    pattern = re.compile(spec.pattern) if spec.pattern is not None else None
+    pattern = _pattern(spec.pattern) if spec.pattern is not None else None
     if not limits and pattern is None and spec.min_length is None:
         return read
 
@@ -364,6 +390,14 @@ def _bounded(read: Callable, spec: Field) -> Callable:
             return _BAD
         return v
     return bounded
+
+
+def _pattern(text: str) -> re.Pattern:
+    """A field's pattern as pydantic's (Rust's) regex reads it: a final `$` matches only at the
+    very end of the text (Python's `$` would also match before a final newline: "gpt\\n")."""
+    if text.endswith("$") and not text.endswith("\\$"):
+        text = text[:-1] + r"\Z"
+    return re.compile(text)
 
 
 # --- dumping ------------------------------------------------------------------------------
@@ -394,7 +428,7 @@ def _json(v: Any) -> Any:
     if isinstance(v, (datetime, date, time)):
         return _iso(v)
     if isinstance(v, bytes):
-        return v.decode("utf-8", errors="replace")
+        return v.decode("utf-8", errors="replace")  # (pydantic raised on bytes that are not UTF-8)
     if isinstance(v, Strict):
         return v.dump()
     return str(v)
@@ -403,6 +437,10 @@ def _json(v: Any) -> Any:
 def _json_key(k: Any) -> str:
     if isinstance(k, bool):
         return "true" if k else "false"
+    if isinstance(k, float) and not math.isfinite(k):
+        return "None"
+    if isinstance(k, bytes):
+        return k.decode("utf-8", errors="replace")
     if isinstance(k, (datetime, date, time)):
         return _iso(k)
     return str(k)

