@@ -19,8 +19,10 @@ def parse_duration(value: Any) -> timedelta:
     """`90s`, `2m`, `24h`, `7d` or a number of seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
+            if value < 0:  # as "-5s" is refused
+                raise ValueError
             return timedelta(seconds=value)
-        except (OverflowError, ValueError):  # .inf, .nan, or more than a billion days
+        except (OverflowError, ValueError):  # negative, .inf, .nan, or more than a billion days
             raise ValueError(f"'{value}' is not a duration (like 90s, 15m, 24h, 7d)") from None
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
     if not m:

@@ -200,11 +200,13 @@ def test_json_schemas_are_checked_in_full_unless_the_command_only_reads(tmp_path
 
 
 def test_an_endless_duration_and_a_yaml_boolean_key_are_problems_with_their_lines(tmp_path):
-    """`lease: .inf` once raised OverflowError out of validate; `on:` is a boolean key in YAML."""
+    """`lease: .inf` once raised OverflowError out of validate, and `jitter: -5` was read as a
+    negative duration (`-5s` was refused); `on:` is a boolean key in YAML."""
     path = write(tmp_path, "canary.yaml", """\
         daemon:
           lease: .inf
           catch_up: 99999999999d
+          jitter: -5
         on: true
         """)
     with pytest.raises(ConfigError) as info:
@@ -212,4 +214,5 @@ def test_an_endless_duration_and_a_yaml_boolean_key_are_problems_with_their_line
     assert info.value.problems == [
         f"{path}:3: catch_up: '99999999999d' is longer than a duration can be",
         f"{path}:2: lease: 'inf' is not a duration (like 90s, 15m, 24h, 7d)",
-        f"{path}:4: a key YAML reads as true: on, off, yes and no are booleans in YAML (quote the key)"]
+        f"{path}:4: jitter: '-5' is not a duration (like 90s, 15m, 24h, 7d)",
+        f"{path}:5: a key YAML reads as true: on, off, yes and no are booleans in YAML (quote the key)"]

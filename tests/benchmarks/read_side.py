@@ -12,7 +12,8 @@ Printed per command: the month's and the year's figures and their ratio (growth)
 targets of the read-side issue: status, history and report <= 0.5 s at a year; `/` <= 50 ms
 once cached; export >= 25k samples/s; import >= 10k samples/s with peak RSS flat (<= 1.3x
 between 4k and 40k samples); `canary --version` <= 2.5x `python -c "import click"`;
-status on 1,000 days of a series within 1.25x of 100 days. Then, beside the targets, a
+status on 1,000 days of a series within 1.25x of 100 days; `canary failures --model opus`
+(what a user runs after an alert) beside them, without a target. Then, beside the targets, a
 fingerprinted model's reads (status, its history, `fingerprint status`) at 30 and 365 days
 of probes.
 """
@@ -124,6 +125,7 @@ def measure(root: Path, samples: int, work: Path) -> dict:
     out["status"] = best(canary(root, "status"))
     out["history"] = best(canary(root, "history", "--model", "opus", "--suite", "reasoning"))
     out["report"] = best(canary(root, "report", "--out", str(work / "report.html")))
+    out["failures"] = best(canary(root, "failures", "--model", "opus"))
     out["page_first"], out["page_cached"], out["metrics"] = daemon_page(root)
     dump = work / "export.jsonl"
     with dump.open("w") as f:
@@ -219,7 +221,7 @@ def main() -> None:
     m, y = results["month"], results["year"]
     print(f"\n{'':10} {'one month (' + format(sizes['month'], ',') + ' samples)':>44} "
           f"{'a year (' + format(sizes['year'], ',') + ' samples)':>44}  year/month  target at a year")
-    for key, target in (("status", "<= 0.5 s"), ("history", "<= 0.5 s"), ("report", "<= 0.5 s"),
+    for key, target in (("status", "<= 0.5 s"), ("history", "<= 0.5 s"), ("report", "<= 0.5 s"), ("failures", ""),
                         ("export", ">= 25k samples/s"), ("import", ">= 10k samples/s")):
         print(f"{key:10} {fmt(m[key]):>44} {fmt(y[key]):>44}  {y[key][0] / m[key][0]:9.2f}x  {target}")
     print(f"{'/ first':10} {m['page_first'] * 1000:41.0f} ms {y['page_first'] * 1000:41.0f} ms  "
