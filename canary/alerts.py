@@ -238,23 +238,6 @@ def _enqueue(conn, events: list[tuple[int, str]], action: str, message: dict, no
     conn.execute(outbox_alerts.insert(), [{"outbox_id": message_id, "alert_id": a, "event": e} for a, e in events])
 
 
-def list_alerts(store: Store, limit: int = 100) -> list[dict]:
-    """Alerts, newest first, each with the messages that carry its events and their delivery state."""
-    with store.begin() as conn:
-        rows = conn.execute(select(alerts).order_by(alerts.c.id.desc()).limit(limit)).all()
-        ids = [r.id for r in rows]
-        msgs = conn.execute(select(outbox_alerts.c.alert_id, outbox).join(outbox, outbox.c.id == outbox_alerts.c.outbox_id)
-                            .where(outbox_alerts.c.alert_id.in_(ids)).order_by(outbox.c.id)).all() if ids else []
-    by_alert: dict[int, list] = {}
-    for m in msgs:
-        by_alert.setdefault(m.alert_id, []).append({
-            "event": m.event, "text": m.message.get("text", ""), "state": m.state, "attempts": m.attempts, "sent_at": m.sent_at,
-            "next_attempt_at": m.next_attempt_at if m.state == "pending" else None, "last_error": m.last_error})
-    return [{"id": r.id, "model": r.model, "suite": r.suite, "kind": r.kind, "state": r.state,
-             "opened_at": r.opened_at, "closed_at": r.closed_at, "closed_by": r.closed_by,
-             "summary": r.details.get("reason", ""), "messages": by_alert.get(r.id, [])} for r in rows]
-
-
 # --- delivery -----------------------------------------------------------------------------------
 
 @dataclass

@@ -1,6 +1,7 @@
 """The database through its driver alone (the standard library's sqlite3, or psycopg), for
-`status`, `history`, `report` and `failures`: `Reader` serves the reads of `reads.SeriesReads` without
-importing SQLAlchemy, whose import costs those commands more than a year of their reads.
+the read commands (`status`, `history`, `report`, `failures`, `alerts`): `Reader` serves the
+reads of `reads.SeriesReads` without importing SQLAlchemy, whose import costs those commands
+more than a year of their reads.
 
 It serves only a database already at the current schema: `open_reader` returns None for one
 that is behind or new (the Store then migrates it) and for a URL it does not read itself.

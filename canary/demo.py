@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-from . import alerts, monitor
+from . import monitor
 from .config import Config, ModelConfig
+from .reports import alert_list
 from .runner import endpoint_factory, jobs_for
 from .sim import SimServer
 from .store import Store
@@ -44,7 +45,7 @@ def run_demo(suites: dict[str, Suite], *, suite: str = "reasoning", repeat: int 
             ModelConfig(name="demo-model", provider="anthropic", model="claude-sim", suites=[suite], repeat=repeat)])
         store = Store(config.database_url)
         out = simulate(store, config, suites, [{"wrong_rate": w} for w in days or plan()], on_day=on_day)
-        listed = alerts.list_alerts(store)
+        listed = alert_list(store)
         if report is not None:
             from .report_html import render_report
             report.write_text(render_report(store, config, suites, out[-1].slot + timedelta(hours=1)),

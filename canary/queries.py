@@ -1,5 +1,5 @@
-"""The reads of the stored history beyond those of `status`, `history`, the report and
-`failures` (which are reads.py's, in plain SQL): per-case usage, error summaries, a run's
+"""The reads of the stored history beyond those of `status`, `history`, the report,
+`failures` and `alerts` (which are reads.py's, in plain SQL): per-case usage, error summaries, a run's
 samples, the export's stream, and what /metrics, /healthz and the slots read: what
 detection, `compare`, the daemon's health and its slots ask. Store (store.py) inherits
 them; each reads what its question needs, through an index, whatever the length of the

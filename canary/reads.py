@@ -1,7 +1,8 @@
-"""The reads `status`, `history`, `report` and `failures` make (a series' runs, its acks and
-alerts, the per-case counts, the failed and latest failing answers, a model's fingerprint
-and its probes), written once as SQL that SQLite and PostgreSQL both run, over one
-primitive, `_rows` (a statement and its parameters in, tuples out).
+"""The reads `status`, `history`, `report`, `failures` and `alerts` make (a series' runs,
+its acks and alerts, the alerts' messages, the per-case counts, the failed and latest
+failing answers, a model's fingerprint and its probes), written once as SQL that SQLite and
+PostgreSQL both run, over one primitive, `_rows` (a statement and its parameters in, tuples
+out).
 
 Store (store.py) runs them through its SQLAlchemy engine; `Reader` (dbapi.py) through the
 driver alone, so those commands never import SQLAlchemy, whose import costs more than they
@@ -41,6 +42,7 @@ SampleTurns = namedtuple("SampleTurns", "id run_id case_id sample status request
 SeriesRun = namedtuple("SeriesRun", "id model suite slot kind status suite_version passed failed errors output_tokens "
                                     "latency_p50_ms reported_model")
 Alert = namedtuple("Alert", AlertSpan._fields + ("details",))
+AlertMessage = namedtuple("AlertMessage", "alert_id event message state attempts sent_at next_attempt_at last_error")
 FingerprintRow = namedtuple("FingerprintRow", "id model version origin created_at temperature logprobs candidates "
                                               "border calls input_tokens output_tokens cost")
 FingerprintInput = namedtuple("FingerprintInput", "prompt reference logprobs")
@@ -245,10 +247,29 @@ class SeriesReads:
             if value is not None:
                 where += f" AND {name} = :{name}"
                 params[name] = value
+        return self._alerts(f"WHERE {where} ORDER BY id", params)
+
+    def recent_alerts(self, limit: int) -> list[Alert]:
+        """The newest alerts, newest first, with their details (`canary alerts`)."""
+        return self._alerts(f"ORDER BY id DESC LIMIT {int(limit)}", {})
+
+    def _alerts(self, rest: str, params: dict[str, Any]) -> list[Alert]:
         time = self._time
         return [Alert(*r[:5], time(r[5]), r[6], time(r[7]), *r[8:10], own_json(r[10])) for r in self._rows(
-            f"SELECT {', '.join(AlertSpan._fields)}, CAST(details AS TEXT) FROM alerts WHERE {where} ORDER BY id",
-            params)]
+            f"SELECT {', '.join(AlertSpan._fields)}, CAST(details AS TEXT) FROM alerts {rest}", params)]
+
+    def alert_messages(self, alert_ids: Iterable[int]) -> list[AlertMessage]:
+        """The messages that carry these alerts' events, oldest first, with their delivery state
+        (a message carrying several alerts comes once for each)."""
+        time, out = self._time, []
+        for chunk in chunks(list(alert_ids), 5000):
+            params: dict[str, Any] = {}
+            out += [AlertMessage(r[0], r[1], own_json(r[2]), r[3], r[4], time(r[5]), time(r[6]), r[7]) for r in self._rows(
+                "SELECT outbox_alerts.alert_id, outbox.event, CAST(outbox.message AS TEXT), outbox.state, "
+                "outbox.attempts, outbox.sent_at, outbox.next_attempt_at, outbox.last_error FROM outbox_alerts "
+                f"JOIN outbox ON outbox.id = outbox_alerts.outbox_id WHERE outbox_alerts.alert_id IN "
+                f"({_listed('a', chunk, params)}) ORDER BY outbox.id", params)]
+        return out
 
     def alert_episodes(self) -> list[AlertSpan]:
         """Every alert without its details (the report shades each episode), oldest first."""

@@ -108,3 +108,18 @@ def status(store: SeriesReads, config: Config, suites: dict, now: datetime, *, f
         return rows
     from .fingerprint.views import status_rows
     return rows + status_rows(store, config, lambda c, m: next_run(c, m, now))
+
+
+def alert_list(store: SeriesReads, limit: int = 100) -> list[dict]:
+    """`canary alerts`: alerts, newest first, each with the messages that carry its events and
+    their delivery state."""
+    rows = store.recent_alerts(limit)
+    by_alert: dict[int, list] = {}
+    for m in store.alert_messages([r.id for r in rows]) if rows else []:
+        by_alert.setdefault(m.alert_id, []).append({
+            "event": m.event, "text": m.message.get("text", ""), "state": m.state, "attempts": m.attempts,
+            "sent_at": m.sent_at, "next_attempt_at": m.next_attempt_at if m.state == "pending" else None,
+            "last_error": m.last_error})
+    return [{"id": r.id, "model": r.model, "suite": r.suite, "kind": r.kind, "state": r.state,
+             "opened_at": r.opened_at, "closed_at": r.closed_at, "closed_by": r.closed_by,
+             "summary": r.details.get("reason", ""), "messages": by_alert.get(r.id, [])} for r in rows]

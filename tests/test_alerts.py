@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from suite_texts import CAPITAL_AND_SUM, suite
-from canary import alerts, series
+from canary import alerts, reports, series
 from canary.cli import main
 from canary.config import load_config
 from canary.runner import endpoint_factory, jobs_for, run_jobs
@@ -243,7 +243,7 @@ def test_a_refusal_for_good_marks_the_message_failed_logged_once_never_retried(d
         assert len(slack.refused) == 2 and slack.accepted == []
         errors = [r for r in caplog.records if r.levelname == "ERROR" and "for good" in r.getMessage()]
         assert len(errors) == 2  # once per message
-        listed = [m for a in alerts.list_alerts(store) for m in a["messages"]]
+        listed = [m for a in reports.alert_list(store) for m in a["messages"]]
         assert {m["state"] for m in listed} == {"failed"} and all(m["next_attempt_at"] is None for m in listed)
         assert any(final[0].error in m["last_error"] for m in listed)
         [reason] = undelivered(store, t + timedelta(hours=24))  # /healthz: degraded
@@ -312,7 +312,7 @@ def test_alerts_resend_never_tells_an_opening_after_its_recovery(tmp_path, db_ur
         assert resent.exit_code == 0, resent.output
         assert "1 message(s) refused for good left as they are" in resent.stderr
         assert [m["body"]["text"] for m in fixed.accepted] == ["recovered", "message 5"]
-    states = {m["text"]: m["state"] for a in alerts.list_alerts(store) for m in a["messages"]}
+    states = {m["text"]: m["state"] for a in reports.alert_list(store) for m in a["messages"]}
     assert states == {"opened": "failed", "recovered": "sent", "message 5": "sent"}
     store.close()
 
@@ -334,7 +334,7 @@ def test_retry_after_as_an_http_date_or_inf_is_parsed_or_ignored_never_a_crash(d
 
         def attempt(at):
             report = alerts.deliver(store, notifier, now=at, owner="a")
-            [m] = [m for a in alerts.list_alerts(store) for m in a["messages"]]
+            [m] = [m for a in reports.alert_list(store) for m in a["messages"]]
             return report, m
         report, m = attempt(t)
         assert report.failed == 1 and m["next_attempt_at"] == t + timedelta(minutes=10)

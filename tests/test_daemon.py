@@ -655,9 +655,9 @@ def test_a_run_finished_but_never_judged_is_judged_by_the_next_start(project, db
     assert (alert.model, alert.suite, alert.opened_run_id) == ("claude", "basics", last.id)
     [judged] = run_rows(d.store, slot=datetime(2026, 11, 9, 6), suite="basics")
     assert judged.assessed_at == clock.now
-    opened = alerts.list_alerts(d.store)
+    opened = reports.alert_list(d.store)
     asyncio.run(scenario())  # judged once: a second start opens nothing more
-    assert alerts.list_alerts(d.store) == opened
+    assert reports.alert_list(d.store) == opened
     d.close()
 
 
@@ -681,7 +681,7 @@ def test_the_runs_of_a_slot_never_judged_are_judged_together_into_one_message(pr
         d.catch_up()
         await d.wait_idle()
     asyncio.run(scenario())
-    listed = alerts.list_alerts(d.store)
+    listed = reports.alert_list(d.store)
     assert sorted((a["suite"], a["kind"]) for a in listed) == [("basics", "availability"), ("more", "availability")]
     assert [m["text"] for a in listed for m in a["messages"]] == ["canary: claude: basics: API errors; more: API errors"] * 2
     d.close()
@@ -815,7 +815,7 @@ def test_a_slot_failing_until_catch_up_ends_is_given_up_and_alerted_and_the_hear
     assert sum(t.startswith("slot failed: claude") for t in texts) == 1  # the same reason is logged once
     [gave_up] = [r for r in caplog.records if r.getMessage().startswith("slot given up")]
     assert gave_up.levelname == "ERROR" and "CANARY_TEST_SIM_KEY is not set" in gave_up.getMessage()
-    listed = {a["kind"]: a for a in alerts.list_alerts(d.store)}
+    listed = {a["kind"]: a for a in reports.alert_list(d.store)}
     assert listed["slot_missed"]["state"] == "closed" and listed["slot_missed"]["closed_by"] == "given_up"
     assert "2026-11-02T06:00:00" in listed["slot_missed"]["summary"]
     assert listed["canary_failing"]["state"] == "open" and listed["canary_failing"]["model"] == "claude"
@@ -839,7 +839,7 @@ def test_a_slot_failing_until_catch_up_ends_is_given_up_and_alerted_and_the_hear
         await d.deliver()
     asyncio.run(next_day())
     assert d.retries.failing_since == {} and d.healthz()[1]["status"] == "ok"
-    [failing] = [a for a in alerts.list_alerts(d.store) if a["kind"] == "canary_failing"]
+    [failing] = [a for a in reports.alert_list(d.store) if a["kind"] == "canary_failing"]
     assert failing["closed_by"] == "recovered" and [m["event"] for m in failing["messages"]] == ["opened", "recovered"]
     assert len(ping.pings) == before[-1] + 1  # beating again
     ping.close()

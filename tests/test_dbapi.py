@@ -69,6 +69,11 @@ def test_the_reader_reads_what_the_store_wrote(db_url):
         [alert] = reader.open_alerts("m", "s")
         assert (alert.id, alert.kind, alert.opened_at, alert.details) == (span.id, "quality", T0, {"reason": "r"})
         assert reader.open_alerts() == [alert] and reader.open_alerts("m", "other") == []
+        listed = reports.alert_list(reader)  # `canary alerts`, through the driver and through the Store
+        assert listed == reports.alert_list(store) and listed[0]["summary"] == "r"
+        [message] = listed[0]["messages"]
+        assert (message["event"], message["text"], message["state"]) == ("opened", "t", "pending")
+        assert isinstance(message["next_attempt_at"], datetime)
         got = reader.latest_samples({"a": [first, second], "b": [first]}, "failed")
         assert got["a"].run_id == second and got["a"].turns[0]["verdicts"][0]["n"] == 2 ** 70  # not a float
         assert "b" not in got and got["a"].finished_at == T0 + timedelta(days=1)

@@ -112,7 +112,7 @@ def test_a_provider_wide_incident_is_one_message_per_model_and_its_recovery_one(
         texts = [s["body"]["text"] for s in slack.accepted[2:]]
         assert texts == [f"canary: {m}: recovered: basics: pass rate dropped and API errors; coding: pass rate dropped "
                          "and API errors; math: pass rate dropped and API errors" for m in MODELS]
-    listed = alerts.list_alerts(store)
+    listed = reports.alert_list(store)
     assert len(listed) == 12 and all([m["event"] for m in a["messages"]] == ["opened", "recovered"] for a in listed)
     assert all(m["state"] == "sent" for a in listed for m in a["messages"])
     with store.begin() as conn:
@@ -197,7 +197,7 @@ def test_a_slack_outage_delays_grouped_messages_and_loses_or_doubles_none(db_url
     now = T0
     for _ in range(5):
         assert alerts.deliver(store, down, now=now, owner="a").failed == 1
-        [m] = alerts.list_alerts(store)[0]["messages"]
+        [m] = reports.alert_list(store)[0]["messages"]
         assert m["state"] == "pending" and "unreachable" in m["last_error"]
         now = m["next_attempt_at"]
     assert now - T0 == timedelta(seconds=30 + 60 + 120 + 240 + 480)  # backoff doubles
@@ -205,7 +205,7 @@ def test_a_slack_outage_delays_grouped_messages_and_loses_or_doubles_none(db_url
         for minutes in (0, 1, 60):
             alerts.deliver(store, webhook(slack), now=now + timedelta(minutes=minutes), owner="a")
         assert [s["body"]["text"] for s in slack.accepted] == ["opened m: a,b"]
-    assert [m["state"] for a in alerts.list_alerts(store) for m in a["messages"]] == ["sent", "sent"]
+    assert [m["state"] for a in reports.alert_list(store) for m in a["messages"]] == ["sent", "sent"]
     store.close()
 
 
@@ -243,7 +243,7 @@ def test_pending_messages_from_before_the_upgrade_still_go_out_in_order(db_url):
             name = "s" if alert_id == s else "u"
             insert(conn, row, a=alert_id, e=event, m=json.dumps({"text": f"{event} {name}"}), st=state, n=attempts)
     store.upgrade()
-    listed = {a["suite"]: [(m["event"], m["state"], m["attempts"]) for m in a["messages"]] for a in alerts.list_alerts(store)}
+    listed = {a["suite"]: [(m["event"], m["state"], m["attempts"]) for m in a["messages"]] for a in reports.alert_list(store)}
     assert listed == {"s": [("opened", "pending", 3), ("recovered", "pending", 0)], "u": [("opened", "sent", 1)]}
     with SlackStub() as slack:
         assert alerts.deliver(store, webhook(slack), now=T0, owner="x").sent == 2
@@ -262,7 +262,7 @@ def test_a_downgrade_gives_each_alert_event_its_row_back(db_url):
     with store.engine.connect() as conn, conn.begin():
         command.downgrade(alembic_config(conn), "0007")
     store.upgrade()  # and up again: a message per event now, each still pending
-    assert [[m["text"] for m in a["messages"]] for a in alerts.list_alerts(store)] == [["opened m: a,b"]] * 2
+    assert [[m["text"] for m in a["messages"]] for a in reports.alert_list(store)] == [["opened m: a,b"]] * 2
     with SlackStub() as slack:
         assert alerts.deliver(store, webhook(slack), now=T0, owner="x").sent == 2
     store.close()

@@ -64,7 +64,8 @@ def test_status_history_and_report_do_not_load_sqlalchemy_pydantic_or_jsonschema
     model = load_config(config).models[0].name
     suite = "fingerprint" if fingerprinted else sorted(tmp_path.joinpath("prompts").glob("*.yaml"))[0].stem
     report = ["report", "--out", str(tmp_path / "r.html")]
-    commands = [["status"], ["history", "--model", model, "--suite", suite], report, ["failures", "--model", model]]
+    commands = [["status"], ["history", "--model", model, "--suite", suite], report, ["failures", "--model", model],
+                ["alerts"]]
     for command in commands + ([["fingerprint", "status"]] if fingerprinted else []):
         args = command + ["--config", str(config)]
         assert not loaded_after(args, tmp_path) & {"sqlalchemy", "pydantic", "jsonschema"}, command

@@ -63,14 +63,13 @@ def status(config_path, sim, as_json):
               help="send again the messages Slack refused for good (after fixing alerts.slack), then list")
 def alerts_(config_path, sim, as_json, resend):
     """Alerts, newest first, and the delivery state of their messages."""
-    from .. import alerts, render
+    from .. import render, reports
     from ..workspace import open_workspace
     ws = open_workspace(config_path, sim=sim, reading=True)
-    store = ws.store()
-    if resend:
-        _resend(ws, store)
-    rows = alerts.list_alerts(store)
-    store.close()
+    with ws.store() if resend else ws.reader() as store:  # listing alone: through the driver
+        if resend:
+            _resend(ws, store)
+        rows = reports.alert_list(store)
     if as_json:
         render.print_json({"alerts": rows})
     else:
