@@ -1,6 +1,6 @@
-"""The reads of the stored history beyond those of `status`, `history`, the report,
-`failures` and `alerts` (which are reads.py's, in plain SQL): per-case usage, error summaries, a run's
-samples, the export's stream, and what /metrics, /healthz and the slots read: what
+"""The reads of the stored history beyond those of the read commands (status, history, the
+report, failures and alerts: reads.py's, in plain SQL): per-case usage, error summaries, a
+run's samples, the export's stream, and what /metrics, /healthz and the slots read: what
 detection, `compare`, the daemon's health and its slots ask. Store (store.py) inherits
 them; each reads what its question needs, through an index, whatever the length of the
 history.
@@ -38,8 +38,8 @@ ExportedSample = namedtuple("ExportedSample", [c.name for c in samples.columns i
 
 
 class HistoryQueries(SeriesReads):
-    """Read-only queries over `self.engine` (Store's); those `status`, `history` and the report
-    make are SeriesReads' (reads.py), in plain SQL."""
+    """Read-only queries over `self.engine` (Store's); those the read commands make are
+    SeriesReads' (reads.py), in plain SQL."""
 
     def data_version(self) -> tuple:
         """A cheap fingerprint of what the report shows: it changes when a run starts, finishes

@@ -63,6 +63,12 @@ def own_json(text: str | None):
         return json.loads(text)
 
 
+def api_json(text: str | None):
+    """JSON that came from an API (a sample's turns, a fingerprint's first tokens), read as
+    text and decoded by the stdlib, which keeps an integer beyond 64 bits whole."""
+    return None if text is None else json.loads(text)
+
+
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -312,9 +318,8 @@ class SeriesReads:
         return sorted(out, key=lambda r: (-r.run_id, r.case_id, r.sample))
 
     def _sample_turns(self, where: str, params: dict[str, Any]) -> list[SampleTurns]:
-        """Samples with their turns. A sample's turns came from an API: decoded by the stdlib,
-        which keeps an integer beyond 64 bits whole."""
-        return [SampleTurns(*r[:6], self._time(r[6]), None if r[7] is None else json.loads(r[7])) for r in self._rows(
+        """Samples with their turns (from an API: `api_json`)."""
+        return [SampleTurns(*r[:6], self._time(r[6]), api_json(r[7])) for r in self._rows(
             f"SELECT {', '.join(SampleTurns._fields[:-1])}, CAST(turns AS TEXT) FROM samples WHERE {where}", params)]
 
     def series_run(self, run_id: int) -> SeriesRun | None:
@@ -332,15 +337,14 @@ class SeriesReads:
 
     def fingerprint(self, model: str) -> tuple[FingerprintRow, list[FingerprintInput]] | None:
         """The model's newest fingerprint (by when it was made: one imported later may be older)
-        and its inputs in order. Their references hold first tokens an API returned: decoded
-        by the stdlib, like a sample's turns."""
+        and its inputs in order. Their references hold first tokens an API returned (`api_json`)."""
         rows = self._rows(f"SELECT {', '.join(FingerprintRow._fields)} FROM fingerprints WHERE model = :model "
                           "ORDER BY created_at DESC, id DESC LIMIT 1", {"model": model})
         if not rows:
             return None
         r = rows[0]
         row = FingerprintRow(*r[:4], self._time(r[4]), r[5], bool(r[6]), *r[7:])
-        inputs = [FingerprintInput(prompt, json.loads(reference), None if logprobs is None else json.loads(logprobs))
+        inputs = [FingerprintInput(prompt, api_json(reference), api_json(logprobs))
                   for prompt, reference, logprobs in self._rows(
                       "SELECT prompt, CAST(reference AS TEXT), CAST(logprobs AS TEXT) FROM fingerprint_inputs "
                       "WHERE fingerprint_id = :id ORDER BY position", {"id": row.id})]
@@ -356,12 +360,11 @@ class SeriesReads:
             "AND status = 'complete' ORDER BY slot, id", {"model": model, "suite": suite, "version": version})]
 
     def answered_turns(self, run_ids: list[int]) -> list[tuple[int, str, list | None]]:
-        """(run id, case id, turns) of every answered sample of these runs (turns: from an API,
-        decoded by the stdlib)."""
+        """(run id, case id, turns) of every answered sample of these runs (turns: `api_json`)."""
         out = []
         for chunk in chunks(run_ids, 5000):
             params: dict[str, Any] = {}
-            out += [(run_id, case_id, None if turns is None else json.loads(turns)) for run_id, case_id, turns in
+            out += [(run_id, case_id, api_json(turns)) for run_id, case_id, turns in
                     self._rows(f"SELECT run_id, case_id, CAST(turns AS TEXT) FROM samples WHERE run_id IN "
                                f"({_listed('r', chunk, params)}) AND status != 'error' ORDER BY id", params)]
         return out

@@ -115,7 +115,7 @@ def alert_list(store: SeriesReads, limit: int = 100) -> list[dict]:
     their delivery state."""
     rows = store.recent_alerts(limit)
     by_alert: dict[int, list] = {}
-    for m in store.alert_messages([r.id for r in rows]) if rows else []:
+    for m in store.alert_messages([r.id for r in rows]):
         by_alert.setdefault(m.alert_id, []).append({
             "event": m.event, "text": m.message.get("text", ""), "state": m.state, "attempts": m.attempts,
             "sent_at": m.sent_at, "next_attempt_at": m.next_attempt_at if m.state == "pending" else None,

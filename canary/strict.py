@@ -171,6 +171,8 @@ class Strict:
 
     def replace(self, **changes: Any) -> Strict:
         """A copy with some fields changed (not read again)."""
+        if unknown := set(changes) - type(self)._field_names():
+            raise AttributeError(f"{type(self).__name__} has no field '{sorted(unknown)[0]}'")
         copy = self.__class__.__new__(self.__class__)
         copy.__dict__.update(self.__dict__, **changes)
         return copy

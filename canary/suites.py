@@ -145,9 +145,9 @@ def _names_checks(doc: YamlDoc) -> list[str]:
     """Unique case ids and known tool names, on the raw file: reported even when other keys
     of the same file are wrong, so one pass of `canary validate` shows every problem."""
     data = doc.data if isinstance(doc.data, dict) else {}
-    tools = data.get("tools") if isinstance(data.get("tools"), list) else []
+    tools = _items(data.get("tools"))
     tool_names = {t.get("name") for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)}
-    cases = data.get("cases") if isinstance(data.get("cases"), list) else []
+    cases = _items(data.get("cases"))
     problems, seen = [], set()
     for i, case in enumerate(cases):
         if not isinstance(case, dict):
@@ -157,7 +157,7 @@ def _names_checks(doc: YamlDoc) -> list[str]:
         if case.get("id") in seen:
             problems.append(doc.problem(("cases", i, "id"), f"duplicate case id '{case.get('id')}'"))
         seen.add(case.get("id"))
-        offered = case.get("tools") if isinstance(case.get("tools"), list) else []
+        offered = _items(case.get("tools"))
         for j, name in enumerate(offered):
             if isinstance(name, str) and name not in tool_names:
                 known = ", ".join(sorted(str(n) for n in tool_names)) or "none defined"

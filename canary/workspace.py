@@ -47,9 +47,9 @@ class Workspace:
         return Store(self.database_url)
 
     def reader(self) -> SeriesReads:
-        """The database for `status`, `history` and `report`: through its driver alone
-        (dbapi.py, no SQLAlchemy to import) when it is at the current schema; else the Store,
-        which migrates it first."""
+        """The database for the read commands (status, history, report, failures, alerts,
+        fingerprint status): through its driver alone (dbapi.py, no SQLAlchemy to import) when
+        it is at the current schema; else the Store, which migrates it first."""
         from .dbapi import open_reader
         return open_reader(self.database_url) or self.store()
 

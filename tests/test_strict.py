@@ -171,6 +171,8 @@ def test_a_misspelt_attribute_and_a_shared_mutable_default_are_refused():
     r.count, r._note = 3, "private"
     with pytest.raises(AttributeError, match="Rec has no field 'cuont'"):
         r.cuont = 3
+    with pytest.raises(AttributeError, match="Rec has no field 'cuont'"):
+        r.replace(cuont=3)
 
     class Shared(Strict):
         items: list[str] = []
